@@ -1,0 +1,194 @@
+/*
+ * pillar.h -- the one public header of libpillar.
+ *
+ * Conventions
+ *  - Every handle is opaque. Each create/load has a destroy; destroy(NULL) is a no-op.
+ *  - Every fallible call returns a pillar_status (PILLAR_OK == 0). On failure the
+ *    calling thread's pillar_last_error() holds a one-line message that names the
+ *    file, node or argument and the problem. Results come back through trailing *_out
+ *    parameters, which are left untouched on failure.
+ *  - The library never calls exit() or abort(), and reports allocation failure as
+ *    PILLAR_ERR_NOMEM.
+ *  - Ownership is stated on each call: "owned" results are freed by the caller with
+ *    the named destroy call; "borrowed" pointers stay valid as long as the object they
+ *    came from.
+ */
+#ifndef PILLAR_H
+#define PILLAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PILLAR_VERSION_MAJOR 0
+#define PILLAR_VERSION_MINOR 1
+#define PILLAR_VERSION_PATCH 0
+
+typedef enum pillar_status {
+    PILLAR_OK = 0,
+    PILLAR_ERR_ARGUMENT = 1,    /* a bad argument to an API call (NULL, out of range) */
+    PILLAR_ERR_MODEL = 2,       /* the model file is corrupt or inconsistent */
+    PILLAR_ERR_INPUT = 3,       /* an input tensor has the wrong name, type or shape */
+    PILLAR_ERR_UNSUPPORTED = 4, /* a valid model uses an op, type or attribute not supported */
+    PILLAR_ERR_NOMEM = 5,       /* an allocation failed */
+    PILLAR_ERR_IO = 6,          /* a file could not be read or written */
+    PILLAR_ERR_INTERNAL = 7     /* a bug in pillar: please report it */
+} pillar_status;
+
+/* Element types; the numbers are ONNX's TensorProto.DataType values. */
+typedef enum pillar_dtype {
+    PILLAR_UNDEFINED = 0,
+    PILLAR_FLOAT32 = 1,
+    PILLAR_UINT8 = 2,
+    PILLAR_INT8 = 3,
+    PILLAR_UINT16 = 4,
+    PILLAR_INT16 = 5,
+    PILLAR_INT32 = 6,
+    PILLAR_INT64 = 7,
+    PILLAR_STRING = 8,
+    PILLAR_BOOL = 9,
+    PILLAR_FLOAT16 = 10,
+    PILLAR_FLOAT64 = 11,
+    PILLAR_UINT32 = 12,
+    PILLAR_UINT64 = 13,
+    PILLAR_BFLOAT16 = 16
+} pillar_dtype;
+
+#define PILLAR_MAX_DIMS 8
+
+typedef struct pillar_model pillar_model;
+typedef struct pillar_options pillar_options;
+typedef struct pillar_session pillar_session;
+typedef struct pillar_tensor pillar_tensor;
+
+/* "MAJOR.MINOR.PATCH". Borrowed, static. */
+const char *pillar_version(void);
+
+/* The message of the last failed call on this thread ("" if none). Borrowed: valid
+ * until the next pillar call on this thread. */
+const char *pillar_last_error(void);
+
+/* Name of a status code ("model error", ...). Borrowed, static. */
+const char *pillar_status_name(pillar_status s);
+
+/* Name of a dtype ("float32", ...), or "unknown". Borrowed, static. */
+const char *pillar_dtype_name(pillar_dtype t);
+
+/* Size in bytes of one element (0 for STRING and UNDEFINED). */
+size_t pillar_dtype_size(pillar_dtype t);
+
+/* ---------------------------------------------------------------- tensors */
+
+/* A new tensor of the given type and shape. `data` (numel * dtype size bytes) is copied
+ * if non-NULL, else the tensor is zero-filled. Owned: free with pillar_tensor_destroy. */
+pillar_status pillar_tensor_create(pillar_dtype dtype, size_t ndim, const int64_t *dims,
+                                   const void *data, pillar_tensor **out);
+
+/* A tensor that borrows `data` (not copied, not freed); `data` must outlive the tensor.
+ * Owned handle: free with pillar_tensor_destroy. */
+pillar_status pillar_tensor_wrap(pillar_dtype dtype, size_t ndim, const int64_t *dims,
+                                 void *data, pillar_tensor **out);
+
+void pillar_tensor_destroy(pillar_tensor *t);
+
+pillar_dtype pillar_tensor_dtype(const pillar_tensor *t);
+size_t pillar_tensor_ndim(const pillar_tensor *t);
+/* Borrowed: valid while the tensor lives. */
+const int64_t *pillar_tensor_dims(const pillar_tensor *t);
+int64_t pillar_tensor_numel(const pillar_tensor *t);
+/* Borrowed: valid while the tensor lives. */
+void *pillar_tensor_data(const pillar_tensor *t);
+
+/* ---------------------------------------------------------------- models */
+
+/* Reads an ONNX model (and any external data files next to it). Owned: free with
+ * pillar_model_destroy. The model may be destroyed after sessions are created from it. */
+pillar_status pillar_model_load(const char *path, pillar_model **out);
+
+/* The same from bytes in memory; `name` is used in messages; external data is looked up
+ * relative to the current directory. The bytes are not kept. */
+pillar_status pillar_model_load_memory(const void *bytes, size_t size, const char *name,
+                                       pillar_model **out);
+
+void pillar_model_destroy(pillar_model *m);
+
+/* The graph inputs a user must feed (initializers excluded) and the graph outputs. */
+size_t pillar_model_input_count(const pillar_model *m);
+size_t pillar_model_output_count(const pillar_model *m);
+
+/* Metadata of input/output i. name, dims: borrowed, valid while the model lives.
+ * A dimension that is unknown or symbolic is -1; its symbol (or NULL) comes from
+ * pillar_model_input_dim_name. Any of the out pointers may be NULL. */
+pillar_status pillar_model_input(const pillar_model *m, size_t i, const char **name_out,
+                                 pillar_dtype *dtype_out, size_t *ndim_out,
+                                 const int64_t **dims_out);
+pillar_status pillar_model_output(const pillar_model *m, size_t i, const char **name_out,
+                                  pillar_dtype *dtype_out, size_t *ndim_out,
+                                  const int64_t **dims_out);
+/* Borrowed symbol of dimension d of input i, or NULL if the dimension is not symbolic. */
+const char *pillar_model_input_dim_name(const pillar_model *m, size_t i, size_t d);
+
+/* ---------------------------------------------------------------- options */
+
+/* Owned: free with pillar_options_destroy. */
+pillar_status pillar_options_create(pillar_options **out);
+void pillar_options_destroy(pillar_options *o);
+
+/* Worker threads for a session (0 = one per physical core, the default). */
+pillar_status pillar_options_set_threads(pillar_options *o, int threads);
+
+/* Fixes the shape of a graph input whose dimensions are symbolic. Copied. */
+pillar_status pillar_options_set_shape(pillar_options *o, const char *input, size_t ndim,
+                                       const int64_t *dims);
+
+/* Gives a value to a named symbolic dimension ("batch" = 4) for every input using it. */
+pillar_status pillar_options_set_dim(pillar_options *o, const char *symbol, int64_t value);
+
+/* ---------------------------------------------------------------- sessions */
+
+/* Plans execution of `m` with options `o` (NULL for defaults): shape inference, constant
+ * folding, weight packing and the memory plan. If an input's shape is still unknown
+ * the session re-plans at the first run from the shapes given there. Owned: free with
+ * pillar_session_destroy. The session copies what it needs from the model. */
+pillar_status pillar_session_create(const pillar_model *m, const pillar_options *o,
+                                    pillar_session **out);
+void pillar_session_destroy(pillar_session *s);
+
+/* Runs the model once. Inputs are matched by name (names[i] for inputs[i]); each must
+ * have the input's type and a shape compatible with the model. Outputs: `outputs[i]`
+ * receives a new tensor for output `output_names[i]` (NULL names = all model outputs in
+ * order, n_outputs must then equal pillar_model_output_count). Owned: free each with
+ * pillar_tensor_destroy. A session runs one call at a time; use one session per thread
+ * for parallel calls. */
+pillar_status pillar_session_run(pillar_session *s, size_t n_inputs, const char *const *names,
+                                 const pillar_tensor *const *inputs, size_t n_outputs,
+                                 const char *const *output_names, pillar_tensor **outputs);
+
+/* The session's model inputs/outputs as resolved at creation (dims may still be -1 for
+ * dynamic shapes). Same as the model calls but for the session. */
+size_t pillar_session_input_count(const pillar_session *s);
+size_t pillar_session_output_count(const pillar_session *s);
+pillar_status pillar_session_input(const pillar_session *s, size_t i, const char **name_out,
+                                   pillar_dtype *dtype_out, size_t *ndim_out,
+                                   const int64_t **dims_out);
+pillar_status pillar_session_output(const pillar_session *s, size_t i, const char **name_out,
+                                    pillar_dtype *dtype_out, size_t *ndim_out,
+                                    const int64_t **dims_out);
+
+/* ---------------------------------------------------------------- files */
+
+/* Reads a NumPy .npy file (little-endian numeric dtypes, C order). Owned. */
+pillar_status pillar_tensor_load_npy(const char *path, pillar_tensor **out);
+/* Writes a tensor as .npy. */
+pillar_status pillar_tensor_save_npy(const pillar_tensor *t, const char *path);
+/* Reads a serialized ONNX TensorProto (.pb), as in ONNX's test data. Owned. `name_out`
+ * (optional) receives the tensor's name, owned: free with free(). */
+pillar_status pillar_tensor_load_pb(const char *path, pillar_tensor **out, char **name_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PILLAR_H */

@@ -1,0 +1,90 @@
+/* op.h -- how an operator is implemented. Each op has two functions:
+ *
+ *   infer(ctx): check the inputs (count, types, ranks, attributes) and set every
+ *     output's dtype and shape with pl_tensor_set_shape(). Inputs whose values are
+ *     known (constants while planning, everything at run time) have data != NULL;
+ *     if the output shape depends on an input value that is not known yet, return
+ *     PL_NEED_VALUE (the executor then re-infers this node at run time). Errors go
+ *     through pl_op_error(), which names the node.
+ *   run(ctx): compute. Every present input has data; every output has its dtype and
+ *     shape from infer and an allocated, zeroed buffer. Return PL_OK or an error.
+ *
+ * Ops are listed once, in ops.def (one OP() line each); the registry, declarations and
+ * dispatch are generated from that list. An op file holds the glue (attributes, shapes)
+ * and calls plain-array kernels in src/kernels/<family>/ for the heavy arithmetic.
+ */
+#ifndef PL_OP_H
+#define PL_OP_H
+
+#include "core/tensor.h"
+#include "graph/ir.h"
+
+typedef struct pl_op_ctx {
+    const pl_node *node;
+    int opset;        /* opset version of the node's domain */
+    int nin, nout;    /* as written in the model (omitted trailing ones not counted) */
+    pl_tensor **in;   /* in[i] is NULL when optional input i is omitted */
+    pl_tensor **out;  /* out[i] is NULL when optional output i is not wanted */
+    bool planning;    /* true during session creation (input data may be NULL) */
+} pl_op_ctx;
+
+typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
+
+enum {
+    PL_OP_FOLD_SHAPE = 1, /* output depends only on input shapes (Shape, Size): fold */
+    PL_OP_NOFOLD = 2,     /* never constant-fold (random ops) */
+};
+
+typedef struct pl_op {
+    const char *name;   /* ONNX op_type */
+    const char *domain; /* "" for ai.onnx */
+    pl_op_fn infer;
+    pl_op_fn run;
+    unsigned flags;
+} pl_op;
+
+/* The op for (domain, op_type), or NULL. domain "" and "ai.onnx" are the same. */
+const pl_op *pl_op_find(const char *domain, const char *op_type);
+/* Number of registered ops and the i-th one (for `pillar help ops`, docs). */
+int pl_op_count(void);
+const pl_op *pl_op_at(int i);
+
+/* Sets the thread's message to "node 'NAME' (OP): <msg>" and returns code. */
+pl_status pl_op_error(const pl_op_ctx *c, pl_status code, const char *fmt, ...) PL_PRINTF(3, 4);
+
+/* Input present (non-NULL)? */
+static inline bool pl_has_in(const pl_op_ctx *c, int i) { return i < c->nin && c->in[i]; }
+
+/* Checks min <= number of inputs <= max (max < 0: unbounded) and that inputs
+ * 0..required-1 are present; reports a clear error otherwise. */
+pl_status pl_op_check_arity(const pl_op_ctx *c, int min_in, int max_in);
+/* Checks that input i's dtype is one of the list (terminated by PL_UNDEF). */
+pl_status pl_op_check_dtype(const pl_op_ctx *c, int i, const pl_dtype *allowed);
+/* Requires input i to be float32/float64/float16/bfloat16. */
+pl_status pl_op_check_float(const pl_op_ctx *c, int i);
+/* Requires inputs i and j to have the same dtype. */
+pl_status pl_op_check_same_dtype(const pl_op_ctx *c, int i, int j);
+
+/* Reads the integer values of input i (int32 or int64) into vals (up to max). Returns
+ * PL_NEED_VALUE when planning and the value is not known yet. *count gets the number
+ * of elements; more than max is an error. */
+pl_status pl_op_input_ints(const pl_op_ctx *c, int i, int64_t *vals, int max, int *count);
+/* A scalar (or 1-element) input as double / int64, PL_NEED_VALUE if not known. */
+pl_status pl_op_input_scalar(const pl_op_ctx *c, int i, double *v);
+
+/* Normalises a possibly negative axis against rank; error if out of range. */
+pl_status pl_op_axis(const pl_op_ctx *c, int64_t axis, int rank, int *out);
+
+/* Numpy-style multidirectional broadcast of n shapes into (ndim, dims). */
+pl_status pl_op_broadcast(const pl_op_ctx *c, int n, const pl_tensor *const *ts, int *ndim,
+                          int64_t *dims);
+/* Element strides of `t` viewed with the broadcast shape (ndim, dims): 0 on broadcast
+ * axes. */
+void pl_broadcast_strides(const pl_tensor *t, int ndim, const int64_t *dims, int64_t *strides);
+
+/* Sets output i's dtype and shape (no-op if that output is not wanted). */
+void pl_op_set_out(pl_op_ctx *c, int i, pl_dtype dtype, int ndim, const int64_t *dims);
+/* Output i gets the dtype and shape of input j. */
+void pl_op_same_as(pl_op_ctx *c, int i, int j);
+
+#endif
