@@ -178,6 +178,22 @@ pillar_status pillar_session_output(const pillar_session *s, size_t i, const cha
                                     pillar_dtype *dtype_out, size_t *ndim_out,
                                     const int64_t **dims_out);
 
+/* ---------------------------------------------------------------- inspection */
+
+/* The session's planned nodes (after constant folding), in execution order. */
+size_t pillar_session_node_count(const pillar_session *s);
+/* Node i: name and op type (borrowed, valid while the session lives); shape of its
+ * first output (borrowed; ndim -1 if only known at run time); number of weight
+ * elements (constant float inputs), fraction of those that are zero, and
+ * multiply-accumulates per run (0 for ops without a MAC count). Any out may be NULL. */
+pillar_status pillar_session_node(const pillar_session *s, size_t i, const char **name_out,
+                                  const char **op_out, int *ndim_out, const int64_t **dims_out,
+                                  int64_t *params_out, double *sparsity_out, int64_t *macs_out);
+
+/* Bytes of the intermediate-tensor arena planned for one run (0 if planned at run
+ * time). */
+size_t pillar_session_arena_bytes(const pillar_session *s);
+
 /* ---------------------------------------------------------------- files */
 
 /* Reads a NumPy .npy file (little-endian numeric dtypes, C order). Owned. */

@@ -15,13 +15,20 @@ pl_status pl_error(pl_status code, const char *fmt, ...) {
 }
 
 void pl_error_prefix(const char *fmt, ...) {
-    char pre[PL_ERROR_MAX], old[PL_ERROR_MAX];
+    char pre[PL_ERROR_MAX / 2], old[PL_ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err_msg, sizeof old);
-    snprintf(err_msg, sizeof err_msg, "%s: %s", pre, old);
+    size_t n = strlen(pre);
+    if (n + 2 >= sizeof err_msg) return;
+    memcpy(err_msg, pre, n);
+    memcpy(err_msg + n, ": ", 2);
+    size_t room = sizeof err_msg - n - 3, m = strlen(old);
+    if (m > room) m = room;
+    memcpy(err_msg + n + 2, old, m);
+    err_msg[n + 2 + m] = 0;
 }
 
 const char *pl_error_msg(void) { return err_msg; }

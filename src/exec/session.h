@@ -1,0 +1,51 @@
+/* session.h -- a planned model: its own copy of the graph with shapes inferred and
+ * constants folded, the execution list, and the memory plan. This struct is the public
+ * pillar_session handle. */
+#ifndef PL_SESSION_H
+#define PL_SESSION_H
+
+#include "graph/ir.h"
+#include "ops/op.h"
+
+typedef struct pl_shape_opt {
+    char *name;
+    int ndim;
+    int64_t dims[PL_MAX_DIMS];
+} pl_shape_opt;
+
+typedef struct pillar_options {
+    int threads;
+    int nshapes;
+    pl_shape_opt *shapes; /* per-input shapes */
+    int ndims;
+    pl_shape_opt *dims;   /* symbolic dim values: name + dims[0] */
+} pl_options;
+
+/* One step of the execution list. */
+typedef struct pl_step {
+    int node;           /* index into graph->nodes */
+    bool dynamic;       /* shapes known only at run time: infer before each run */
+    pl_tensor **in;     /* pointers into the session's values */
+    pl_tensor **out;
+} pl_step;
+
+typedef struct pillar_session {
+    pl_model *model_info; /* shallow: path and opsets only (owned copy) */
+    pl_graph *g;          /* owned clone */
+    pl_options opts;
+    int nsteps;
+    pl_step *steps;
+    bool planned;
+    /* the shapes the current plan was made for, one per graph input */
+    pl_tensor *planned_inputs;
+    int64_t *value_offset; /* arena offset per value, -1 if not in the arena */
+    int64_t *value_bytes;
+    uint8_t *arena;
+    size_t arena_bytes;
+    /* per-step inspection data */
+    int64_t *step_params;
+    int64_t *step_zeros;
+    int64_t *step_macs;
+} pl_session;
+
+#endif
