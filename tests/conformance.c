@@ -230,6 +230,18 @@ static int run_case(const char *path, char *msg, size_t n) {
         snprintf(msg, n, "%s", pillar_last_error());
         return st == PILLAR_ERR_UNSUPPORTED ? R_SKIP : R_FAIL;
     }
+    for (size_t q = 0; q < pillar_model_input_count(m) + pillar_model_output_count(m); q++) {
+        pillar_dtype dt;
+        size_t ni = pillar_model_input_count(m);
+        if (q < ni) pillar_model_input(m, q, NULL, &dt, NULL, NULL);
+        else pillar_model_output(m, q - ni, NULL, &dt, NULL, NULL);
+        if (dt == PILLAR_UNDEFINED || dt == PILLAR_STRING) {
+            snprintf(msg, n, "%s %zu has a %s type, not supported", q < ni ? "input" : "output", q < ni ? q : q - ni,
+                     dt == PILLAR_STRING ? "string" : "sequence/map/optional");
+            pillar_model_destroy(m);
+            return R_SKIP;
+        }
+    }
     int nsets;
     char **sets = list_dir(path, &nsets);
     int result = R_PASS, ran = 0;

@@ -39,9 +39,10 @@ static void reset_plan(pl_session *s) {
     for (int v = 0; v < g->nvalues; v++) {
         pl_value *val = &g->values[v];
         if (val->kind == PL_VALUE_CONST && val->producer < 0) continue;
-        if (val->kind == PL_VALUE_INPUT) {
+        if (val->kind == PL_VALUE_INPUT || val->kind == PL_VALUE_OUTER) {
             val->t.data = NULL;
             val->t.owns = false;
+            if (val->kind == PL_VALUE_OUTER) val->t.ndim = -1;
             continue;
         }
         pl_tensor_free_data(&val->t);
@@ -71,7 +72,7 @@ static bool input_shape(const pl_session *s, int idx, const pl_tensor *given, pl
     *t = v->t;
     t->data = NULL;
     if (given) {
-        pl_tensor_set_shape(t, v->t.dtype, given->ndim, given->dims);
+        pl_tensor_set_shape(t, s->parent ? given->dtype : v->t.dtype, given->ndim, given->dims);
         return true;
     }
     const pl_shape_opt *o = find_opt(s->opts.shapes, s->opts.nshapes, v->name);
@@ -103,7 +104,12 @@ static pl_status check_outputs(const pl_op_ctx *c) {
     return PL_OK;
 }
 
+static pl_status run_subgraph(const pl_op_ctx *c, pl_graph *g, int nin, const pl_tensor *const *in, int nout,
+                              pl_tensor *out);
+
 static void make_ctx(pl_session *s, const pl_node *n, pl_tensor **in, pl_tensor **out, pl_op_ctx *c) {
+    c->subgraph = run_subgraph;
+    c->exec = s;
     for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->g->values[n->in[k]].t : NULL;
     for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->g->values[n->out[k]].t : NULL;
     c->node = n;
@@ -225,8 +231,23 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
         pl_value *v = &g->values[g->inputs[i]];
         if (pl_numel(&t) < 0) return pl_error(PL_ERR_INPUT, "input '%s': shape overflows", v->name);
         v->t.ndim = t.ndim;
+        v->t.dtype = t.dtype;
         memcpy(v->t.dims, t.dims, sizeof t.dims);
         v->t.data = NULL;
+    }
+    /* a subgraph reads enclosing values as they are now (it is re-planned per call) */
+    for (int v = 0; v < g->nvalues; v++) {
+        pl_value *val = &g->values[v];
+        if (val->kind != PL_VALUE_OUTER) continue;
+        const pl_tensor *src = NULL;
+        for (pl_session *p = s->parent; p && !src; p = p->parent) {
+            int id = pl_graph_find_value(p->g, val->name);
+            if (id >= 0 && p->g->values[id].t.ndim >= 0) src = &p->g->values[id].t;
+        }
+        if (!src) return pl_error(PL_ERR_MODEL, "subgraph value '%s' is not defined in an enclosing graph", val->name);
+        val->t = *src;
+        val->t.owns = false;
+        val->t.cap = 0;
     }
     s->steps = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(pl_step));
     s->step_params = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
@@ -386,6 +407,16 @@ fail:
 
 void pillar_session_destroy(pillar_session *s) {
     if (!s) return;
+    for (int i = 0; i < s->nsubs; i++) pillar_session_destroy(s->subs[i]);
+    free(s->subs);
+    if (s->parent) { /* borrowed graph: release what planning put in it */
+        reset_plan(s);
+        free(s->value_offset);
+        if (s->model_info) free(s->model_info->path);
+        free(s->model_info);
+        free(s);
+        return;
+    }
     free_steps(s);
     if (s->g) {
         for (int i = 0; i < s->g->ninputs; i++) s->g->values[s->g->inputs[i]].t.data = NULL;
@@ -411,6 +442,11 @@ static pl_status run_steps(pl_session *s) {
         pl_op_ctx c = {0};
         make_ctx(s, n, st->in, st->out, &c);
         c.planning = false;
+        if (st->dynamic && (n->op->flags & PL_OP_SELF_ALLOC)) {
+            PL_TRY(n->op->run(&c));
+            PL_TRY(check_outputs(&c));
+            continue;
+        }
         if (st->dynamic) {
             for (int k = 0; k < n->nin; k++)
                 if (st->in[k] && !st->in[k]->data)
@@ -579,3 +615,56 @@ pillar_status pillar_session_node(const pillar_session *s, size_t i, const char 
 }
 
 size_t pillar_session_arena_bytes(const pillar_session *s) { return s ? s->arena_bytes : 0; }
+
+/* The session that runs subgraph `g` of the node in `c`, made on first use. */
+static pl_status sub_session(pl_session *parent, const pl_op_ctx *c, pl_graph *g, pl_session **out) {
+    for (int i = 0; i < parent->nsubs; i++)
+        if (parent->subs[i]->g == g) {
+            *out = parent->subs[i];
+            return PL_OK;
+        }
+    pl_session **subs = realloc(parent->subs, (size_t)(parent->nsubs + 1) * sizeof *subs);
+    if (!subs) return nomem();
+    parent->subs = subs;
+    pl_session *s = calloc(1, sizeof *s);
+    if (!s) return nomem();
+    s->parent = parent;
+    s->g = g;
+    s->model_info = calloc(1, sizeof(pl_model));
+    if (!s->model_info || !(s->model_info->path = strdup(parent->model_info->path))) {
+        free(s->model_info);
+        free(s);
+        return nomem();
+    }
+    subs[parent->nsubs++] = s;
+    for (int i = 0; i < g->nnodes; i++) {
+        pl_node *n = &g->nodes[i];
+        n->op = pl_op_find(n->domain, n->op_type);
+        n->opset = n->domain[0] ? 1 : c->opset;
+        if (!n->op)
+            return pl_op_error(c, PL_ERR_UNSUPPORTED, "subgraph node '%s': op '%s' is not supported", n->name, n->op_type);
+    }
+    *out = s;
+    return PL_OK;
+}
+
+static pl_status run_subgraph(const pl_op_ctx *c, pl_graph *g, int nin, const pl_tensor *const *in, int nout,
+                              pl_tensor *out) {
+    pl_session *s = NULL;
+    PL_TRY(sub_session((pl_session *)c->exec, c, g, &s));
+    if (nin != g->ninputs)
+        return pl_op_error(c, PL_ERR_MODEL, "subgraph takes %d inputs, %d given", g->ninputs, nin);
+    if (nout > g->noutputs)
+        return pl_op_error(c, PL_ERR_MODEL, "subgraph has %d outputs, %d wanted", g->noutputs, nout);
+    pl_status st = plan(s, in);
+    if (st == PL_NEED_VALUE) st = pl_op_error(c, PL_ERR_INTERNAL, "cannot plan the subgraph");
+    for (int k = 0; st == PL_OK && k < g->ninputs; k++) {
+        pl_tensor *vt = &g->values[g->inputs[k]].t;
+        vt->data = in[k]->data;
+        vt->owns = false;
+    }
+    if (st == PL_OK) st = run_steps(s);
+    for (int k = 0; st == PL_OK && k < nout; k++) st = pl_tensor_copy(&out[k], &g->values[g->outputs[k]].t);
+    for (int k = 0; k < g->ninputs; k++) g->values[g->inputs[k]].t.data = NULL;
+    return st;
+}

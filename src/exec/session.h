@@ -46,6 +46,12 @@ typedef struct pillar_session {
     int64_t *step_params;
     int64_t *step_zeros;
     int64_t *step_macs;
+    /* subgraph sessions (If/Loop/Scan bodies): the graph is borrowed from the parent
+     * node's attribute and outer-scope values are read from the parent */
+    struct pillar_session *parent;
+    bool owns_graph;
+    int nsubs;
+    struct pillar_session **subs;
 } pl_session;
 
 #endif

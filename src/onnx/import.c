@@ -298,7 +298,7 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
         if ((id = add_value(b, vi->name)) < 0) return nomem();
         g->values[id].kind = PL_VALUE_INPUT;
         PL_TRY(set_value_type(&g->values[id], vi->type));
-        if (!vi->type) return pl_error(PL_ERR_MODEL, "graph input '%s' has no type", vi->name);
+        if (!vi->type && !b->parent) return pl_error(PL_ERR_MODEL, "graph input '%s' has no type", vi->name);
         g->inputs[g->ninputs++] = id;
     }
 
@@ -360,6 +360,7 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
                 return pl_error(PL_ERR_MODEL, "node '%s' (%s) writes '%s', which is already a graph %s", n->name, n->op_type, nm, v->kind == PL_VALUE_CONST ? "initializer" : "input");
             if (v->kind == PL_VALUE_OUTER) v->kind = PL_VALUE_INTERMEDIATE; /* shadows */
             v->producer = ni;
+            n->out[k] = id;
         }
     }
     /* every consumed value must come from somewhere */

@@ -26,6 +26,12 @@ typedef struct pl_op_ctx {
     pl_tensor **in;   /* in[i] is NULL when optional input i is omitted */
     pl_tensor **out;  /* out[i] is NULL when optional output i is not wanted */
     bool planning;    /* true during session creation (input data may be NULL) */
+    /* Runs a subgraph (If/Loop/Scan bodies) in the scope of this node: nin inputs bound
+     * to the subgraph's inputs in order; out[0..nout) receive owned copies of its
+     * outputs (release with pl_tensor_free_data). Set by the executor. */
+    pl_status (*subgraph)(const struct pl_op_ctx *c, pl_graph *g, int nin,
+                          const pl_tensor *const *in, int nout, pl_tensor *out);
+    void *exec;       /* the executor's state for `subgraph` */
 } pl_op_ctx;
 
 typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
@@ -33,6 +39,8 @@ typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
 enum {
     PL_OP_FOLD_SHAPE = 1, /* output depends only on input shapes (Shape, Size): fold */
     PL_OP_NOFOLD = 2,     /* never constant-fold (random ops) */
+    PL_OP_SELF_ALLOC = 4, /* run() sets output shapes and allocates them (control flow);
+                             infer() returns PL_NEED_VALUE */
 };
 
 typedef struct pl_op {
