@@ -330,6 +330,10 @@ static int run_case(const char *path, char *msg, size_t n) {
 
 static int timeout_s = 60;
 
+/* Under LeakSanitizer, a case that leaks fails (the child leaves with _exit, which would
+ * skip the usual check at exit). */
+extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
 static void start(test_case *c) {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -345,6 +349,10 @@ static void start(test_case *c) {
         alarm((unsigned)timeout_s);
         char msg[480];
         int r = run_case(c->path, msg, sizeof msg);
+        if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {
+            r = R_FAIL;
+            snprintf(msg, sizeof msg, "memory leak (see the LeakSanitizer report above)");
+        }
         char out[512];
         int len = snprintf(out, sizeof out, "%d %s", r, msg);
         if (write(fds[1], out, (size_t)len) < 0) _exit(3);
