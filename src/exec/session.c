@@ -69,10 +69,11 @@ static const pl_shape_opt *find_opt(const pl_shape_opt *list, int n, const char 
  * some dimension is still unknown. */
 static bool input_shape(const pl_session *s, int idx, const pl_tensor *given, pl_tensor *t) {
     const pl_value *v = &s->g->values[s->g->inputs[idx]];
-    *t = v->t;
+    *t = s->decl ? s->decl[idx] : v->t;
     t->data = NULL;
+    t->owns = false;
     if (given) {
-        pl_tensor_set_shape(t, s->parent ? given->dtype : v->t.dtype, given->ndim, given->dims);
+        pl_tensor_set_shape(t, s->parent ? given->dtype : t->dtype, given->ndim, given->dims);
         return true;
     }
     const pl_shape_opt *o = find_opt(s->opts.shapes, s->opts.nshapes, v->name);
@@ -356,6 +357,15 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
         }
     }
     pl_graph *g = s->g;
+    if (!(s->decl = calloc((size_t)g->ninputs + 1, sizeof(pl_tensor)))) {
+        st = nomem();
+        goto fail;
+    }
+    for (int i = 0; i < g->ninputs; i++) {
+        s->decl[i] = g->values[g->inputs[i]].t;
+        s->decl[i].data = NULL;
+        s->decl[i].owns = false;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         pl_node *n = &g->nodes[i];
         n->op = pl_op_find(n->domain, n->op_type);
@@ -383,7 +393,9 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             st = pl_error(PL_ERR_ARGUMENT, "%s: a shape is given for '%s', which is not an input of the model", m->path, so->name);
             goto fail;
         }
-        const pl_tensor *dt = &g->values[id].t;
+        int di = 0;
+        while (g->inputs[di] != id) di++;
+        const pl_tensor *dt = &s->decl[di];
         bool ok = dt->ndim < 0 || dt->ndim == so->ndim;
         for (int d = 0; ok && dt->ndim >= 0 && d < so->ndim; d++) ok = dt->dims[d] < 0 || dt->dims[d] == so->dims[d];
         if (!ok) {
@@ -426,6 +438,7 @@ void pillar_session_destroy(pillar_session *s) {
     pl_graph_free(s->g);
     free(s->arena);
     free(s->value_offset);
+    free(s->decl);
     for (int i = 0; i < s->opts.nshapes; i++) free(s->opts.shapes[i].name);
     for (int i = 0; i < s->opts.ndims; i++) free(s->opts.dims[i].name);
     free(s->opts.shapes);
@@ -524,15 +537,15 @@ pillar_status pillar_session_run(pillar_session *s, size_t n_inputs, const char 
         if (fixed) {
             ok = declared.ndim == t->ndim;
             for (int d = 0; ok && d < t->ndim; d++) ok = declared.dims[d] == t->dims[d];
-        } else if (v->t.ndim >= 0) {
-            ok = v->t.ndim == t->ndim;
-            for (int d = 0; ok && d < t->ndim; d++) ok = v->t.dims[d] < 0 || v->t.dims[d] == t->dims[d];
-            if (ok) declared = v->t;
+        } else if (s->decl[k].ndim >= 0) {
+            declared = s->decl[k];
+            ok = declared.ndim == t->ndim;
+            for (int d = 0; ok && d < t->ndim; d++) ok = declared.dims[d] < 0 || declared.dims[d] == t->dims[d];
         }
         if (!ok) {
             char a[128], b[128];
             st = pl_error(PL_ERR_INPUT, "%s: input '%s' has shape %s, the model expects %s", path, v->name,
-                          pl_shape_str(t, a, sizeof a), pl_shape_str(fixed ? &declared : &v->t, b, sizeof b));
+                          pl_shape_str(t, a, sizeof a), pl_shape_str(&declared, b, sizeof b));
             goto done;
         }
         if (same && !pl_tensor_same_shape(&v->t, t)) same = false;

@@ -37,7 +37,7 @@ typedef struct pillar_session {
     pl_step *steps;
     bool planned;
     /* the shapes the current plan was made for, one per graph input */
-    pl_tensor *planned_inputs;
+    pl_tensor *decl; /* each graph input's type and shape as declared (no data) */
     int64_t *value_offset; /* arena offset per value, -1 if not in the arena */
     int64_t *value_bytes;
     uint8_t *arena;
