@@ -389,13 +389,13 @@ static void finish(test_case *c, int status) {
 }
 
 int main(int argc, char **argv) {
-    const char *filters[64];
+    const char **filters = calloc((size_t)argc + 1, sizeof *filters);
     int nf = 0, jobs = 1, quiet = 0;
     const char *expect = NULL, *write_passing = NULL;
-    const char *dirs[64];
+    const char **dirs = calloc((size_t)argc + 2, sizeof *dirs);
     int nd = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--filter") && i + 1 < argc && nf < 64) filters[nf++] = argv[++i];
+        if (!strcmp(argv[i], "--filter") && i + 1 < argc) filters[nf++] = argv[++i];
         else if (!strcmp(argv[i], "--expect") && i + 1 < argc) expect = argv[++i];
         else if (!strcmp(argv[i], "--write-passing") && i + 1 < argc) write_passing = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout_s = atoi(argv[++i]);
@@ -408,7 +408,7 @@ int main(int argc, char **argv) {
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "conformance: unknown option '%s' (see --help)\n", argv[i]);
             return 2;
-        } else if (nd < 64) dirs[nd++] = argv[i];
+        } else dirs[nd++] = argv[i];
     }
     if (jobs < 1) jobs = 1;
     if (nd == 0) dirs[nd++] = "/usr/share/libonnx-testdata/data";
