@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
       libonnx-testdata dataset-fashion-mnist python3 python3-numpy python3-onnx python3-torch
-      python3-torchvision nodejs npm)
+      python3-torchvision)
+# node and npm may come from elsewhere than Debian (e.g. an image with nodesource's
+# nodejs, which bundles npm and conflicts with Debian's npm): take them as they are.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
