@@ -486,6 +486,13 @@ int main(int argc, char **argv) {
         fclose(f);
         if (missing) rc = 1;
     }
+    for (int i = 0; i < ncases; i++) {
+        free(cases[i].path);
+        free(cases[i].name);
+    }
+    free(cases);
+    free(filters);
+    free(dirs);
     if (crash) printf("%d case(s) crashed or timed out\n", crash);
     printf("%d passed, %d failed, %d skipped\n", pass, fail, skip);
     return rc;

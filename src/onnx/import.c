@@ -107,6 +107,7 @@ static pl_status set_value_type(pl_value *v, const Onnx__TypeProto *tp) {
     if (tt->shape->n_dim > PL_MAX_DIMS)
         return pl_error(PL_ERR_UNSUPPORTED, "value '%s' has %zu dimensions, at most %d supported", v->name, tt->shape->n_dim, PL_MAX_DIMS);
     v->t.ndim = (int)tt->shape->n_dim;
+    int64_t known = 1; /* product of the known dims, to catch overflow */
     for (size_t d = 0; d < tt->shape->n_dim; d++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
         v->t.dims[d] = -1;
@@ -114,6 +115,9 @@ static pl_status set_value_type(pl_value *v, const Onnx__TypeProto *tp) {
             if (dim->dim_value < 0)
                 return pl_error(PL_ERR_MODEL, "value '%s': dimension %zu is negative (%lld)", v->name, d, (long long)dim->dim_value);
             v->t.dims[d] = dim->dim_value;
+            if (dim->dim_value > 0 && known <= INT64_MAX / dim->dim_value) known *= dim->dim_value;
+            else if (dim->dim_value > 0 && known > INT64_MAX / dim->dim_value)
+                return pl_error(PL_ERR_MODEL, "value '%s': the declared shape overflows (dimension %zu = %lld)", v->name, d, (long long)dim->dim_value);
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && dim->dim_param && dim->dim_param[0]) {
             if (!(v->dim_names[d] = strdup(dim->dim_param))) return nomem();
         }

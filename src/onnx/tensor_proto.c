@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "onnx/onnx_import.h"
 
@@ -144,6 +145,8 @@ pl_status pillar_tensor_load_pb(const char *path, pillar_tensor **out, char **na
 }
 
 pl_status pl_read_file(const char *path, uint8_t **buf_out, size_t *len_out) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return pl_error(PL_ERR_IO, "%s: is a directory, not a file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return pl_error(PL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fseeko(f, 0, SEEK_END) != 0) {
