@@ -235,7 +235,7 @@ static int run_case(const char *path, char *msg, size_t n) {
         size_t ni = pillar_model_input_count(m);
         if (q < ni) pillar_model_input(m, q, NULL, &dt, NULL, NULL);
         else pillar_model_output(m, q - ni, NULL, &dt, NULL, NULL);
-        if (dt == PILLAR_UNDEFINED || dt == PILLAR_STRING) {
+        if (dt == PILLAR_UNDEFINED) {
             snprintf(msg, n, "%s %zu has a %s type, not supported", q < ni ? "input" : "output", q < ni ? q : q - ni,
                      dt == PILLAR_STRING ? "string" : "sequence/map/optional");
             pillar_model_destroy(m);

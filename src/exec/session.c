@@ -378,7 +378,7 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
     }
     for (int i = 0; i < g->ninputs; i++) {
         const pl_value *v = &g->values[g->inputs[i]];
-        if (v->t.ndim == -2 || pl_dtype_size(v->t.dtype) == 0 || v->t.dtype == PL_STRING) {
+        if (v->t.ndim == -2 || pl_dtype_size(v->t.dtype) == 0) {
             st = pl_error(PL_ERR_UNSUPPORTED, "%s: input '%s' has type %s, which is not supported", m->path, v->name,
                           v->t.ndim == -2 ? "sequence/map/optional" : pl_dtype_name(v->t.dtype));
             goto fail;

@@ -1,4 +1,5 @@
-/* registry.c -- the operator table, generated from ops.def. */
+/* registry.c -- the operator table, generated from ops.def. OP() lines are ops of the
+ * default ONNX domain; OPD() lines name their domain. */
 #include <string.h>
 
 #include "ops/op.h"
@@ -6,21 +7,29 @@
 #define OP(name, infer, run, flags)                                                          \
     pl_status infer(pl_op_ctx *c);                                                          \
     pl_status run(pl_op_ctx *c);
+#define OPD(domain, name, infer, run, flags) OP(name, infer, run, flags)
 #include "ops/ops.def"
 #undef OP
+#undef OPD
 
 static const pl_op op_table[] = {
 #define OP(name, infer, run, flags) {name, "", infer, run, flags},
+#define OPD(domain, name, infer, run, flags) {name, domain, infer, run, flags},
 #include "ops/ops.def"
 #undef OP
+#undef OPD
     {NULL, NULL, NULL, NULL, 0}};
 
 int pl_op_count(void) { return (int)(sizeof op_table / sizeof op_table[0]) - 1; }
 const pl_op *pl_op_at(int i) { return i >= 0 && i < pl_op_count() ? &op_table[i] : NULL; }
 
+static bool default_domain(const char *d) { return !d || !d[0] || strcmp(d, "ai.onnx") == 0; }
+
 const pl_op *pl_op_find(const char *domain, const char *op_type) {
-    if (domain && domain[0] && strcmp(domain, "ai.onnx") != 0) return NULL;
-    for (int i = 0; i < pl_op_count(); i++)
-        if (strcmp(op_table[i].name, op_type) == 0) return &op_table[i];
+    for (int i = 0; i < pl_op_count(); i++) {
+        const pl_op *op = &op_table[i];
+        bool same = default_domain(op->domain) ? default_domain(domain) : domain && !strcmp(op->domain, domain);
+        if (same && strcmp(op->name, op_type) == 0) return op;
+    }
     return NULL;
 }
