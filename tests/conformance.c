@@ -400,6 +400,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--write-passing") && i + 1 < argc) write_passing = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout_s = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-j") && i + 1 < argc) jobs = atoi(argv[++i]);
+        else if (!strncmp(argv[i], "-j", 2) && argv[i][2]) jobs = atoi(argv[i] + 2);
         else if (!strcmp(argv[i], "-q")) quiet = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: conformance [--filter S]... [--expect FILE] [--write-passing FILE] [--timeout SEC] [-j N] [-q] [DIR...]\n"

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
+
 typedef struct live_block {
     int64_t off, size;
     int last;
@@ -21,6 +23,8 @@ static pl_status nomem(void) { return pl_error(PL_ERR_NOMEM, "out of memory whil
 
 static void free_steps(pl_session *s) {
     for (int i = 0; i < s->nsteps; i++) {
+        const pl_op *op = s->g->nodes[s->steps[i].node].op;
+        if (s->steps[i].state && op->release) op->release(s->steps[i].state);
         free(s->steps[i].in);
         free(s->steps[i].out);
     }
@@ -55,6 +59,9 @@ static void reset_plan(pl_session *s) {
     free(s->arena);
     s->arena = NULL;
     s->arena_bytes = 0;
+    free(s->scratch);
+    s->scratch = NULL;
+    s->scratch_bytes = 0;
     s->planned = false;
 }
 
@@ -111,6 +118,9 @@ static pl_status run_subgraph(const pl_op_ctx *c, pl_graph *g, int nin, const pl
 static void make_ctx(pl_session *s, const pl_node *n, pl_tensor **in, pl_tensor **out, pl_op_ctx *c) {
     c->subgraph = run_subgraph;
     c->exec = s;
+    c->pool = s->pool;
+    c->scratch = s->scratch;
+    c->scratch_size = s->scratch_bytes;
     for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &s->g->values[n->in[k]].t : NULL;
     for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &s->g->values[n->out[k]].t : NULL;
     c->node = n;
@@ -297,6 +307,17 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
         step->dynamic = dynamic;
         step->in = in;
         step->out = out;
+        if (!dynamic && n->op->prepare) {
+            c.state = NULL;
+            c.scratch_size = 0;
+            st = n->op->prepare(&c);
+            step->state = c.state;
+            if (st != PL_OK) {
+                s->nsteps++; /* so that free_steps releases it */
+                return st;
+            }
+            if (c.scratch_size > s->scratch_bytes) s->scratch_bytes = c.scratch_size;
+        }
         for (int k = 0; k < n->nin; k++) {
             if (!in[k] || !in[k]->data || !pl_dtype_is_float(in[k]->dtype)) continue;
             int64_t ne = pl_numel(in[k]), z = 0;
@@ -308,6 +329,11 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
         s->nsteps++;
     }
     PL_TRY(plan_memory(s));
+    if (s->scratch_bytes) {
+        s->scratch_bytes = (s->scratch_bytes + 63) & ~(size_t)63;
+        if (!(s->scratch = aligned_alloc(64, s->scratch_bytes)))
+            return pl_error(PL_ERR_NOMEM, "out of memory: %zu bytes of scratch", s->scratch_bytes);
+    }
     s->planned = true;
     return PL_OK;
 }
@@ -407,6 +433,14 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             goto fail;
         }
     }
+    /* worker threads: a pool of one is no pool */
+    if (s->opts.threads != 1) {
+        s->pool = pl_threadpool_create(s->opts.threads);
+        if (s->pool && pl_threadpool_size(s->pool) < 2) {
+            pl_threadpool_destroy(s->pool);
+            s->pool = NULL;
+        }
+    }
     st = plan_checked(s, NULL);
     if (st == PL_NEED_VALUE) st = PL_OK; /* planned at the first run */
     if (st != PL_OK) goto fail;
@@ -439,6 +473,8 @@ void pillar_session_destroy(pillar_session *s) {
     free(s->arena);
     free(s->value_offset);
     free(s->decl);
+    free(s->scratch);
+    pl_threadpool_destroy(s->pool);
     for (int i = 0; i < s->opts.nshapes; i++) free(s->opts.shapes[i].name);
     for (int i = 0; i < s->opts.ndims; i++) free(s->opts.dims[i].name);
     free(s->opts.shapes);
@@ -455,6 +491,7 @@ static pl_status run_steps(pl_session *s) {
         pl_op_ctx c = {0};
         make_ctx(s, n, st->in, st->out, &c);
         c.planning = false;
+        c.state = st->state;
         if (st->dynamic && (n->op->flags & PL_OP_SELF_ALLOC)) {
             PL_TRY(n->op->run(&c));
             PL_TRY(check_outputs(&c));
@@ -642,6 +679,7 @@ static pl_status sub_session(pl_session *parent, const pl_op_ctx *c, pl_graph *g
     pl_session *s = calloc(1, sizeof *s);
     if (!s) return nomem();
     s->parent = parent;
+    s->pool = parent->pool;
     s->g = g;
     s->model_info = calloc(1, sizeof(pl_model));
     if (!s->model_info || !(s->model_info->path = strdup(parent->model_info->path))) {

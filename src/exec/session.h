@@ -27,6 +27,7 @@ typedef struct pl_step {
     bool dynamic;       /* shapes known only at run time: infer before each run */
     pl_tensor **in;     /* pointers into the session's values */
     pl_tensor **out;
+    void *state;        /* from the op's prepare(), freed with its release() */
 } pl_step;
 
 typedef struct pillar_session {
@@ -52,6 +53,9 @@ typedef struct pillar_session {
     bool owns_graph;
     int nsubs;
     struct pillar_session **subs;
+    struct pl_threadpool *pool; /* owned by the top session, shared by subgraphs */
+    void *scratch;
+    size_t scratch_bytes;
 } pl_session;
 
 #endif

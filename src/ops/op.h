@@ -9,7 +9,7 @@
  *   run(ctx): compute. Every present input has data; every output has its dtype and
  *     shape from infer and an allocated, zeroed buffer. Return PL_OK or an error.
  *
- * Ops are listed once, in ops.def (one OP() line each); the registry, declarations and
+ * Ops are listed once, in ops.def (one OP() line each, or OPP() with prepare/release); the registry, declarations and
  * dispatch are generated from that list. An op file holds the glue (attributes, shapes)
  * and calls plain-array kernels in src/kernels/<family>/ for the heavy arithmetic.
  */
@@ -32,6 +32,10 @@ typedef struct pl_op_ctx {
     pl_status (*subgraph)(const struct pl_op_ctx *c, pl_graph *g, int nin,
                           const pl_tensor *const *in, int nout, pl_tensor *out);
     void *exec;       /* the executor's state for `subgraph` */
+    void *state;      /* what prepare() made for this node (packed weights...), or NULL */
+    struct pl_threadpool *pool; /* the session's worker threads (NULL: run serially) */
+    void *scratch;    /* per-session scratch, at least the scratch_size prepare() asked */
+    size_t scratch_size;
 } pl_op_ctx;
 
 typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
@@ -49,6 +53,12 @@ typedef struct pl_op {
     pl_op_fn infer;
     pl_op_fn run;
     unsigned flags;
+    /* Optional (OPP lines of ops.def): called once at session creation for a node whose
+     * shapes are static, with constant inputs' data available. It may choose a fast
+     * path, pack weights into c->state (freed with release) and ask for per-run scratch
+     * by setting c->scratch_size. run() then sees the same c->state. */
+    pl_op_fn prepare;
+    void (*release)(void *state);
 } pl_op;
 
 /* The op for (domain, op_type), or NULL. domain "" and "ai.onnx" are the same. */

@@ -8,17 +8,23 @@
     pl_status infer(pl_op_ctx *c);                                                          \
     pl_status run(pl_op_ctx *c);
 #define OPD(domain, name, infer, run, flags) OP(name, infer, run, flags)
+#define OPP(name, infer, run, flags, prepare, release)                                      \
+    OP(name, infer, run, flags) pl_status prepare(pl_op_ctx *c);                            \
+    void release(void *state);
 #include "ops/ops.def"
 #undef OP
 #undef OPD
+#undef OPP
 
 static const pl_op op_table[] = {
-#define OP(name, infer, run, flags) {name, "", infer, run, flags},
-#define OPD(domain, name, infer, run, flags) {name, domain, infer, run, flags},
+#define OP(name, infer, run, flags) {name, "", infer, run, flags, NULL, NULL},
+#define OPD(domain, name, infer, run, flags) {name, domain, infer, run, flags, NULL, NULL},
+#define OPP(name, infer, run, flags, prepare, release) {name, "", infer, run, flags, prepare, release},
 #include "ops/ops.def"
 #undef OP
 #undef OPD
-    {NULL, NULL, NULL, NULL, 0}};
+#undef OPP
+    {NULL, NULL, NULL, NULL, 0, NULL, NULL}};
 
 int pl_op_count(void) { return (int)(sizeof op_table / sizeof op_table[0]) - 1; }
 const pl_op *pl_op_at(int i) { return i >= 0 && i < pl_op_count() ? &op_table[i] : NULL; }
