@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/threadpool.h"
+#include "graph/passes.h"
 
 typedef struct live_block {
     int64_t off, size;
@@ -430,6 +431,14 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             memcpy(tmp.dims, so->dims, sizeof tmp.dims);
             st = pl_error(PL_ERR_INPUT, "%s: shape %s given for input '%s' does not fit its declared shape %s", m->path,
                           pl_shape_str(&tmp, a, sizeof a), so->name, pl_shape_str(dt, b, sizeof b));
+            goto fail;
+        }
+    }
+    {
+        const char *lvl = getenv("PILLAR_OPT");
+        st = pl_graph_optimize(g, lvl && lvl[0] == '0' ? 0 : 1);
+        if (st != PL_OK) {
+            pl_error_prefix("%s", m->path);
             goto fail;
         }
     }
