@@ -193,6 +193,7 @@ static pl_status plan_memory(pl_session *s) {
         for (int k = 0; k < n->nout; k++) {
             int v = n->out[k];
             if (v < 0 || first[v] != i) continue;
+            if (g->values[v].t.dtype == PL_STRING) continue; /* strings own their elements */
             int64_t size = ((int64_t)pl_nbytes(&g->values[v].t) + 63) & ~(int64_t)63;
             if (size == 0) size = 64;
             /* drop blocks that died before this step, then first-fit between the rest */
@@ -223,6 +224,11 @@ static pl_status plan_memory(pl_session *s) {
     s->arena_bytes = (size_t)top;
     s->arena = top ? aligned_alloc(64, (size_t)top) : NULL;
     if (top && !s->arena) return pl_error(PL_ERR_NOMEM, "out of memory: the session needs %lld bytes for intermediate tensors", (long long)top);
+    for (int i = 0; i < s->nsteps; i++) {
+        const pl_node *n = &g->nodes[s->steps[i].node];
+        for (int k = 0; k < n->nout && !s->steps[i].dynamic; k++)
+            if (n->out[k] >= 0 && g->values[n->out[k]].t.dtype == PL_STRING) PL_TRY(pl_tensor_alloc(&g->values[n->out[k]].t));
+    }
     for (int v = 0; v < nv; v++) {
         if (s->value_offset[v] < 0) continue;
         pl_tensor *t = &g->values[v].t;
