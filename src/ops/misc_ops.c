@@ -1,6 +1,5 @@
 /* misc_ops.c -- ops that belong to no other family: the text ops StringNormalizer
  * (opset 10) and TfIdfVectorizer (opset 9). */
-#include <math.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
