@@ -194,6 +194,91 @@ pillar_status pillar_session_node(const pillar_session *s, size_t i, const char 
  * time). */
 size_t pillar_session_arena_bytes(const pillar_session *s);
 
+/* ---------------------------------------------------------------- model zoo, saving */
+
+/* A ready-made architecture with seeded random weights, as an ONNX-equivalent model:
+ * "resnet50", "mobilenet_v2" (ImageNet shapes) and, to train from scratch, "mlp",
+ * "lenet" (a LeNet-style CNN), "resnet8" (a small ResNet). `chw` is the input's
+ * C, H, W (NULL: the architecture's default, 3x224x224 or 1x28x28), `classes` the
+ * number of outputs (0: default 1000 or 10). The input is named "input" with a symbolic
+ * batch dimension "batch"; the output is "logits". Owned: pillar_model_destroy. */
+pillar_status pillar_model_zoo(const char *name, const int64_t *chw, int64_t classes, uint64_t seed,
+                               pillar_model **out);
+
+/* Writes the model as an ONNX file (that ONNX Runtime also runs). */
+pillar_status pillar_model_save(const pillar_model *m, const char *path);
+
+/* The instruction set the kernels use on this machine ("avx512", "avx2", "ref"),
+ * after any PILLAR_ISA override. Borrowed, static. */
+const char *pillar_cpu_isa(void);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct pillar_trainer pillar_trainer;
+typedef struct pillar_train_options pillar_train_options;
+
+typedef enum pillar_optimizer {
+    PILLAR_OPTIMIZER_SGD = 0,   /* with optional momentum (Nesterov off) */
+    PILLAR_OPTIMIZER_ADAM = 1,
+    PILLAR_OPTIMIZER_ADAMW = 2  /* decoupled weight decay */
+} pillar_optimizer;
+
+typedef enum pillar_loss {
+    PILLAR_LOSS_SOFTMAX_CROSS_ENTROPY = 0, /* logits + int64 class labels */
+    PILLAR_LOSS_NLL = 1,                   /* log-probabilities + int64 class labels */
+    PILLAR_LOSS_MSE = 2                    /* outputs + float targets of the same shape */
+} pillar_loss;
+
+typedef enum pillar_precision {
+    PILLAR_PRECISION_FP32 = 0,
+    PILLAR_PRECISION_BF16 = 1 /* matrix work in bfloat16, float32 master weights */
+} pillar_precision;
+
+/* Owned: pillar_train_options_destroy. Defaults: SGD, lr 0.01, momentum 0, weight decay
+ * 0, batch 64, threads 0 (one per physical core), seed 0, FP32, softmax cross-entropy on
+ * the model's single output. */
+pillar_status pillar_train_options_create(pillar_train_options **out);
+void pillar_train_options_destroy(pillar_train_options *o);
+pillar_status pillar_train_options_set_optimizer(pillar_train_options *o, pillar_optimizer opt, float lr,
+                                                 float momentum, float weight_decay);
+pillar_status pillar_train_options_set_batch(pillar_train_options *o, int64_t batch);
+pillar_status pillar_train_options_set_threads(pillar_train_options *o, int threads);
+pillar_status pillar_train_options_set_seed(pillar_train_options *o, uint64_t seed);
+pillar_status pillar_train_options_set_precision(pillar_train_options *o, pillar_precision p);
+/* The loss and the model output it is attached to (NULL: the single output). */
+pillar_status pillar_train_options_set_loss(pillar_train_options *o, pillar_loss loss, const char *output);
+/* Pruning masks in blocks of rows x cols of each weight matrix (1x1: unstructured). */
+pillar_status pillar_train_options_set_prune_block(pillar_train_options *o, int rows, int cols);
+
+/* Prepares to train every float initializer of `m` that feeds a trainable input
+ * (weights, biases, normalisation scales) from the options. The trainer copies what it
+ * needs. Owned: pillar_trainer_destroy. */
+pillar_status pillar_trainer_create(const pillar_model *m, const pillar_train_options *o,
+                                    pillar_trainer **out);
+void pillar_trainer_destroy(pillar_trainer *t);
+
+/* One optimisation step on a batch: x is the model input (batch first), labels int64
+ * class indices [batch] (or float targets for MSE). Data-parallel over the trainer's
+ * threads; with a fixed seed and thread count the result is reproducible. Outputs (any
+ * may be NULL): mean loss over the batch, number of correct top-1 predictions. */
+pillar_status pillar_trainer_step(pillar_trainer *t, const pillar_tensor *x, const pillar_tensor *labels,
+                                  float *loss_out, int64_t *correct_out);
+/* Forward only, inference mode (BatchNorm running statistics, no dropout). */
+pillar_status pillar_trainer_evaluate(pillar_trainer *t, const pillar_tensor *x, const pillar_tensor *labels,
+                                      float *loss_out, int64_t *correct_out);
+pillar_status pillar_trainer_set_lr(pillar_trainer *t, float lr);
+/* Magnitude pruning now, to `sparsity` (0..1) of each prunable weight (Conv, Gemm,
+ * MatMul weights; the first and last layers are pruned too unless skipped by name);
+ * the masks stay fixed through later steps until the next call. */
+pillar_status pillar_trainer_prune(pillar_trainer *t, float sparsity);
+/* Fraction of zeros over the prunable weights. */
+double pillar_trainer_sparsity(const pillar_trainer *t);
+/* The trained model as ONNX in inference form (BatchNorm with running statistics). */
+pillar_status pillar_trainer_save(const pillar_trainer *t, const char *path);
+/* Full state (weights, optimizer moments, masks, step count) to resume from. */
+pillar_status pillar_trainer_checkpoint(const pillar_trainer *t, const char *path);
+pillar_status pillar_trainer_restore(pillar_trainer *t, const char *path);
+
 /* ---------------------------------------------------------------- files */
 
 /* Reads a NumPy .npy file (little-endian numeric dtypes, C order). Owned. */

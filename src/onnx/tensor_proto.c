@@ -81,7 +81,7 @@ pl_status pl_onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir
             ProtobufCBinaryData b = tp->string_data[i];
             d[i] = malloc(b.len + 1);
             if (!d[i]) return pl_error(PL_ERR_NOMEM, "out of memory");
-            memcpy(d[i], b.data, b.len);
+            if (b.len) memcpy(d[i], b.data, b.len);
             d[i][b.len] = 0;
         }
         return PL_OK;
