@@ -6,22 +6,6 @@
 
 #include "ops/op.h"
 
-static pl_status arg_shape_known(const pl_op_ctx *c, int i) {
-    const pl_tensor *t = c->in[i];
-    if (t->ndim < 0 || t->ndim > PL_MAX_DIMS) {
-        if (t->ndim < 0 && c->planning) return PL_NEED_VALUE;
-        return pl_op_error(c, PL_ERR_MODEL, "input %d has invalid rank %d", i, t->ndim);
-    }
-    for (int d = 0; d < t->ndim; d++)
-        if (t->dims[d] < 0) {
-            if (c->planning) return PL_NEED_VALUE;
-            return pl_op_error(c, PL_ERR_MODEL, "input %d has negative dimension %lld", i,
-                               (long long)t->dims[d]);
-        }
-    if (pl_numel(t) < 0) return pl_op_error(c, PL_ERR_MODEL, "input %d has too many elements", i);
-    return PL_OK;
-}
-
 /* Validates the node and gives the reduced axis. */
 static pl_status arg_setup(const pl_op_ctx *c, int *axis) {
     PL_TRY(pl_op_check_arity(c, 1, 1));
@@ -29,7 +13,7 @@ static pl_status arg_setup(const pl_op_ctx *c, int *axis) {
     if (x->dtype == PL_STRING || pl_dtype_size(x->dtype) == 0)
         return pl_op_error(c, PL_ERR_UNSUPPORTED, "input type %s is not supported",
                            pl_dtype_name(x->dtype));
-    PL_TRY(arg_shape_known(c, 0));
+    PL_TRY(pl_op_input_known(c, 0));
     if (x->ndim == 0) return pl_op_error(c, PL_ERR_MODEL, "input is a scalar, needs rank >= 1");
     PL_TRY(pl_op_axis(c, pl_attr_int(c->node, "axis", 0), x->ndim, axis));
     if (x->dims[*axis] == 0)

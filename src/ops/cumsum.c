@@ -6,22 +6,6 @@
 
 #include "ops/op.h"
 
-static pl_status cs_shape_known(const pl_op_ctx *c, int i) {
-    const pl_tensor *t = c->in[i];
-    if (t->ndim < 0 || t->ndim > PL_MAX_DIMS) {
-        if (t->ndim < 0 && c->planning) return PL_NEED_VALUE;
-        return pl_op_error(c, PL_ERR_MODEL, "input %d has invalid rank %d", i, t->ndim);
-    }
-    for (int d = 0; d < t->ndim; d++)
-        if (t->dims[d] < 0) {
-            if (c->planning) return PL_NEED_VALUE;
-            return pl_op_error(c, PL_ERR_MODEL, "input %d has negative dimension %lld", i,
-                               (long long)t->dims[d]);
-        }
-    if (pl_numel(t) < 0) return pl_op_error(c, PL_ERR_MODEL, "input %d has too many elements", i);
-    return PL_OK;
-}
-
 static pl_status cs_check(const pl_op_ctx *c) {
     PL_TRY(pl_op_check_arity(c, 2, 2));
     const pl_tensor *x = c->in[0];
@@ -31,7 +15,7 @@ static pl_status cs_check(const pl_op_ctx *c) {
     const pl_tensor *a = c->in[1];
     if (a->ndim > 1 || (a->ndim == 1 && a->dims[0] != 1))
         return pl_op_error(c, PL_ERR_MODEL, "axis input must be a scalar");
-    return cs_shape_known(c, 0);
+    return pl_op_input_known(c, 0);
 }
 
 /* The axis, or PL_NEED_VALUE if not known yet. */

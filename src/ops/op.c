@@ -72,6 +72,22 @@ pl_status pl_op_input_scalar(const pl_op_ctx *c, int i, double *v) {
     return PL_OK;
 }
 
+pl_status pl_op_input_known(const pl_op_ctx *c, int i) {
+    const pl_tensor *t = c->in[i];
+    if (t->ndim < 0 || t->ndim > PL_MAX_DIMS) {
+        if (t->ndim < 0 && c->planning) return PL_NEED_VALUE;
+        return pl_op_error(c, PL_ERR_MODEL, "input %d has invalid rank %d", i, t->ndim);
+    }
+    for (int d = 0; d < t->ndim; d++)
+        if (t->dims[d] < 0) {
+            if (c->planning) return PL_NEED_VALUE;
+            return pl_op_error(c, PL_ERR_MODEL, "input %d has negative dimension %lld", i,
+                               (long long)t->dims[d]);
+        }
+    if (pl_numel(t) < 0) return pl_op_error(c, PL_ERR_MODEL, "input %d has too many elements", i);
+    return PL_OK;
+}
+
 pl_status pl_op_axis(const pl_op_ctx *c, int64_t axis, int rank, int *out) {
     if (axis < -(int64_t)rank || axis >= rank)
         return pl_op_error(c, PL_ERR_MODEL, "axis %lld is out of range for rank %d",

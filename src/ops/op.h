@@ -90,6 +90,10 @@ pl_status pl_op_input_ints(const pl_op_ctx *c, int i, int64_t *vals, int max, in
 /* A scalar (or 1-element) input as double / int64, PL_NEED_VALUE if not known. */
 pl_status pl_op_input_scalar(const pl_op_ctx *c, int i, double *v);
 
+/* Input i has a known, valid shape: PL_NEED_VALUE while planning if its rank or a
+ * dimension is not known yet, an error for an invalid rank or overflowing size. */
+pl_status pl_op_input_known(const pl_op_ctx *c, int i);
+
 /* Normalises a possibly negative axis against rank; error if out of range. */
 pl_status pl_op_axis(const pl_op_ctx *c, int64_t axis, int rank, int *out);
 

@@ -16,25 +16,6 @@
 
 #define RED_MAX_AXES 64
 
-/* PL_NEED_VALUE while planning if input i's shape is not fully known yet; an error if
- * the shape is invalid. */
-static pl_status red_shape_known(const pl_op_ctx *c, int i) {
-    const pl_tensor *t = c->in[i];
-    if (t->ndim < 0 || t->ndim > PL_MAX_DIMS) {
-        if (t->ndim < 0 && c->planning) return PL_NEED_VALUE;
-        return pl_op_error(c, PL_ERR_MODEL, "input %d has invalid rank %d", i, t->ndim);
-    }
-    for (int d = 0; d < t->ndim; d++)
-        if (t->dims[d] < 0) {
-            if (c->planning) return PL_NEED_VALUE;
-            return pl_op_error(c, PL_ERR_MODEL, "input %d has negative dimension %lld", i,
-                               (long long)t->dims[d]);
-        }
-    if (pl_numel(t) < 0)
-        return pl_op_error(c, PL_ERR_MODEL, "input %d has too many elements", i);
-    return PL_OK;
-}
-
 static pl_reduce_kind red_kind(const char *op) {
     static const struct {
         const char *name;
@@ -81,7 +62,7 @@ static pl_status red_check(const pl_op_ctx *c) {
     if (t == PL_STRING || t == PL_UNDEF || pl_dtype_size(t) == 0)
         return pl_op_error(c, PL_ERR_UNSUPPORTED, "input type %s is not supported",
                            pl_dtype_name(t));
-    return red_shape_known(c, 0);
+    return pl_op_input_known(c, 0);
 }
 
 pl_status reduce_infer(pl_op_ctx *c) {
