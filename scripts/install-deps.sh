@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pillar needs on Debian (12 "bookworm" or later), only what is missing:
-# the build tools, protobuf-c and the onnx.proto it compiles, the ONNX conformance data,
-# Fashion-MNIST, Python with torch/onnx/numpy (model export and comparisons), and the
-# benchmark peer ONNX Runtime from npm (onnxruntime-node, CPU build) into bench/.
+# the build tools, protobuf-c and the onnx.proto it compiles, zlib (gzipped data sets in
+# `pillar train`), the ONNX conformance data, Fashion-MNIST, Python with torch/onnx/numpy
+# (model export and comparisons), and the benchmark peer ONNX Runtime from npm
+# (onnxruntime-node, CPU build) into bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev zlib1g-dev
       libonnx-testdata dataset-fashion-mnist python3 python3-numpy python3-onnx python3-torch
       python3-torchvision)
 # node and npm may come from elsewhere than Debian (e.g. an image with nodesource's
