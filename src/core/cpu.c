@@ -54,8 +54,8 @@ static void detect_isa(pl_cpu_info *ci) {
     bool fma = (r[2] >> 12) & 1, f16c = (r[2] >> 29) & 1;
     if (!osxsave || !avx) return;
     unsigned long long xcr0 = xgetbv0();
-    bool ymm_os = (xcr0 & 0x6) == 0x6;    /* SSE + AVX state */
-    bool zmm_os = (xcr0 & 0xe6) == 0xe6;  /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    bool ymm_os = (xcr0 & 0x6) == 0x6;   /* SSE + AVX state */
+    bool zmm_os = (xcr0 & 0xe6) == 0xe6; /* + opmask, ZMM_Hi256, Hi16_ZMM */
     if (!ymm_os) return;
     ci->fma = fma;
     ci->f16c = f16c;
@@ -78,7 +78,9 @@ static void detect_isa(pl_cpu_info *ci) {
     }
 }
 #else
-static void detect_isa(pl_cpu_info *ci) { (void)ci; }
+static void detect_isa(pl_cpu_info *ci) {
+    (void)ci;
+}
 #endif
 
 /* Reads a small sysfs file into buf; returns 0 on success. */
@@ -98,10 +100,17 @@ static size_t parse_size(const char *s) {
     if (end == s) return 0;
     while (*end == ' ') end++;
     switch (toupper((unsigned char)*end)) {
-    case 'K': v <<= 10; break;
-    case 'M': v <<= 20; break;
-    case 'G': v <<= 30; break;
-    default: break;
+    case 'K':
+        v <<= 10;
+        break;
+    case 'M':
+        v <<= 20;
+        break;
+    case 'G':
+        v <<= 30;
+        break;
+    default:
+        break;
     }
     return (size_t)v;
 }
@@ -121,9 +130,12 @@ static void detect_caches(pl_cpu_info *ci) {
         if (read_small(path, buf, sizeof buf)) continue;
         size_t sz = parse_size(buf);
         if (sz < 4096) continue; /* nonsense: keep the default */
-        if (level == 1 && strncmp(type, "Instruction", 11) != 0) ci->l1d = sz;
-        else if (level == 2) ci->l2 = sz;
-        else if (level == 3) ci->l3 = sz;
+        if (level == 1 && strncmp(type, "Instruction", 11) != 0)
+            ci->l1d = sz;
+        else if (level == 2)
+            ci->l2 = sz;
+        else if (level == 3)
+            ci->l3 = sz;
     }
 }
 
@@ -146,16 +158,18 @@ static void detect_cores(pl_cpu_info *ci) {
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
         if (read_small(path, buf, sizeof buf)) continue;
         long core = atol(buf);
-        snprintf(path, sizeof path,
-                 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
+                 cpu);
         long pkg = read_small(path, buf, sizeof buf) ? 0 : atol(buf);
         long key = pkg * 65536 + core;
         bool seen = false;
         for (int j = 0; j < nkeys; j++) seen |= keys[j] == key;
         if (!seen) keys[nkeys++] = key;
     }
-    if (nkeys > 0) ci->physical_cores = nkeys;
-    else if (have_set && CPU_COUNT(&set) > 0) ci->physical_cores = CPU_COUNT(&set);
+    if (nkeys > 0)
+        ci->physical_cores = nkeys;
+    else if (have_set && CPU_COUNT(&set) > 0)
+        ci->physical_cores = CPU_COUNT(&set);
 #endif
     if (ci->physical_cores < 1) ci->physical_cores = 1;
 }
@@ -191,9 +205,12 @@ pl_isa pl_cpu_isa(void) {
 
 const char *pl_isa_name(pl_isa isa) {
     switch (isa) {
-    case PL_ISA_REF: return "ref";
-    case PL_ISA_AVX2: return "avx2";
-    case PL_ISA_AVX512: return "avx512";
+    case PL_ISA_REF:
+        return "ref";
+    case PL_ISA_AVX2:
+        return "avx2";
+    case PL_ISA_AVX512:
+        return "avx512";
     }
     return "unknown";
 }
@@ -217,4 +234,6 @@ pl_isa pl_cpu_force_isa(int isa) {
     return pl_cpu_isa();
 }
 
-int pl_cpu_default_threads(void) { return pl_cpu()->physical_cores; }
+int pl_cpu_default_threads(void) {
+    return pl_cpu()->physical_cores;
+}

@@ -25,11 +25,11 @@ typedef struct pl_cpu_info {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512_vnni, avx512_bf16, avx_vnni;
-    pl_isa best;         /* the best level the machine supports */
-    int logical_cpus;    /* online logical CPUs */
-    int physical_cores;  /* distinct cores among them (SMT siblings counted once) */
-    size_t l1d, l2, l3;  /* bytes; l1d and l2 per core, l3 as reported (shared) */
-    char vendor[13];     /* "GenuineIntel", "AuthenticAMD", "" when unknown */
+    pl_isa best;        /* the best level the machine supports */
+    int logical_cpus;   /* online logical CPUs */
+    int physical_cores; /* distinct cores among them (SMT siblings counted once) */
+    size_t l1d, l2, l3; /* bytes; l1d and l2 per core, l3 as reported (shared) */
+    char vendor[13];    /* "GenuineIntel", "AuthenticAMD", "" when unknown */
 } pl_cpu_info;
 
 /* The detected facts. Borrowed, static, never NULL. */

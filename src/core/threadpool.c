@@ -125,8 +125,7 @@ static void *worker_main(void *argp) {
         /* Join the job if it is still open and still the one we saw. */
         bool joined = false;
         while (ST_EPOCH(s) == seen && !(s & ST_CLOSED)) {
-            if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1,
-                                                      memory_order_acquire,
+            if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acquire,
                                                       memory_order_acquire)) {
                 joined = true;
                 break;
@@ -215,7 +214,9 @@ void pl_threadpool_destroy(pl_threadpool *p) {
     free(p);
 }
 
-int pl_threadpool_size(const pl_threadpool *p) { return p ? p->nthreads : 1; }
+int pl_threadpool_size(const pl_threadpool *p) {
+    return p ? p->nthreads : 1;
+}
 
 void pl_threadpool_set_spin(pl_threadpool *p, int us) {
     if (!p) return;
@@ -259,8 +260,10 @@ void pl_threadpool_run(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
     for (unsigned i = 1; (s & ST_COUNT_MASK) != 0; i++) {
         cpu_relax();
         if ((i & 255) == 0) {
-            if (!start) start = now_ns();
-            else if (now_ns() - start > 200000) sched_yield();
+            if (!start)
+                start = now_ns();
+            else if (now_ns() - start > 200000)
+                sched_yield();
         }
         s = atomic_load_explicit(&p->state, memory_order_acquire);
     }
