@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
 #include "kernels/conv/conv.h"
+#include "kernels/conv/conv_fast.h"
 #include "ops/conv_common.h"
 
 static const pl_dtype float_types[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_UNDEF};
@@ -111,37 +113,59 @@ static pl_status conv_geometry(const pl_op_ctx *c, int xi, int wi, pl_conv_param
 
 /* ------------------------------------------------------------------ Conv */
 
-pl_status conv_infer(pl_op_ctx *c) {
-    PL_TRY(pl_op_check_arity(c, 2, 3));
+/* Checks shared by Conv and ConvTranspose: input count (the fused residual is one more,
+ * last), float types, the fused epilogue. */
+static pl_status float_conv_checks(pl_op_ctx *c, cvf_epilogue *e) {
+    PL_TRY(cvf_epilogue_setup(c, e));
+    PL_TRY(pl_op_check_arity(c, 2, e->residual >= 0 ? 4 : 3));
     PL_TRY(pl_op_check_dtype(c, 0, float_types));
     PL_TRY(pl_op_check_same_dtype(c, 0, 1));
-    PL_TRY(pl_op_check_same_dtype(c, 0, 2));
-    PL_TRY(cvf_shapes_known(c));
+    if (e->nbase > 2) PL_TRY(pl_op_check_same_dtype(c, 0, 2));
+    return cvf_shapes_known(c);
+}
+
+/* The bias input, or NULL (with a fused residual, input 2 is the bias only when there
+ * are four inputs). */
+static const pl_tensor *bias_of(const pl_op_ctx *c, const cvf_epilogue *e) {
+    return e->nbase > 2 && pl_has_in(c, 2) ? c->in[2] : NULL;
+}
+
+pl_status conv_infer(pl_op_ctx *c) {
+    cvf_epilogue e;
+    PL_TRY(float_conv_checks(c, &e));
     pl_conv_params p;
     int64_t ydims[PL_MAX_DIMS];
     PL_TRY(conv_geometry(c, 0, 1, &p, ydims));
-    PL_TRY(check_vector(c, 2, p.out_channels, "bias"));
+    if (e.nbase > 2) PL_TRY(check_vector(c, 2, p.out_channels, "bias"));
+    PL_TRY(cvf_epilogue_check(c, &e, c->in[0]->dtype, c->in[0]->ndim, ydims));
     return cvf_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, ydims);
 }
 
 /* Shared by Conv and ConvTranspose once the geometry is known: float/double dispatch
- * with conversion for float16/bfloat16. */
-static pl_status conv_float_run(pl_op_ctx *c, const pl_conv_params *p, bool transpose) {
+ * with conversion for float16/bfloat16, then the fused residual and activation. */
+static pl_status conv_float_run(pl_op_ctx *c, const pl_conv_params *p, const cvf_epilogue *e,
+                                bool transpose) {
     if (!c->out[0]) return PL_OK;
     const pl_dtype ct = cvf_compute_type(c->in[0]->dtype);
-    const void *x, *w, *b = NULL;
-    void *y, *tx = NULL, *tw = NULL, *tb = NULL, *ty = NULL;
+    const pl_tensor *bt = bias_of(c, e);
+    const void *x, *w, *b = NULL, *r = NULL;
+    void *y, *tx = NULL, *tw = NULL, *tb = NULL, *tr = NULL, *ty = NULL;
     pl_status st = cvf_load(c, c->in[0], ct, &x, &tx);
     if (!st) st = cvf_load(c, c->in[1], ct, &w, &tw);
-    if (!st && pl_has_in(c, 2)) st = cvf_load(c, c->in[2], ct, &b, &tb);
+    if (!st && bt) st = cvf_load(c, bt, ct, &b, &tb);
+    if (!st && e->residual >= 0) st = cvf_load(c, c->in[e->residual], ct, &r, &tr);
     if (!st) st = cvf_out(c, c->out[0], ct, &y, &ty);
     if (!st) {
+        const bool epi = r || e->act.kind != PL_CONV_ACT_NONE;
+        const int64_t n = pl_numel(c->out[0]);
         if (ct == PL_F64) {
             if (transpose) pl_f64_convtranspose_ref(p, x, w, b, y);
             else pl_f64_conv_ref(p, x, w, b, y);
+            if (epi) pl_f64_conv_act_ref(&e->act, y, r, n);
         } else {
             if (transpose) pl_f32_convtranspose_ref(p, x, w, b, y);
             else pl_f32_conv_ref(p, x, w, b, y);
+            if (epi) pl_f32_conv_act_ref(&e->act, y, r, n);
         }
         cvf_out_done(c->out[0], ct, ty);
         ty = NULL;
@@ -149,15 +173,85 @@ static pl_status conv_float_run(pl_op_ctx *c, const pl_conv_params *p, bool tran
     free(tx);
     free(tw);
     free(tb);
+    free(tr);
     free(ty);
     return st;
 }
 
-pl_status conv_run(pl_op_ctx *c) {
+/* What conv_prepare leaves for the runs: the geometry it planned and the plan. */
+typedef struct conv_state {
+    pl_conv_params p;
+    pl_conv_fast *fast;
+} conv_state;
+
+static bool same_params(const pl_conv_params *a, const pl_conv_params *b) {
+    return !memcmp(a, b, sizeof *a);
+}
+
+/* A fast plan when the node is float32 with constant weights (and bias) and a 1-D or 2-D
+ * geometry the fast kernels cover; nothing otherwise (the runs then use the reference
+ * path, or plan on the fly). */
+pl_status conv_prepare(pl_op_ctx *c) {
+    cvf_epilogue e;
+    PL_TRY(float_conv_checks(c, &e));
+    if (c->in[0]->dtype != PL_F32 || !c->in[1]->data) return PL_OK;
+    const pl_tensor *bt = bias_of(c, &e);
+    if (bt && !bt->data) return PL_OK;
     pl_conv_params p;
     int64_t ydims[PL_MAX_DIMS];
     PL_TRY(conv_geometry(c, 0, 1, &p, ydims));
-    return conv_float_run(c, &p, false);
+    if (!pl_conv_fast_supported(&p, PL_CONV_ALGO_AUTO)) return PL_OK;
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
+    s->p = p;
+    pl_status st = pl_conv_fast_create(&p, c->in[1]->data, bt ? bt->data : NULL, &e.act,
+                                       PL_CONV_ALGO_AUTO, pl_threadpool_size(c->pool), &s->fast);
+    if (st) {
+        free(s);
+        return st == PL_ERR_UNSUPPORTED ? PL_OK : pl_op_error(c, st, "%s", pl_error_msg());
+    }
+    c->state = s;
+    c->scratch_size = pl_conv_fast_scratch_size(s->fast);
+    return PL_OK;
+}
+
+void conv_release(void *state) {
+    conv_state *s = state;
+    if (!s) return;
+    pl_conv_fast_destroy(s->fast);
+    free(s);
+}
+
+pl_status conv_run(pl_op_ctx *c) {
+    cvf_epilogue e;
+    PL_TRY(cvf_epilogue_setup(c, &e));
+    pl_conv_params p;
+    int64_t ydims[PL_MAX_DIMS];
+    PL_TRY(conv_geometry(c, 0, 1, &p, ydims));
+    pl_tensor *yt = c->out[0];
+    if (!yt) return PL_OK;
+    if (c->in[0]->dtype == PL_F32 && pl_numel(yt) > 0) {
+        const conv_state *s = c->state;
+        const float *res = e.residual >= 0 ? c->in[e.residual]->data : NULL;
+        if (s && s->fast && same_params(&s->p, &p)) {
+            pl_status st = pl_conv_fast_run(s->fast, c->in[0]->data, res, yt->data, c->scratch,
+                                            c->scratch_size, c->pool);
+            return st ? pl_op_error(c, st, "%s", pl_error_msg()) : PL_OK;
+        }
+        if (pl_conv_fast_supported(&p, PL_CONV_ALGO_AUTO)) {
+            /* weights known only now (or a new geometry): plan for this run */
+            const pl_tensor *bt = bias_of(c, &e);
+            pl_conv_fast *f;
+            pl_status st = pl_conv_fast_create(&p, c->in[1]->data, bt ? bt->data : NULL, &e.act,
+                                               PL_CONV_ALGO_AUTO, pl_threadpool_size(c->pool), &f);
+            if (!st) {
+                st = pl_conv_fast_run(f, c->in[0]->data, res, yt->data, NULL, 0, c->pool);
+                pl_conv_fast_destroy(f);
+            }
+            if (st != PL_ERR_UNSUPPORTED) return st ? pl_op_error(c, st, "%s", pl_error_msg()) : PL_OK;
+        }
+    }
+    return conv_float_run(c, &p, &e, false);
 }
 
 /* ------------------------------------------------------------------ ConvTranspose */
@@ -255,23 +349,23 @@ static pl_status convt_geometry(const pl_op_ctx *c, pl_conv_params *p, int64_t *
 }
 
 pl_status convtranspose_infer(pl_op_ctx *c) {
-    PL_TRY(pl_op_check_arity(c, 2, 3));
-    PL_TRY(pl_op_check_dtype(c, 0, float_types));
-    PL_TRY(pl_op_check_same_dtype(c, 0, 1));
-    PL_TRY(pl_op_check_same_dtype(c, 0, 2));
-    PL_TRY(cvf_shapes_known(c));
+    cvf_epilogue e;
+    PL_TRY(float_conv_checks(c, &e));
     pl_conv_params p;
     int64_t ydims[PL_MAX_DIMS];
     PL_TRY(convt_geometry(c, &p, ydims));
-    PL_TRY(check_vector(c, 2, p.out_channels, "bias"));
+    if (e.nbase > 2) PL_TRY(check_vector(c, 2, p.out_channels, "bias"));
+    PL_TRY(cvf_epilogue_check(c, &e, c->in[0]->dtype, c->in[0]->ndim, ydims));
     return cvf_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, ydims);
 }
 
 pl_status convtranspose_run(pl_op_ctx *c) {
+    cvf_epilogue e;
+    PL_TRY(cvf_epilogue_setup(c, &e));
     pl_conv_params p;
     int64_t ydims[PL_MAX_DIMS];
     PL_TRY(convt_geometry(c, &p, ydims));
-    return conv_float_run(c, &p, true);
+    return conv_float_run(c, &p, &e, true);
 }
 
 /* ------------------------------------------------------------------ integer convolutions */

@@ -176,3 +176,65 @@ void cvf_out_done(pl_tensor *t, pl_dtype as, void *tmp) {
     cvf_store(t, tmp, as, pl_numel(t));
     free(tmp);
 }
+
+/* ------------------------------------------------------------------ fused epilogues */
+
+static const struct {
+    const char *name;
+    pl_conv_act_kind kind;
+    float alpha, beta; /* defaults */
+} act_names[] = {
+    {"Relu", PL_CONV_ACT_RELU, 0, 0},
+    {"Clip", PL_CONV_ACT_CLIP, -INFINITY, INFINITY},
+    {"LeakyRelu", PL_CONV_ACT_LEAKY_RELU, 0.01f, 0},
+    {"Sigmoid", PL_CONV_ACT_SIGMOID, 0, 0},
+    {"HardSigmoid", PL_CONV_ACT_HARD_SIGMOID, 0.2f, 0.5f},
+    {"HardSwish", PL_CONV_ACT_HARD_SWISH, 0, 0},
+    {"Tanh", PL_CONV_ACT_TANH, 0, 0},
+    {"Gelu", PL_CONV_ACT_GELU, 0, 0},
+    {"GeluTanh", PL_CONV_ACT_GELU_TANH, 0, 0},
+};
+
+pl_status cvf_epilogue_setup(const pl_op_ctx *c, cvf_epilogue *e) {
+    memset(e, 0, sizeof *e);
+    e->act.kind = PL_CONV_ACT_NONE;
+    e->residual = -1;
+    e->nbase = c->nin;
+    const char *name = pl_attr_str(c->node, "pillar_act", NULL);
+    if (name) {
+        size_t i = 0, n = sizeof act_names / sizeof act_names[0];
+        while (i < n && strcmp(act_names[i].name, name)) i++;
+        if (i == n)
+            return pl_op_error(c, PL_ERR_UNSUPPORTED, "attribute 'pillar_act' = '%s' is not supported",
+                               name);
+        e->act.kind = act_names[i].kind;
+        e->act.alpha = pl_attr_float(c->node, "pillar_act_alpha", act_names[i].alpha);
+        e->act.beta = pl_attr_float(c->node, "pillar_act_beta", act_names[i].beta);
+    }
+    int64_t r = pl_attr_int(c->node, "pillar_residual", 0);
+    if (r != 0 && r != 1)
+        return pl_op_error(c, PL_ERR_MODEL, "attribute 'pillar_residual' = %lld must be 0 or 1",
+                           (long long)r);
+    if (r) {
+        if (c->nin < 3 || !c->in[c->nin - 1])
+            return pl_op_error(c, PL_ERR_MODEL, "attribute 'pillar_residual' is set but the residual input is missing");
+        e->residual = c->nin - 1;
+        e->nbase = c->nin - 1;
+    }
+    return PL_OK;
+}
+
+pl_status cvf_epilogue_check(const pl_op_ctx *c, const cvf_epilogue *e, pl_dtype dtype, int ndim,
+                             const int64_t *dims) {
+    if (e->residual < 0) return PL_OK;
+    const pl_tensor *r = c->in[e->residual];
+    pl_tensor want = {.dtype = dtype, .ndim = ndim};
+    memcpy(want.dims, dims, sizeof(int64_t) * (size_t)ndim);
+    if (r->dtype != dtype || !pl_tensor_same_shape(r, &want)) {
+        char s1[128], s2[128];
+        return pl_op_error(c, PL_ERR_MODEL, "residual (input %d) is %s %s, expected %s %s like the output",
+                           e->residual, pl_dtype_name(r->dtype), pl_shape_str(r, s1, sizeof s1),
+                           pl_dtype_name(dtype), pl_shape_str(&want, s2, sizeof s2));
+    }
+    return PL_OK;
+}

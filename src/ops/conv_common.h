@@ -4,6 +4,7 @@
 #ifndef PL_OPS_CONV_COMMON_H
 #define PL_OPS_CONV_COMMON_H
 
+#include "kernels/conv/conv.h"
 #include "ops/op.h"
 
 #define CVF_MAX_SP (PL_MAX_DIMS - 2) /* spatial dims after N and C */
@@ -59,5 +60,22 @@ void cvf_store(pl_tensor *t, const void *src, pl_dtype as, int64_t n);
 void cvf_out_done(pl_tensor *t, pl_dtype as, void *tmp);
 /* malloc of n elements of `size` bytes (at least one byte), with an error on failure. */
 pl_status cvf_alloc(const pl_op_ctx *c, int64_t n, size_t size, void **out);
+
+/* The fused epilogue a graph pass put on a Conv/ConvTranspose node (graph/passes.h):
+ * pillar_act / pillar_act_alpha / pillar_act_beta, and pillar_residual (the last input,
+ * shaped like the output, is added before the activation). */
+typedef struct cvf_epilogue {
+    pl_conv_act act;
+    int residual;  /* index of the residual input, or -1 */
+    int nbase;     /* inputs before the residual (x, w and the optional bias) */
+} cvf_epilogue;
+
+/* Reads and checks the fused-epilogue attributes; the residual input, when there is one,
+ * must be present. */
+pl_status cvf_epilogue_setup(const pl_op_ctx *c, cvf_epilogue *e);
+
+/* Checks that the residual input (if any) has the output's dtype and shape. */
+pl_status cvf_epilogue_check(const pl_op_ctx *c, const cvf_epilogue *e, pl_dtype dtype, int ndim,
+                             const int64_t *dims);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels/pool/pool.h"
+#include "kernels/pool/pool_fast.h"
 #include "ops/conv_common.h"
 
 static const pl_dtype float_types[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_UNDEF};
@@ -108,6 +109,21 @@ static pl_status pool_run(pl_op_ctx *c, pool_kind kind, bool global) {
     int64_t *indices = NULL;
     if (kind == POOL_MAX && !global && c->nout > 1 && c->out[1]) indices = c->out[1]->data;
     if (!want_y && !indices) return PL_OK;
+
+    /* float32 max/average pooling without indices: the fast kernels */
+    if (c->in[0]->dtype == PL_F32 && want_y && !indices && kind != POOL_LP) {
+        const pl_pool_fast_kind fk = kind == POOL_MAX ? PL_POOL_FAST_MAX : PL_POOL_FAST_AVG;
+        pl_status st = PL_ERR_UNSUPPORTED;
+        if (global) {
+            int64_t plane = 1;
+            for (int d = 2; d < c->in[0]->ndim; d++) plane *= c->in[0]->dims[d];
+            st = pl_pool_fast_global(fk, c->in[0]->data, p.planes, plane, c->out[0]->data, c->pool);
+        } else if (pl_pool_fast_supported(&p)) {
+            int cip = (int)pl_attr_int(c->node, "count_include_pad", 0);
+            st = pl_pool_fast_run(fk, &p, cip, c->in[0]->data, c->out[0]->data, c->pool);
+        }
+        if (st != PL_ERR_UNSUPPORTED) return st ? pl_op_error(c, st, "%s", pl_error_msg()) : PL_OK;
+    }
 
     const pl_dtype ct = cvf_compute_type(c->in[0]->dtype);
     const void *x;

@@ -6,6 +6,8 @@
  * once and reused for every channel of the group. */
 #include "kernels/conv/conv.h"
 
+#include <math.h>
+
 
 static int64_t prod(int n, const int64_t *v) {
     int64_t r = 1;
@@ -137,3 +139,39 @@ static int64_t scatter_offset(const pl_conv_params *p, const int64_t *i, const i
 
 DEFINE_CONVTRANSPOSE(pl_f32_convtranspose_ref, float)
 DEFINE_CONVTRANSPOSE(pl_f64_convtranspose_ref, double)
+
+/* ------------------------------------------------------------------ fused activations */
+
+static double act_f64(const pl_conv_act *a, double x) {
+    switch (a->kind) {
+    case PL_CONV_ACT_NONE: return x;
+    case PL_CONV_ACT_RELU: return x < 0 ? 0 : x;
+    case PL_CONV_ACT_CLIP: return x < a->alpha ? a->alpha : x > a->beta ? a->beta : x;
+    case PL_CONV_ACT_LEAKY_RELU: return x < 0 ? a->alpha * x : x;
+    case PL_CONV_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    case PL_CONV_ACT_HARD_SIGMOID: {
+        double v = a->alpha * x + a->beta;
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    case PL_CONV_ACT_HARD_SWISH: {
+        double v = x / 6 + 0.5;
+        return x * (v < 0 ? 0 : v > 1 ? 1 : v);
+    }
+    case PL_CONV_ACT_TANH: return tanh(x);
+    case PL_CONV_ACT_GELU: return 0.5 * x * (1 + erf(x * 0.70710678118654752440));
+    case PL_CONV_ACT_GELU_TANH:
+        return 0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)));
+    }
+    return x;
+}
+
+void pl_f32_conv_act_ref(const pl_conv_act *a, float *y, const float *res, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = res ? y[i] + res[i] : y[i];
+        y[i] = a->kind == PL_CONV_ACT_NONE ? v : (float)act_f64(a, v);
+    }
+}
+
+void pl_f64_conv_act_ref(const pl_conv_act *a, double *y, const double *res, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = act_f64(a, res ? y[i] + res[i] : y[i]);
+}

@@ -1,0 +1,365 @@
+/* conv_igemm.c -- implicit-GEMM convolution: per group, C[Mg, pixels] = A[Mg, K] * B[K,
+ * pixels] with K ordered (ky, kx, c). B is never formed: in the prepared input planes
+ * (conv_fast.c) row k of B, for the output pixels of one output row, is a contiguous run
+ * starting at koff[k] + (grid offset of the pixel). A B sliver (NR consecutive output
+ * pixels) is packed from those runs (cf_bseg), so tiles go straight to y with the
+ * epilogue applied while they are hot.
+ *
+ * Per task (a block of row slivers x a block of columns), for each column block of nc
+ * and each K block of kc: pack the B block (kc x nc, NR-wide slivers) into the thread's
+ * workspace, then run every A sliver (kc x MR, packed at planning) against every B
+ * sliver. The A sliver stays in L1 while B slivers stream from L2. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/conv/conv_plan.h"
+
+/* Floats between packed slivers (one cache line), against L1 set aliasing. */
+#define SLIVER_PAD 16
+
+static int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Threads over row slivers (tm) x column slivers (tn): the split with the least work on
+ * one thread, counting the B packing each thread repeats for its columns. */
+static void choose_grid(pl_conv_fast *f, int nt) {
+    const int64_t nu = (f->Np + f->k->nr - 1) / f->k->nr;
+    f->tm = f->tn = 1;
+    if (f->g.G >= nt || nt <= 1) return;
+    double best = -1;
+    for (int tm = 1; tm <= nt; tm++) {
+        if (nt % tm) continue;
+        int tn = nt / tm;
+        if (tm > f->nsl || tn > nu) continue;
+        double rows = (double)((f->nsl + tm - 1) / tm) * f->k->mr;
+        double cols = (double)((nu + tn - 1) / tn) * f->k->nr;
+        double cost = rows * cols * (double)f->K + 8.0 * cols * (double)f->K;
+        if (best < 0 || cost < best) {
+            best = cost;
+            f->tm = tm;
+            f->tn = tn;
+        }
+    }
+}
+
+/* Group gi's weights as an Mg x K matrix with K ordered (tap, c). */
+static void reorder_weights(const cf_geom *g, const float *w, int64_t gi, float *dst) {
+    const int64_t taps = g->KH * g->KW, K = taps * g->Cg;
+    const float *wg = w + gi * g->Mg * g->Cg * taps;
+    for (int64_t m = 0; m < g->Mg; m++)
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t c = 0; c < g->Cg; c++) dst[m * K + t * g->Cg + c] = wg[(m * g->Cg + c) * taps + t];
+}
+
+/* C^T mode: weights packed as B slivers (K block b, channel sliver v at
+ * kb_start[b]*ncs*NR + v*kb_len[b]*NR), pixels as row slivers packed per run. */
+static pl_status igemm_t_setup(pl_conv_fast *f, const float *w, int64_t kcmax) {
+    const cf_geom *g = &f->g;
+    const int MR = f->k->mr, NR = f->k->nr;
+    PL_TRY(cf_slivers(f->Np, MR, &f->nsl, &f->sl_row, &f->sl_rows));
+    f->ncs = (int)((g->Mg + NR - 1) / NR);
+    const int64_t per_group = (int64_t)f->ncs * NR * f->K;
+    if ((double)per_group * (double)g->G > 1e9)
+        return pl_error(PL_ERR_UNSUPPORTED, "convolution weights too large to pack");
+    float *tmp = malloc(sizeof(float) * (size_t)(g->Mg * f->K));
+    if (!tmp || !(f->A = cf_alloc(sizeof(float) * (size_t)(per_group * g->G)))) {
+        free(tmp);
+        return pl_error(PL_ERR_NOMEM, "out of memory packing convolution weights");
+    }
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        reorder_weights(g, w, gi, tmp);
+        float *dst = f->A + gi * per_group;
+        for (int b = 0; b < f->nkb; b++) {
+            const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
+            for (int v = 0; v < f->ncs; v++) {
+                float *d = dst + k0 * f->ncs * NR + (int64_t)v * kc * NR;
+                for (int64_t kk = 0; kk < kc; kk++)
+                    for (int j = 0; j < NR; j++) {
+                        const int64_t m = (int64_t)v * NR + j;
+                        d[kk * NR + j] = m < g->Mg ? tmp[m * f->K + k0 + kk] : 0.0f;
+                    }
+            }
+        }
+    }
+    free(tmp);
+    /* threads split the channel slivers (each packs the pixels itself, a small cost);
+     * a few tasks per thread balance the load */
+    f->tm = 1;
+    f->tn = g->G >= f->nthreads || f->nthreads == 1 ? 1 : (4 * f->nthreads < f->ncs ? 4 * f->nthreads : f->ncs);
+    const int64_t cs_task = (f->ncs + f->tn - 1) / f->tn;
+    /* A block (all pixel slivers, one K block), the C^T tiles, the segments */
+    f->ws_floats = (size_t)((kcmax * MR + SLIVER_PAD) * f->nsl) + (size_t)(cs_task * f->nsl * MR * NR) +
+                   (size_t)f->nsl * MR * sizeof(cf_bseg) / sizeof(float) + (size_t)f->nsl + 2;
+    return PL_OK;
+}
+
+pl_status cf_igemm_create(pl_conv_fast *f, const float *w) {
+    const cf_geom *g = &f->g;
+    const cf_kernels *k = f->k;
+    const int MR = k->mr, NR = k->nr;
+    /* prepared planes (or the raw input) */
+    cf_prep *pp = &f->prep;
+    cf_prep_setup(g, pp, true);
+    const int64_t nph = pp->npy * pp->npx;
+    if (!pp->none) f->prep_floats = (size_t)(g->C * nph * pp->plane);
+    f->ldg = pp->none ? g->W : pp->Wph;
+    f->Np = g->OH * g->OW;
+
+    const int64_t taps = g->KH * g->KW;
+    f->K = taps * g->Cg;
+    if (!(f->koff = malloc(sizeof(int64_t) * (size_t)f->K)))
+        return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
+    const int64_t cstride = pp->none ? g->H * g->W : pp->plane;
+    const int64_t phase_stride = g->Cg * cstride;
+    for (int64_t ky = 0; ky < g->KH; ky++)
+        for (int64_t kx = 0; kx < g->KW; kx++) {
+            int64_t t = ky * g->KW + kx, base = cf_tap_offset(g, pp, ky, kx, phase_stride);
+            for (int64_t c = 0; c < g->Cg; c++) f->koff[t * g->Cg + c] = base + c * cstride;
+        }
+
+    const int64_t l1 = (int64_t)(pl_cpu()->l1d ? pl_cpu()->l1d : 32768);
+    const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
+    const int64_t kcmax = clamp64(round_down(l1 / 2 / (MR * 4), 8), 64, 512);
+    PL_TRY(cf_kblocks(f->K, kcmax, &f->nkb, &f->kb_start, &f->kb_len));
+
+    /* Small planes fill NR-wide pixel tiles badly (49 pixels use 49 of 64 lanes): then
+     * compute C^T, with the pixels as MR-row slivers and the channels as columns. */
+    const int64_t pix_cols = f->Np / NR * NR + (f->Np % NR == 0 ? 0 : f->Np % NR <= NR / 2 ? NR / 2 : NR);
+    const int64_t ch_cols = (g->Mg + NR - 1) / NR * NR;
+    const double eff_n = (double)f->Np / (double)pix_cols, eff_t = (double)g->Mg / (double)ch_cols;
+    f->transposed = f->force_t >= 0 ? f->force_t : eff_t > 1.1 * eff_n;
+    if (f->Np > 65536) f->transposed = false; /* its workspace grows with the plane */
+    if (f->transposed) return igemm_t_setup(f, w, kcmax);
+
+    PL_TRY(cf_slivers(g->Mg, MR, &f->nsl, &f->sl_row, &f->sl_rows));
+
+    /* A: per group, the Mg x K matrix with K ordered (tap, c), packed */
+    const int64_t per_group = (int64_t)f->nsl * MR * f->K;
+    if ((double)per_group * (double)g->G > 1e9)
+        return pl_error(PL_ERR_UNSUPPORTED, "convolution weights too large to pack");
+    float *tmp = malloc(sizeof(float) * (size_t)(g->Mg * f->K));
+    if (!tmp || !(f->A = cf_alloc(sizeof(float) * (size_t)(per_group * g->G)))) {
+        free(tmp);
+        return pl_error(PL_ERR_NOMEM, "out of memory packing convolution weights");
+    }
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        reorder_weights(g, w, gi, tmp);
+        cf_pack_a(f, tmp, f->K, f->A + gi * per_group);
+    }
+    free(tmp);
+
+    choose_grid(f, f->nthreads);
+    /* More column tasks than threads, so a thread that loses its core for a while does
+     * not hold the others up: free where each task's A stays in L2 (only A is read
+     * again per task; columns are disjoint). */
+    if (f->nthreads > 1 && f->g.G < f->nthreads) {
+        const int64_t nu_all = (f->Np + NR - 1) / NR;
+        const int64_t a_bytes = (int64_t)((f->nsl + f->tm - 1) / f->tm) * MR * f->K * 4;
+        int over = a_bytes <= 256 * 1024 ? 4 : a_bytes <= 1024 * 1024 ? 2 : 1;
+        while (over > 1 && f->tn * over * 2 > nu_all) over--;
+        f->tn *= over;
+    }
+    /* Packing B pays off only when several A slivers reuse it. */
+    f->direct_b = pp->none && f->ldg == g->OW && taps == 1 && (f->nsl + f->tm - 1) / f->tm <= 2;
+    const int64_t nu = (f->Np + NR - 1) / NR;
+    const int64_t cols_task = (nu + f->tn - 1) / f->tn * NR;
+    f->rows_task = (int64_t)((f->nsl + f->tm - 1) / f->tm) * MR;
+    int64_t nc = clamp64(round_down(l2 / 2 / (kcmax * 4), NR), NR, 2048);
+    if (nc > cols_task) nc = cols_task;
+    f->nc = nc;
+    /* B block, then the segments of its slivers (at most NR each) and their index */
+    const int64_t nsv_max = (nc + NR - 1) / NR;
+    f->ws_floats = (size_t)(kcmax * nc + nsv_max * SLIVER_PAD) +
+                   (size_t)nsv_max * NR * sizeof(cf_bseg) / sizeof(float) + (size_t)nsv_max + 2;
+    return PL_OK;
+}
+
+void cf_pack_a(const pl_conv_fast *f, const float *W, int64_t ldw, float *dst) {
+    const int MR = f->k->mr;
+    for (int b = 0; b < f->nkb; b++) {
+        const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
+        for (int s = 0; s < f->nsl; s++) {
+            float *d = dst + k0 * f->nsl * MR + (int64_t)s * kc * MR;
+            const float *wr = W + f->sl_row[s] * ldw + k0;
+            for (int64_t kk = 0; kk < kc; kk++)
+                for (int i = 0; i < MR; i++) d[kk * MR + i] = i < f->sl_rows[s] ? wr[i * ldw + kk] : 0.0f;
+        }
+    }
+}
+
+typedef struct ig_job {
+    const pl_conv_fast *f;
+    const float *xin, *res;
+    float *y;
+    float *ws;
+    size_t ws_stride;
+} ig_job;
+
+/* The runs of sliver columns [p0, p0 + nr) (output pixels) in the prepared grid, split
+ * at output rows and at vectors of vl lanes. */
+static int sliver_segments(const pl_conv_fast *f, int64_t p0, int nr, cf_bseg *seg) {
+    const int64_t OW = f->g.OW;
+    const int vl = f->k->vl;
+    int n = 0, l = 0;
+    int64_t oy = p0 / OW, ox = p0 % OW;
+    const bool flat = f->ldg == OW; /* rows follow each other: one run */
+    while (l < nr) {
+        int len = flat ? nr - l : (int)(OW - ox);
+        if (len > nr - l) len = nr - l;
+        if (len > vl - l % vl) len = vl - l % vl;
+        seg[n].lane = l;
+        seg[n].len = len;
+        seg[n].off = oy * f->ldg + ox;
+        seg[n].vec = l / vl;
+        seg[n].mask = ((len >= 32 ? 0u : 1u << len) - 1u) << (l % vl);
+        seg[n].base = seg[n].off - l % vl;
+        n++;
+        l += len;
+        ox += len;
+        while (ox >= OW) {
+            ox -= OW;
+            oy++;
+        }
+    }
+    return n;
+}
+
+static void ig_task(void *ctx, int task, int thread) {
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_geom *g = &f->g;
+    const cf_kernels *k = f->k;
+    const int MR = k->mr, NR = k->nr;
+    const int64_t OHW = g->OH * g->OW;
+    const int per_group = f->tm * f->tn;
+    const int64_t gi = task / per_group;
+    const int ti = (task % per_group) / f->tn, tj = task % f->tn;
+    const int s0 = f->nsl * ti / f->tm, s1 = f->nsl * (ti + 1) / f->tm;
+    const int64_t nu = (f->Np + NR - 1) / NR;
+    const int64_t n0 = nu * tj / f->tn * NR;
+    int64_t n1 = nu * (tj + 1) / f->tn * NR;
+    if (n1 > f->Np) n1 = f->Np;
+    if (s0 >= s1 || n0 >= n1) return;
+
+    const int64_t cstride = f->prep.none ? g->H * g->W : f->prep.plane;
+    const int64_t nph = f->prep.npy * f->prep.npx;
+    const float *xg = j->xin + gi * (f->prep.none ? g->Cg * cstride : nph * g->Cg * cstride);
+    float *yg = j->y + gi * g->Mg * OHW;
+    const float *bg = f->bias ? f->bias + gi * g->Mg : NULL;
+    const float *rg = j->res ? j->res + gi * g->Mg * OHW : NULL;
+    const float *Ag = f->A + gi * (int64_t)f->nsl * MR * f->K;
+
+    float *bbuf = j->ws + (size_t)thread * j->ws_stride;
+    const int nsv_max = (int)((f->nc + NR - 1) / NR);
+    cf_bseg *seg = (cf_bseg *)(bbuf + f->kb_len[0] * f->nc + nsv_max * SLIVER_PAD);
+    int *first = (int *)(seg + (size_t)nsv_max * NR);
+
+    for (int64_t jc = n0; jc < n1; jc += f->nc) {
+        const int64_t ncur = n1 - jc < f->nc ? n1 - jc : f->nc;
+        const int nsv = (int)((ncur + NR - 1) / NR);
+        for (int b = 0; b < f->nkb; b++) {
+            const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
+            const bool last = b == f->nkb - 1;
+            if (!f->direct_b) {
+                first[0] = 0;
+                for (int v = 0; v < nsv; v++) {
+                    int nr = (int)(ncur - (int64_t)v * NR < NR ? ncur - (int64_t)v * NR : NR);
+                    first[v + 1] = first[v] + sliver_segments(f, jc + (int64_t)v * NR, nr, seg + first[v]);
+                }
+                k->pack_b(xg, f->koff + k0, kc, nsv, seg, first, bbuf, NR, kc * NR + SLIVER_PAD);
+            }
+            for (int s = s0; s < s1; s++) {
+                const int64_t row = f->sl_row[s];
+                const int mr = f->sl_rows[s];
+                const float *asl = Ag + k0 * f->nsl * MR + (int64_t)s * kc * MR;
+                for (int v = 0; v < nsv; v++) {
+                    const int64_t col = jc + (int64_t)v * NR;
+                    int nr = (int)(ncur - (int64_t)v * NR < NR ? ncur - (int64_t)v * NR : NR);
+                    float *c = yg + row * OHW + col;
+                    cf_tile_epi te;
+                    if (last) {
+                        te.bias = bg ? bg + row : NULL;
+                        te.res = rg ? rg + row * OHW + col : NULL;
+                        te.ldr = OHW;
+                        te.lo = f->clamp ? f->lo : -INFINITY;
+                        te.hi = f->clamp ? f->hi : INFINITY;
+                    }
+                    const float *bsl = f->direct_b ? xg + k0 * cstride + col : bbuf + v * (kc * NR + SLIVER_PAD);
+                    k->ukernel[mr - 1][nr > NR / 2](kc, asl, bsl, f->direct_b ? cstride : NR, c, OHW,
+                                                   nr, b > 0, last ? &te : NULL);
+                    if (last && !f->clamp) cf_epilogue(f, c, OHW, mr, nr, NULL, NULL, 0);
+                }
+            }
+        }
+    }
+}
+
+/* C^T mode: for each K block, pack all pixel slivers (A role), then multiply them by
+ * the task's channel slivers (B role, packed at planning) into C^T tiles kept until the
+ * last K block, which are stored transposed into y with the epilogue. */
+static void ig_task_t(void *ctx, int task, int thread) {
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_geom *g = &f->g;
+    const cf_kernels *k = f->k;
+    const int MR = k->mr, NR = k->nr;
+    const int64_t OHW = g->OH * g->OW;
+    const int64_t gi = task / f->tn;
+    const int tj = task % f->tn;
+    const int v0 = f->ncs * tj / f->tn, v1 = f->ncs * (tj + 1) / f->tn;
+    if (v0 >= v1) return;
+
+    const int64_t cstride = f->prep.none ? g->H * g->W : f->prep.plane;
+    const int64_t nph = f->prep.npy * f->prep.npx;
+    const float *xg = j->xin + gi * (f->prep.none ? g->Cg * cstride : nph * g->Cg * cstride);
+    float *yg = j->y + gi * g->Mg * OHW;
+    const float *bg = f->bias ? f->bias + gi * g->Mg : NULL;
+    const float *rg = j->res ? j->res + gi * g->Mg * OHW : NULL;
+    const float *Bg = f->A + gi * (int64_t)f->ncs * NR * f->K;
+
+    float *abuf = j->ws + (size_t)thread * j->ws_stride;
+    float *tiles = abuf + (f->kb_len[0] * MR + SLIVER_PAD) * f->nsl;
+    cf_bseg *seg = (cf_bseg *)(tiles + (int64_t)(v1 - v0) * f->nsl * MR * NR);
+    int *first = (int *)(seg + (size_t)f->nsl * MR);
+    first[0] = 0;
+    for (int s = 0; s < f->nsl; s++)
+        first[s + 1] = first[s] + sliver_segments(f, f->sl_row[s], f->sl_rows[s], seg + first[s]);
+    const int64_t tile = (int64_t)MR * NR;
+
+    for (int b = 0; b < f->nkb; b++) {
+        const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
+        k->pack_b(xg, f->koff + k0, kc, f->nsl, seg, first, abuf, MR, kc * MR + SLIVER_PAD);
+        for (int v = v0; v < v1; v++) {
+            const float *bsl = Bg + k0 * f->ncs * NR + (int64_t)v * kc * NR;
+            const int nr = (int)(g->Mg - (int64_t)v * NR < NR ? g->Mg - (int64_t)v * NR : NR);
+            for (int s = 0; s < f->nsl; s++)
+                k->ukernel[f->sl_rows[s] - 1][nr > NR / 2](kc, abuf + (int64_t)s * (kc * MR + SLIVER_PAD), bsl, NR,
+                                                         tiles + ((int64_t)(v - v0) * f->nsl + s) * tile,
+                                                         NR, nr, b > 0, NULL);
+        }
+    }
+    for (int v = v0; v < v1; v++) {
+        const int64_t m0 = (int64_t)v * NR;
+        const int nr = (int)(g->Mg - m0 < NR ? g->Mg - m0 : NR);
+        for (int s = 0; s < f->nsl; s++) {
+            const int64_t p0 = f->sl_row[s];
+            float *yd = yg + m0 * OHW + p0;
+            k->store_t(tiles + ((int64_t)(v - v0) * f->nsl + s) * tile, NR, f->sl_rows[s], nr, yd, OHW,
+                       bg ? bg + m0 : NULL, rg ? rg + m0 * OHW + p0 : NULL,
+                       f->clamp ? f->lo : -INFINITY, f->clamp ? f->hi : INFINITY);
+            if (!f->clamp)
+                for (int jj = 0; jj < nr; jj++) cf_epilogue(f, yd + jj * OHW, OHW, 1, f->sl_rows[s], NULL, NULL, 0);
+        }
+    }
+}
+
+void cf_igemm_image(const pl_conv_fast *f, const float *xin, const float *res, float *y,
+                    float *ws, pl_threadpool *pool) {
+    const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
+    ig_job j = {f, xin, res, y, ws, ws_stride};
+    const int ntasks = (int)(f->g.G * f->tm * f->tn);
+    pl_task_fn fn = f->transposed ? ig_task_t : ig_task;
+    if (ntasks == 1) fn(&j, 0, 0);
+    else pl_threadpool_run(pool, fn, &j, ntasks);
+}
