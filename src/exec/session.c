@@ -448,6 +448,7 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             goto fail;
         }
     }
+    s->poison = getenv("PILLAR_POISON") && getenv("PILLAR_POISON")[0] == '1';
     /* worker threads: a pool of one is no pool */
     if (s->opts.threads != 1) {
         s->pool = pl_threadpool_create(s->opts.threads);
@@ -521,9 +522,12 @@ static pl_status run_steps(pl_session *s) {
             for (int k = 0; k < n->nout; k++)
                 if (st->out[k]) PL_TRY(pl_tensor_alloc(st->out[k]));
         }
+        bool writes_all = (n->op->flags & PL_OP_WRITES_ALL) != 0;
         for (int k = 0; k < n->nout; k++)
             if (st->out[k] && st->out[k]->data) {
-                if (st->out[k]->dtype == PL_STRING && st->out[k]->owns) {
+                if (writes_all) {
+                    if (s->poison) memset(st->out[k]->data, 0xff, pl_nbytes(st->out[k]));
+                } else if (st->out[k]->dtype == PL_STRING && st->out[k]->owns) {
                     pl_tensor_free_data(st->out[k]);
                     PL_TRY(pl_tensor_alloc(st->out[k]));
                 } else {

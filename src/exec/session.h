@@ -56,6 +56,7 @@ typedef struct pillar_session {
     struct pl_threadpool *pool; /* owned by the top session, shared by subgraphs */
     void *scratch;
     size_t scratch_bytes;
+    bool poison; /* PILLAR_POISON=1: NaN-fill outputs of PL_OP_WRITES_ALL ops */
 } pl_session;
 
 #endif

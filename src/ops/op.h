@@ -43,6 +43,9 @@ typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
 enum {
     PL_OP_FOLD_SHAPE = 1, /* output depends only on input shapes (Shape, Size): fold */
     PL_OP_NOFOLD = 2,     /* never constant-fold (random ops) */
+    PL_OP_WRITES_ALL = 8, /* run() writes every output element: the executor skips
+                             zero-filling (PILLAR_POISON=1 fills with NaN instead, to
+                             check the claim in tests) */
     PL_OP_SELF_ALLOC = 4, /* run() sets output shapes and allocates them (control flow);
                              infer() returns PL_NEED_VALUE */
 };
