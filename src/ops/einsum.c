@@ -5,10 +5,15 @@
  * that label, which gives diagonals for repeated labels; 0 where the input has size 1,
  * which broadcasts). Then an odometer runs over all labels, output labels first, and
  * accumulates the product of the inputs into the output: O(product of all label sizes),
- * exact for integers (64-bit wrapping) and accumulated in double for floats. */
+ * exact for integers (64-bit wrapping) and accumulated in double for floats. float32
+ * contractions of two inputs (matmul-like forms: "bij,bjk->bik", "bhqd,bhkd->bhqk",
+ * ...) run as a batched SGEMM instead (es_run_gemm). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
+#include "kernels/gemm/sgemm.h"
 #include "ops/linalg_util.h"
 
 #define ES_MAX_IN 16
@@ -242,11 +247,112 @@ pl_status einsum_infer(pl_op_ctx *c) {
 DEFINE_CONTRACT(es_contract_f64, double, F_MUL, F_ADD)
 DEFINE_CONTRACT(es_contract_i64, int64_t, I_MUL, I_ADD)
 
+/* ---- float32 with two inputs: a batched GEMM ----
+ *
+ * Every label of a two-input contraction is one of: batch (in the output and both
+ * inputs), M (output and A only), N (output and B only) or K (summed; when only one input
+ * has it, the other is simply constant along it, stride 0). Both inputs are gathered
+ * into [batch][M][K] and [batch][K][N] buffers by their label strides (which also covers
+ * diagonals and broadcasting), multiplied with the SGEMM, and the [batch][M][N] result
+ * is scattered into the output. The copies are linear in the data; the GEMM is not. */
+
+/* Strided copy between a dense buffer and a tensor: i runs over the labels in row-major
+ * order, the tensor offset is sum_l idx_l * stride_l. gather: dense[i] = t[off];
+ * otherwise t[off] = dense[i]. */
+static void es_copy(float *t, float *dense, int nl, const int64_t *size, const int64_t *stride,
+                    bool gather) {
+    int64_t total = pl_dims_numel(nl, size), idx[ES_RAW] = {0}, off = 0;
+    for (int64_t i = 0; i < total; i++) {
+        if (gather) dense[i] = t[off];
+        else t[off] = dense[i];
+        for (int l = nl - 1; l >= 0; l--) {
+            off += stride[l];
+            if (++idx[l] < size[l]) break;
+            off -= stride[l] * size[l];
+            idx[l] = 0;
+        }
+    }
+}
+
+typedef struct es_gemm_job {
+    const float *a, *b;
+    float *c;
+    int64_t M, N, K;
+    atomic_int failed;
+} es_gemm_job;
+
+static void es_gemm_task(void *ctx, int t, int thread) {
+    (void)thread;
+    es_gemm_job *j = ctx;
+    pl_sgemm_args g = {.M = j->M, .N = j->N, .K = j->K, .alpha = 1.0f, .beta = 0.0f,
+                       .A = j->a + (int64_t)t * j->M * j->K, .lda = j->K,
+                       .B = j->b + (int64_t)t * j->K * j->N, .ldb = j->N,
+                       .C = j->c + (int64_t)t * j->M * j->N, .ldc = j->N};
+    if (pl_sgemm_run(&g) != PL_OK) atomic_store(&j->failed, 1);
+}
+
+static pl_status es_run_gemm(pl_op_ctx *c, const es_plan *p) {
+    enum { BATCH, EM, EN, EK };
+    int lab[4][ES_RAW], nl[4] = {0};
+    int64_t dim[4] = {1, 1, 1, 1};
+    for (int l = 0; l < p->nl; l++) {
+        if (p->size[l] == 1) continue;
+        bool out = l < p->nout, a = p->istride[0][l] != 0, b = p->istride[1][l] != 0;
+        int cls = !out ? EK : a && !b ? EM : b && !a ? EN : BATCH;
+        lab[cls][nl[cls]++] = l;
+        dim[cls] *= p->size[l];
+    }
+    int64_t B = dim[BATCH], M = dim[EM], N = dim[EN], K = dim[EK];
+    int64_t na = pl_dims_numel(3, (int64_t[]){B, M, K}), nbb = pl_dims_numel(3, (int64_t[]){B, K, N});
+    int64_t nc = pl_dims_numel(3, (int64_t[]){B, M, N});
+    if (na < 0 || nbb < 0 || nc < 0 || B > INT32_MAX)
+        return pl_op_error(c, PL_ERR_UNSUPPORTED, "contraction is too large");
+    float *buf = malloc(((size_t)na + (size_t)nbb + (size_t)nc + 1) * sizeof(float));
+    if (!buf) return pl_op_error(c, PL_ERR_NOMEM, "out of memory (%lld floats)", (long long)(na + nbb + nc));
+    float *ba = buf, *bb = buf + na, *bc = bb + nbb;
+    /* gather orders: A = batch, M, K; B = batch, K, N; C = batch, M, N */
+    const int order[3][3] = {{BATCH, EM, EK}, {BATCH, EK, EN}, {BATCH, EM, EN}};
+    for (int w = 0; w < 3; w++) {
+        int n = 0;
+        int64_t size[ES_RAW], stride[ES_RAW];
+        for (int q = 0; q < 3; q++)
+            for (int k = 0; k < nl[order[w][q]]; k++) {
+                int l = lab[order[w][q]][k];
+                size[n] = p->size[l];
+                stride[n++] = w < 2 ? p->istride[w][l] : p->ostride[l];
+            }
+        if (w < 2) es_copy(c->in[w]->data, w ? bb : ba, n, size, stride, true);
+        if (w == 2) {
+            es_gemm_job j = {.a = ba, .b = bb, .c = bc, .M = M, .N = N, .K = K};
+            atomic_init(&j.failed, 0);
+            if (B == 1) {
+                pl_sgemm_args g = {.M = M, .N = N, .K = K, .alpha = 1.0f, .A = ba, .lda = K,
+                                   .B = bb, .ldb = N, .C = bc, .ldc = N, .pool = c->pool};
+                if (pl_sgemm_run(&g) != PL_OK) atomic_store(&j.failed, 1);
+            } else {
+                pl_threadpool_run(c->pool, es_gemm_task, &j, (int)B);
+            }
+            if (atomic_load(&j.failed)) {
+                free(buf);
+                return pl_op_error(c, PL_ERR_NOMEM, "out of memory in the GEMM");
+            }
+            es_copy(c->out[0]->data, bc, n, size, stride, false);
+        }
+    }
+    free(buf);
+    return PL_OK;
+}
+
 pl_status einsum_run(pl_op_ctx *c) {
     es_plan *p = malloc(sizeof *p);
     if (!p) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
     pl_status st = es_parse(c, p);
     pl_tensor *y = c->out[0];
+    if (st == PL_OK && c->nin == 2 && y->dtype == PL_F32) {
+        st = pl_numel(y) > 0 ? es_run_gemm(c, p) : PL_OK;
+        free(p);
+        return st;
+    }
     int64_t ny = pl_numel(y);
     bool isf = pl_dtype_is_float(y->dtype);
     double *fb[ES_MAX_IN + 1] = {NULL}; /* inputs, then the output accumulator */

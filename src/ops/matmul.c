@@ -1,13 +1,21 @@
 /* matmul.c -- MatMul, Gemm and Det.
  *
- * float32 and float64 go straight to the GEMM kernels; float16/bfloat16 are widened to
- * float32 around the kernel; integer types are multiplied exactly in 64-bit wrapping
- * arithmetic and truncated to the output type. */
+ * float32 runs on the packed, threaded SGEMM (kernels/gemm/sgemm.h): constant weights
+ * are packed once at session creation (prepare), the fused epilogue of graph/passes.h
+ * (scale, column bias, residual, activation) is applied on each tile while it is in
+ * cache, and batched MatMuls (attention) give each thread whole GEMMs. float64 and
+ * float16/bfloat16 (widened to float32) use the reference GEMM; integer types are
+ * multiplied exactly in 64-bit wrapping arithmetic and truncated to the output type.
+ * Those paths apply the fused epilogue afterwards, element by element. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
+#include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/sgemm.h"
 #include "ops/linalg_util.h"
 
 /* ---- shared matmul shape logic (also used by quant.c) ---- */
@@ -76,17 +84,209 @@ void linalg_mm_offsets(const linalg_mm *s, int64_t bi, int64_t *aoff, int64_t *b
     *boff = bo;
 }
 
+/* ---- fused epilogue (the convention of graph/passes.h) ---- */
+
+typedef struct mm_epi {
+    int act;        /* PL_ACT_* of kernels/eltwise.h; PL_ACT_IDENTITY: none */
+    float act_alpha, act_beta;
+    float scale;    /* MatMul's pillar_alpha */
+    int bias;       /* input index of the column bias (MatMul), or -1 */
+    int res;        /* input index of the residual, or -1 */
+} mm_epi;
+
+static const struct {
+    const char *name;
+    int kind;
+    pl_sgemm_act sgemm; /* PL_SGEMM_ACT_NONE: applied after the GEMM */
+    float alpha, beta;  /* defaults of pillar_act_alpha / pillar_act_beta */
+} mm_acts[] = {
+    {"Relu", PL_ACT_RELU, PL_SGEMM_ACT_RELU, 0, 0},
+    {"Clip", PL_ACT_CLIP, PL_SGEMM_ACT_CLIP, -INFINITY, INFINITY},
+    {"LeakyRelu", PL_ACT_LEAKY_RELU, PL_SGEMM_ACT_LEAKY_RELU, 0.01f, 0},
+    {"Sigmoid", PL_ACT_SIGMOID, PL_SGEMM_ACT_SIGMOID, 0, 0},
+    {"HardSigmoid", PL_ACT_HARD_SIGMOID, PL_SGEMM_ACT_NONE, 0.2f, 0.5f},
+    {"HardSwish", PL_ACT_HARD_SWISH, PL_SGEMM_ACT_HARDSWISH, 0, 0},
+    {"Tanh", PL_ACT_TANH, PL_SGEMM_ACT_NONE, 0, 0},
+    {"Gelu", PL_ACT_GELU, PL_SGEMM_ACT_GELU_ERF, 0, 0},
+    {"GeluTanh", PL_ACT_GELU_TANH, PL_SGEMM_ACT_GELU_TANH, 0, 0},
+};
+#define MM_NACTS ((int)(sizeof mm_acts / sizeof mm_acts[0]))
+
+/* Reads the fused-epilogue attributes and checks the extra inputs' presence. MatMul's
+ * own inputs are A, B and (pillar_bias) a bias; Gemm's A, B, C; the residual, when
+ * pillar_residual is set, is input 3 of both. */
+static pl_status mm_epi_read(const pl_op_ctx *c, bool matmul, mm_epi *e) {
+    const pl_node *n = c->node;
+    e->act = PL_ACT_IDENTITY;
+    e->act_alpha = e->act_beta = 0.0f;
+    e->scale = matmul ? pl_attr_float(n, "pillar_alpha", 1.0f) : 1.0f;
+    e->bias = e->res = -1;
+    const char *a = pl_attr_str(n, "pillar_act", NULL);
+    if (a) {
+        int k = 0;
+        while (k < MM_NACTS && strcmp(mm_acts[k].name, a)) k++;
+        if (k == MM_NACTS)
+            return pl_op_error(c, PL_ERR_UNSUPPORTED, "attribute 'pillar_act' = '%s' is not supported", a);
+        e->act = mm_acts[k].kind;
+        e->act_alpha = pl_attr_float(n, "pillar_act_alpha", mm_acts[k].alpha);
+        e->act_beta = pl_attr_float(n, "pillar_act_beta", mm_acts[k].beta);
+    }
+    bool res = pl_attr_int(n, "pillar_residual", 0) != 0;
+    bool bias = matmul && pl_attr_int(n, "pillar_bias", 0) != 0;
+    int own = matmul ? (bias ? 3 : 2) : 3;
+    PL_TRY(pl_op_check_arity(c, 2, res ? 4 : own));
+    if (matmul && bias && !pl_has_in(c, 2))
+        return pl_op_error(c, PL_ERR_MODEL, "pillar_bias is set but input 2 is missing");
+    if (matmul && !bias && pl_has_in(c, 2))
+        return pl_op_error(c, PL_ERR_MODEL, "has 3 inputs, takes 2");
+    if (res && !pl_has_in(c, 3))
+        return pl_op_error(c, PL_ERR_MODEL, "pillar_residual is set but input 3 is missing");
+    if (bias) e->bias = 2;
+    if (res) e->res = 3;
+    return PL_OK;
+}
+
+/* Checks the bias (N values) and residual (the output's shape) against the output. */
+static pl_status mm_epi_check(const pl_op_ctx *c, const mm_epi *e, pl_dtype t, int ndim,
+                              const int64_t *dims) {
+    char s1[128], s2[128];
+    if (e->bias >= 0) {
+        const pl_tensor *b = c->in[e->bias];
+        int64_t N = ndim > 0 ? dims[ndim - 1] : 1;
+        if (b->dtype != t)
+            return pl_op_error(c, PL_ERR_MODEL, "bias is %s, expected %s", pl_dtype_name(b->dtype), pl_dtype_name(t));
+        if (pl_numel(b) != N)
+            return pl_op_error(c, PL_ERR_MODEL, "bias has shape %s, expected %lld values",
+                               pl_shape_str(b, s1, sizeof s1), (long long)N);
+    }
+    if (e->res >= 0) {
+        const pl_tensor *r = c->in[e->res];
+        pl_tensor want = {.dtype = t, .ndim = ndim};
+        memcpy(want.dims, dims, sizeof(int64_t) * (size_t)ndim);
+        if (r->dtype != t)
+            return pl_op_error(c, PL_ERR_MODEL, "residual is %s, expected %s", pl_dtype_name(r->dtype), pl_dtype_name(t));
+        if (!pl_tensor_same_shape(r, &want))
+            return pl_op_error(c, PL_ERR_MODEL, "residual has shape %s, expected %s",
+                               pl_shape_str(r, s1, sizeof s1), pl_shape_str(&want, s2, sizeof s2));
+    }
+    return PL_OK;
+}
+
+static bool mm_epi_any(const mm_epi *e) {
+    return e->act != PL_ACT_IDENTITY || e->scale != 1.0f || e->bias >= 0 || e->res >= 0;
+}
+
+/* The epilogue on an already computed output of any non-float32 type, element by
+ * element: floats in double, integers exactly in 64-bit wrapping arithmetic. */
+static void mm_epi_generic(const pl_op_ctx *c, const mm_epi *e, pl_tensor *y) {
+    if (!mm_epi_any(e)) return;
+    int64_t ny = pl_numel(y), N = y->ndim > 0 ? y->dims[y->ndim - 1] : 1;
+    const pl_tensor *b = e->bias >= 0 ? c->in[e->bias] : NULL, *r = e->res >= 0 ? c->in[e->res] : NULL;
+    bool ints = pl_dtype_is_int(y->dtype) || y->dtype == PL_BOOL;
+    for (int64_t i = 0; i < ny; i++) {
+        if (ints && e->scale == 1.0f && (e->act == PL_ACT_IDENTITY || e->act == PL_ACT_RELU)) {
+            uint64_t v = (uint64_t)pl_get_i64(y, i);
+            if (b) v += (uint64_t)pl_get_i64(b, N ? i % N : 0);
+            if (r) v += (uint64_t)pl_get_i64(r, i);
+            int64_t s = (int64_t)v;
+            if (e->act == PL_ACT_RELU && pl_dtype_is_signed(y->dtype) && s < 0) s = 0;
+            pl_set_i64(y, i, s);
+            continue;
+        }
+        double v = pl_get_f64(y, i) * e->scale;
+        if (b) v += pl_get_f64(b, N ? i % N : 0);
+        if (r) v += pl_get_f64(r, i);
+        pl_ref_act_f64(e->act, e->act_alpha, e->act_beta, &v, &v, 1);
+        pl_set_f64(y, i, v);
+    }
+}
+
+/* The sgemm epilogue for e (bias/residual pointers set by the caller); *post is the
+ * activation the GEMM cannot apply, to run afterwards. */
+static void mm_sgemm_epi(const mm_epi *e, pl_sgemm_epilogue *ep, int *post) {
+    memset(ep, 0, sizeof *ep);
+    *post = PL_ACT_IDENTITY;
+    for (int k = 0; k < MM_NACTS; k++) {
+        if (mm_acts[k].kind != e->act) continue;
+        ep->act = mm_acts[k].sgemm;
+        if (ep->act == PL_SGEMM_ACT_NONE) *post = e->act;
+    }
+    ep->act_alpha = e->act_alpha;
+    ep->act_min = e->act_alpha;
+    ep->act_max = e->act_beta;
+}
+
+/* Activations the GEMM epilogue lacks, in place over n floats, threaded in chunks. */
+typedef struct post_job {
+    float *y;
+    int64_t n, chunk;
+    const mm_epi *e;
+} post_job;
+
+static void post_task(void *ctx, int t, int thread) {
+    (void)thread;
+    post_job *j = ctx;
+    int64_t i0 = (int64_t)t * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+    pl_ref_act_f32(j->e->act, j->e->act_alpha, j->e->act_beta, j->y + i0, j->y + i0, (size_t)(i1 - i0));
+}
+
+static void mm_post_act(pl_op_ctx *c, const mm_epi *e, float *y, int64_t n) {
+    post_job j = {y, n, 16384, e};
+    pl_threadpool_run(c->pool, post_task, &j, (int)((n + j.chunk - 1) / j.chunk));
+}
+
+/* ---- prepared state: packed constant operands ---- */
+
+typedef struct mm_state {
+    void *packed;   /* packed B, or packed A (Gemm with only A constant) */
+    bool is_a;
+    int64_t rows, K; /* the packed operand's M (A) or N (B), and K */
+    float *cbias;   /* Gemm: beta * C as a column bias, when C is a constant row */
+} mm_state;
+
+static void mm_state_free(mm_state *s) {
+    if (!s) return;
+    free(s->packed);
+    free(s->cbias);
+    free(s);
+}
+
+void matmul_release(void *state) { mm_state_free(state); }
+void gemm_release(void *state) { mm_state_free(state); }
+
+/* Packs op(X) (rows x K; A when is_a, else B) into a new state. */
+static pl_status mm_pack(const pl_op_ctx *c, mm_state *st, bool is_a, bool trans, int64_t rows,
+                         int64_t K, const float *X, int64_t ld) {
+    size_t size = is_a ? pl_sgemm_packed_a_size(rows, K) : pl_sgemm_packed_b_size(K, rows);
+    if (size == 0 || rows == 0 || K == 0) return PL_OK;
+    void *buf = malloc(size);
+    if (!buf) return pl_op_error(c, PL_ERR_NOMEM, "out of memory packing weights (%zu bytes)", size);
+    pl_status s = is_a ? pl_sgemm_pack_a(trans, rows, K, X, ld, buf, size)
+                       : pl_sgemm_pack_b(trans, K, rows, X, ld, buf, size);
+    if (s != PL_OK) {
+        free(buf);
+        return s;
+    }
+    st->packed = buf;
+    st->is_a = is_a;
+    st->rows = rows;
+    st->K = K;
+    return PL_OK;
+}
+
 /* ---- MatMul ---- */
 
 pl_status matmul_infer(pl_op_ctx *c) {
     static const pl_dtype ok[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_I32, PL_I64,  PL_U32,
                                   PL_U64, PL_I8,  PL_U8,  PL_I16,  PL_U16, PL_UNDEF};
-    PL_TRY(pl_op_check_arity(c, 2, 2));
+    mm_epi e;
+    PL_TRY(mm_epi_read(c, true, &e));
     PL_TRY(pl_op_check_dtype(c, 0, ok));
     PL_TRY(pl_op_check_same_dtype(c, 0, 1));
     PL_TRY(linalg_shapes_known(c));
     linalg_mm s;
     PL_TRY(linalg_mm_shape(c, 0, 1, &s));
+    PL_TRY(mm_epi_check(c, &e, c->in[0]->dtype, s.ndim, s.dims));
     pl_op_set_out(c, 0, c->in[0]->dtype, s.ndim, s.dims);
     return PL_OK;
 }
@@ -124,20 +324,106 @@ static void batched_igemm(const linalg_mm *s, const int64_t *a, const int64_t *b
     }
 }
 
+pl_status matmul_prepare(pl_op_ctx *c) {
+    const pl_tensor *a = c->in[0], *b = c->in[1];
+    if (a->dtype != PL_F32 || !b->data) return PL_OK;
+    linalg_mm s;
+    PL_TRY(linalg_mm_shape(c, 0, 1, &s));
+    if (!s.b_shared || s.batch * s.M == 0) return PL_OK;
+    mm_state *st = calloc(1, sizeof *st);
+    if (!st) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
+    pl_status r = mm_pack(c, st, false, false, s.N, s.K, b->data, s.N);
+    if (r != PL_OK || !st->packed) {
+        mm_state_free(st);
+        return r;
+    }
+    c->state = st;
+    return PL_OK;
+}
+
+/* One GEMM of a batched MatMul per task, each on one thread. */
+typedef struct mm_batch_job {
+    const linalg_mm *s;
+    const float *A, *B, *res;
+    float *Y;
+    float alpha;
+    const pl_sgemm_epilogue *ep;
+    atomic_int failed;
+} mm_batch_job;
+
+static pl_status mm_batch_one(const mm_batch_job *j, int64_t bi, pl_threadpool *pool) {
+    const linalg_mm *s = j->s;
+    int64_t ao, bo, yo = bi * s->M * s->N;
+    linalg_mm_offsets(s, bi, &ao, &bo);
+    pl_sgemm_epilogue ep = *j->ep;
+    if (j->res) {
+        ep.residual = j->res + yo;
+        ep.ld_residual = s->N;
+    }
+    pl_sgemm_args g = {.M = s->M, .N = s->N, .K = s->K, .alpha = j->alpha, .beta = 0.0f,
+                       .A = j->A + ao, .lda = s->K, .B = j->B + bo, .ldb = s->N,
+                       .C = j->Y + yo, .ldc = s->N, .epilogue = &ep, .pool = pool};
+    return pl_sgemm_run(&g);
+}
+
+static void mm_batch_task(void *ctx, int t, int thread) {
+    (void)thread;
+    mm_batch_job *j = ctx;
+    if (mm_batch_one(j, t, NULL) != PL_OK) atomic_store(&j->failed, 1);
+}
+
+static pl_status matmul_f32(pl_op_ctx *c, const linalg_mm *s, const mm_epi *e) {
+    const mm_state *st = c->state;
+    pl_tensor *y = c->out[0];
+    pl_sgemm_epilogue ep;
+    int post;
+    mm_sgemm_epi(e, &ep, &post);
+    if (e->bias >= 0) ep.col_bias = c->in[e->bias]->data;
+    const float *res = e->res >= 0 ? c->in[e->res]->data : NULL;
+    if (s->b_shared) { /* a's batches are consecutive rows: one big GEMM */
+        if (res) {
+            ep.residual = res;
+            ep.ld_residual = s->N;
+        }
+        bool packed = st && st->packed && !st->is_a && st->rows == s->N && st->K == s->K;
+        pl_sgemm_args g = {.M = s->batch * s->M, .N = s->N, .K = s->K, .alpha = e->scale,
+                           .beta = 0.0f, .A = c->in[0]->data, .lda = s->K,
+                           .B = packed ? NULL : c->in[1]->data, .ldb = s->N,
+                           .packed_b = packed ? st->packed : NULL, .C = y->data, .ldc = s->N,
+                           .epilogue = &ep, .pool = c->pool};
+        PL_TRY(pl_sgemm_run(&g));
+    } else {
+        mm_batch_job j = {.s = s, .A = c->in[0]->data, .B = c->in[1]->data, .res = res,
+                          .Y = y->data, .alpha = e->scale, .ep = &ep};
+        atomic_init(&j.failed, 0);
+        int nt = pl_threadpool_size(c->pool);
+        /* whole GEMMs per thread when there are enough of them to share out evenly */
+        if (nt > 1 && s->batch <= INT32_MAX && (s->batch >= 4 * nt || s->batch % nt == 0)) {
+            pl_threadpool_run(c->pool, mm_batch_task, &j, (int)s->batch);
+            if (atomic_load(&j.failed)) return pl_op_error(c, PL_ERR_NOMEM, "out of memory in the GEMM");
+        } else {
+            for (int64_t bi = 0; bi < s->batch; bi++) PL_TRY(mm_batch_one(&j, bi, c->pool));
+        }
+    }
+    if (post != PL_ACT_IDENTITY) mm_post_act(c, e, y->data, pl_numel(y));
+    return PL_OK;
+}
+
 pl_status matmul_run(pl_op_ctx *c) {
+    mm_epi e;
+    PL_TRY(mm_epi_read(c, true, &e));
     linalg_mm s;
     PL_TRY(linalg_mm_shape(c, 0, 1, &s));
     const pl_tensor *a = c->in[0], *b = c->in[1];
     pl_tensor *y = c->out[0];
+    PL_TRY(mm_epi_check(c, &e, a->dtype, y->ndim, y->dims));
     int64_t ny = pl_numel(y);
     if (ny == 0) return PL_OK;
     pl_dtype t = a->dtype;
-    if (t == PL_F32) {
-        batched_sgemm(&s, a->data, b->data, y->data);
-        return PL_OK;
-    }
+    if (t == PL_F32) return matmul_f32(c, &s, &e);
     if (t == PL_F64) {
         batched_dgemm(&s, a->data, b->data, y->data);
+        mm_epi_generic(c, &e, y);
         return PL_OK;
     }
     pl_status st;
@@ -148,6 +434,7 @@ pl_status matmul_run(pl_op_ctx *c) {
             (st = linalg_load_f32(c, y, &fy)) == PL_OK) {
             batched_sgemm(&s, fa, fb, fy);
             linalg_store_f32(y, fy, ny);
+            mm_epi_generic(c, &e, y);
         }
         free(fa);
         free(fb);
@@ -159,6 +446,7 @@ pl_status matmul_run(pl_op_ctx *c) {
         (st = linalg_load_i64(c, y, &iy)) == PL_OK) {
         batched_igemm(&s, ia, ib, iy);
         for (int64_t i = 0; i < ny; i++) pl_set_i64(y, i, iy[i]);
+        mm_epi_generic(c, &e, y);
     }
     free(ia);
     free(ib);
@@ -208,14 +496,17 @@ static pl_status gemm_check(pl_op_ctx *c, gemm_shape *g) {
 pl_status gemm_infer(pl_op_ctx *c) {
     static const pl_dtype ok[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_I32,
                                   PL_I64, PL_U32, PL_U64, PL_UNDEF};
-    PL_TRY(pl_op_check_arity(c, 2, 3));
+    mm_epi e;
+    PL_TRY(mm_epi_read(c, false, &e));
     PL_TRY(pl_op_check_dtype(c, 0, ok));
     PL_TRY(pl_op_check_same_dtype(c, 0, 1));
     PL_TRY(pl_op_check_same_dtype(c, 0, 2));
     PL_TRY(linalg_shapes_known(c));
     gemm_shape g;
     PL_TRY(gemm_check(c, &g));
-    pl_op_set_out(c, 0, c->in[0]->dtype, 2, (int64_t[]){g.M, g.N});
+    int64_t dims[2] = {g.M, g.N};
+    PL_TRY(mm_epi_check(c, &e, c->in[0]->dtype, 2, dims));
+    pl_op_set_out(c, 0, c->in[0]->dtype, 2, dims);
     return PL_OK;
 }
 
@@ -227,11 +518,83 @@ static int64_t gemm_c_index(const pl_tensor *cc, int64_t m, int64_t n) {
     return rm * cc->dims[1] + rn;
 }
 
+/* C is the same for every row (a bias along N). */
+static bool gemm_c_is_row(const pl_tensor *cc) { return cc->ndim < 2 || cc->dims[0] == 1; }
+
+pl_status gemm_prepare(pl_op_ctx *c) {
+    const pl_tensor *a = c->in[0], *b = c->in[1], *cc = pl_has_in(c, 2) ? c->in[2] : NULL;
+    if (a->dtype != PL_F32) return PL_OK;
+    gemm_shape g;
+    PL_TRY(gemm_check(c, &g));
+    if (g.M == 0 || g.N == 0) return PL_OK;
+    float beta = pl_attr_float(c->node, "beta", 1.0f);
+    mm_state *st = calloc(1, sizeof *st);
+    if (!st) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
+    pl_status r = PL_OK;
+    if (b->data) r = mm_pack(c, st, false, g.tb, g.N, g.K, b->data, b->dims[1]);
+    else if (a->data) r = mm_pack(c, st, true, g.ta, g.M, g.K, a->data, a->dims[1]);
+    if (r == PL_OK && cc && cc->data && beta != 0 && gemm_c_is_row(cc)) {
+        st->cbias = malloc((size_t)g.N * sizeof(float));
+        if (!st->cbias) r = pl_op_error(c, PL_ERR_NOMEM, "out of memory");
+        for (int64_t n = 0; r == PL_OK && n < g.N; n++)
+            st->cbias[n] = beta * ((const float *)cc->data)[gemm_c_index(cc, 0, n)];
+    }
+    if (r != PL_OK || (!st->packed && !st->cbias)) {
+        mm_state_free(st);
+        return r;
+    }
+    c->state = st;
+    return PL_OK;
+}
+
+static pl_status gemm_f32(pl_op_ctx *c, const gemm_shape *g, const mm_epi *e) {
+    const mm_state *st = c->state;
+    const pl_tensor *a = c->in[0], *b = c->in[1], *cc = pl_has_in(c, 2) ? c->in[2] : NULL;
+    pl_tensor *y = c->out[0];
+    float alpha = pl_attr_float(c->node, "alpha", 1.0f), beta = pl_attr_float(c->node, "beta", 1.0f);
+    int64_t M = g->M, N = g->N;
+    float *fy = y->data;
+    pl_sgemm_epilogue ep;
+    int post;
+    mm_sgemm_epi(e, &ep, &post);
+    float gbeta = 0.0f;
+    if (cc && beta != 0) {
+        if (st && st->cbias) {
+            ep.col_bias = st->cbias;
+        } else if (gemm_c_is_row(cc) && beta == 1.0f && pl_numel(cc) == N) {
+            ep.col_bias = cc->data;
+        } else { /* C broadcast into Y, then Y = alpha AB + beta Y */
+            const float *cd = cc->data;
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) fy[m * N + n] = cd[gemm_c_index(cc, m, n)];
+            gbeta = beta;
+        }
+    }
+    if (e->res >= 0) {
+        ep.residual = c->in[e->res]->data;
+        ep.ld_residual = N;
+    }
+    bool pa = st && st->packed && st->is_a && st->rows == M && st->K == g->K;
+    bool pb = st && st->packed && !st->is_a && st->rows == N && st->K == g->K;
+    pl_sgemm_args ga = {.M = M, .N = N, .K = g->K, .alpha = alpha, .beta = gbeta,
+                        .A = pa ? NULL : a->data, .lda = a->dims[1], .trans_a = g->ta,
+                        .packed_a = pa ? st->packed : NULL,
+                        .B = pb ? NULL : b->data, .ldb = b->dims[1], .trans_b = g->tb,
+                        .packed_b = pb ? st->packed : NULL,
+                        .C = fy, .ldc = N, .epilogue = &ep, .pool = c->pool};
+    PL_TRY(pl_sgemm_run(&ga));
+    if (post != PL_ACT_IDENTITY) mm_post_act(c, e, fy, M * N);
+    return PL_OK;
+}
+
 pl_status gemm_run(pl_op_ctx *c) {
+    mm_epi e;
+    PL_TRY(mm_epi_read(c, false, &e));
     gemm_shape g;
     PL_TRY(gemm_check(c, &g));
     const pl_tensor *a = c->in[0], *b = c->in[1], *cc = pl_has_in(c, 2) ? c->in[2] : NULL;
     pl_tensor *y = c->out[0];
+    PL_TRY(mm_epi_check(c, &e, a->dtype, 2, (int64_t[]){g.M, g.N}));
     double alpha = pl_attr_float(c->node, "alpha", 1.0f);
     double beta = pl_attr_float(c->node, "beta", 1.0f);
     int64_t M = g.M, N = g.N, K = g.K, ny = M * N;
@@ -240,25 +603,22 @@ pl_status gemm_run(pl_op_ctx *c) {
     bool use_c = cc && beta != 0;
     pl_dtype t = a->dtype;
     pl_status st = PL_OK;
-    if (t == PL_F32 || t == PL_F16 || t == PL_BF16) {
-        float *fa = NULL, *fb = NULL, *wy = NULL, *fy = y->data;
-        const float *pa = a->data, *pb = b->data;
-        if (t != PL_F32) {
-            if ((st = linalg_load_f32(c, a, &fa)) == PL_OK &&
-                (st = linalg_load_f32(c, b, &fb)) == PL_OK)
-                st = linalg_load_f32(c, y, &wy);
-            pa = fa;
-            pb = fb;
-            fy = wy;
-        }
+    if (t == PL_F32) return gemm_f32(c, &g, &e);
+    if (t == PL_F16 || t == PL_BF16) {
+        float *fa = NULL, *fb = NULL, *wy = NULL, *fy = NULL;
+        if ((st = linalg_load_f32(c, a, &fa)) == PL_OK &&
+            (st = linalg_load_f32(c, b, &fb)) == PL_OK)
+            st = linalg_load_f32(c, y, &wy);
+        fy = wy;
         if (st == PL_OK) {
             if (use_c)
                 for (int64_t m = 0; m < M; m++)
                     for (int64_t n = 0; n < N; n++)
                         fy[m * N + n] = (float)pl_get_f64(cc, gemm_c_index(cc, m, n));
-            pl_ref_sgemm(g.ta, g.tb, M, N, K, (float)alpha, pa, lda, pb, ldb,
+            pl_ref_sgemm(g.ta, g.tb, M, N, K, (float)alpha, fa, lda, fb, ldb,
                          use_c ? (float)beta : 0.0f, fy, N);
-            if (t != PL_F32) linalg_store_f32(y, fy, ny);
+            linalg_store_f32(y, fy, ny);
+            mm_epi_generic(c, &e, y);
         }
         free(fa);
         free(fb);
@@ -273,6 +633,7 @@ pl_status gemm_run(pl_op_ctx *c) {
                     dy[m * N + n] = pl_get_f64(cc, gemm_c_index(cc, m, n));
         pl_ref_dgemm(g.ta, g.tb, M, N, K, alpha, a->data, lda, b->data, ldb, use_c ? beta : 0.0, dy,
                      N);
+        mm_epi_generic(c, &e, y);
         return PL_OK;
     }
     /* Integer types: exact product, then alpha/beta (exact when they are 1 and 1). */
@@ -296,6 +657,7 @@ pl_status gemm_run(pl_op_ctx *c) {
                     pl_set_f64(y, m * N + n, v);
                 }
             }
+        mm_epi_generic(c, &e, y);
     }
     free(ia);
     free(ib);

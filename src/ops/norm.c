@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threadpool.h"
 #include "kernels/norm/norm.h"
 #include "ops/conv_common.h"
 
@@ -338,11 +339,57 @@ pl_status layernorm_infer(pl_op_ctx *c) {
     return PL_OK;
 }
 
+/* float32 fast path: the vectorised row kernel, rows shared out over the threads. */
+typedef struct ln_job {
+    const float *x, *scale, *bias;
+    float *y, *mean, *inv;
+    int64_t rows, cols, chunk;
+    float eps;
+} ln_job;
+
+static void ln_task(void *ctx, int t, int thread) {
+    (void)thread;
+    const ln_job *j = ctx;
+    int64_t r0 = (int64_t)t * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    pl_f32_layernorm_rows(r1 - r0, j->cols, j->x + r0 * j->cols, j->scale, j->bias, j->eps,
+                          j->y + r0 * j->cols, j->mean ? j->mean + r0 : NULL,
+                          j->inv ? j->inv + r0 : NULL);
+}
+
+static pl_status layernorm_f32(pl_op_ctx *c, int axis, int64_t rows, int64_t cols) {
+    norm_bufs b = {.n = 0};
+    const float *scale = c->in[1]->data, *bias = pl_has_in(c, 2) ? c->in[2]->data : NULL;
+    void *tmp;
+    pl_status st = PL_OK;
+    if (pl_numel(c->in[1]) != cols && (st = ln_expand(c, &b, 1, axis, PL_F32, cols, &tmp)) == PL_OK)
+        scale = tmp;
+    if (st == PL_OK && bias && pl_numel(c->in[2]) != cols &&
+        (st = ln_expand(c, &b, 2, axis, PL_F32, cols, &tmp)) == PL_OK)
+        bias = tmp;
+    float *y = c->out[0] ? c->out[0]->data : NULL;
+    if (st == PL_OK && !y && (st = nb_alloc(c, &b, rows * cols, PL_F32, &tmp)) == PL_OK) y = tmp;
+    if (st == PL_OK && rows > 0) {
+        ln_job j = {c->in[0]->data, scale, bias, y,
+                    c->nout > 1 && c->out[1] ? c->out[1]->data : NULL,
+                    c->nout > 2 && c->out[2] ? c->out[2]->data : NULL,
+                    rows, cols, 1, pl_attr_float(c->node, "epsilon", 1e-5f)};
+        /* about 16K elements per task */
+        j.chunk = cols > 0 && 16384 / cols > 1 ? 16384 / cols : 1;
+        if ((rows + j.chunk - 1) / j.chunk > INT32_MAX) j.chunk = rows / INT32_MAX + 1;
+        pl_threadpool_run(c->pool, ln_task, &j, (int)((rows + j.chunk - 1) / j.chunk));
+    }
+    nb_free(&b);
+    return st;
+}
+
 pl_status layernorm_run(pl_op_ctx *c) {
     const pl_tensor *xt = c->in[0];
     int axis;
     PL_TRY(pl_op_axis(c, pl_attr_int(c->node, "axis", -1), xt->ndim, &axis));
     const int64_t rows = dims_prod(xt, 0, axis), cols = dims_prod(xt, axis, xt->ndim);
+    if (xt->dtype == PL_F32 && pl_attr_int(c->node, "stash_type", 1) == 1 && c->in[1]->dtype == PL_F32 &&
+        (!pl_has_in(c, 2) || c->in[2]->dtype == PL_F32))
+        return layernorm_f32(c, axis, rows, cols);
     const pl_dtype ct = cvf_compute_type(xt->dtype);
     const bool f64 = ct == PL_F64;
     const double eps = pl_attr_float(c->node, "epsilon", 1e-5f);

@@ -38,6 +38,24 @@ void pl_f64_layernorm_ref(int64_t rows, int64_t cols, const double *x, const dou
                           const double *bias, double eps, double *y, double *mean,
                           double *inv_std);
 
+/* Fast float32 layer norm of `rows` contiguous rows of `cols` values:
+ * y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j] (bias may be NULL), dispatched
+ * on pl_cpu_isa() (AVX-512, AVX2+FMA, plain C). Two passes with float partial sums (the
+ * mean, then squares and the residual sum around it, which corrects mean and variance),
+ * then one to write. mean / inv_std (one per row) may be
+ * NULL. Single-threaded: callers split rows over threads. */
+void pl_f32_layernorm_rows(int64_t rows, int64_t cols, const float *x, const float *scale,
+                           const float *bias, float eps, float *y, float *mean, float *inv_std);
+/* The per-ISA kernels behind it (each only called when its ISA is available). */
+void pl_f32_layernorm_rows_c(int64_t rows, int64_t cols, const float *x, const float *scale,
+                             const float *bias, float eps, float *y, float *mean, float *inv_std);
+void pl_f32_layernorm_rows_avx2(int64_t rows, int64_t cols, const float *x, const float *scale,
+                                const float *bias, float eps, float *y, float *mean,
+                                float *inv_std);
+void pl_f32_layernorm_rows_avx512(int64_t rows, int64_t cols, const float *x, const float *scale,
+                                  const float *bias, float eps, float *y, float *mean,
+                                  float *inv_std);
+
 /* Local response norm across channels: y = x / (bias + alpha / size * sum of x^2 over
  * channels [ch - (size-1)/2, ch + ceil((size-1)/2)])^beta. */
 void pl_f32_lrn_ref(int64_t n, int64_t c, int64_t inner, int64_t size, double alpha,
