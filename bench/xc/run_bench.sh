@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# run_bench.sh [OUT_DIR] -- issue 6's side-by-side benchmark, in one run:
+#   1. a synthetic extreme-classification set (bench/xc/gen_xc.py; default 100,000
+#      labels, 135,909 features, 200,000 training and 20,000 test points);
+#   2. `pillar train-xc` with LSH-sampled outputs, `pillar train-xc --dense` (full
+#      softmax) and PyTorch's full softmax (torch_xc.py, Debian's python3-torch), same
+#      network, loss, Adam and threads; P@1 against training time for each, and how
+#      much sooner LSH reaches the dense model's final P@1 (within 1 point);
+#   3. HALOS-style inference (bench/xc/halos_bench.c) on the trained LSH model: time per
+#      query, P@1 and recall against exact scoring.
+# Outputs in OUT_DIR (default bench/out/xc): data, CSV logs, models, report.md.
+#
+# Environment (defaults in brackets): PILLAR [build/pillar], BUILD [dir of PILLAR],
+# THREADS [2], LABELS [100000], FEATURES [135909], TRAIN [200000], TEST [20000],
+# EPOCHS_LSH [3], EPOCHS_DENSE [3], EVAL_EVERY [200], EVAL_POINTS [10000],
+# TORCH_LIMIT [seconds of PyTorch training; 0 = all epochs], LSH_ARGS, KEEP=1 reuses
+# finished runs in OUT_DIR.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+OUT=${1:-$SRC/bench/out/xc}
+PILLAR=${PILLAR:-$SRC/build/pillar}
+BUILD=${BUILD:-$(dirname "$PILLAR")}
+PY=/usr/bin/python3
+THREADS=${THREADS:-2}
+LABELS=${LABELS:-100000}
+FEATURES=${FEATURES:-135909}
+TRAIN=${TRAIN:-200000}
+TEST=${TEST:-20000}
+EPOCHS_LSH=${EPOCHS_LSH:-3}
+EPOCHS_DENSE=${EPOCHS_DENSE:-3}
+EVAL_EVERY=${EVAL_EVERY:-200}
+EVAL_POINTS=${EVAL_POINTS:-10000}
+TORCH_LIMIT=${TORCH_LIMIT:-0}
+LSH_ARGS=${LSH_ARGS:---lsh simhash,10,32 --lsh-source examples --sample topk:500 --max-active 500 --bucket-policy fifo}
+KEEP=${KEEP:-0}
+mkdir -p "$OUT"
+D="$OUT/xc${LABELS}"
+REPORT="$OUT/report.md"
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+done_run() { [ "$KEEP" = 1 ] && [ -s "$1" ] && grep -q "wrote\|epoch $2 " "$1.txt" 2>/dev/null; }
+
+if [ ! -s "${D}_train.txt" ] || [ ! -s "${D}_test.txt" ]; then
+    log "generating ${D}_{train,test}.txt"
+    "$PY" "$HERE/gen_xc.py" "$D" --labels "$LABELS" --features "$FEATURES" --train "$TRAIN" --test "$TEST"
+fi
+
+common=(--threads "$THREADS" --eval-every "$EVAL_EVERY" --eval-points "$EVAL_POINTS" --quiet)
+load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+run_pillar() { # NAME EPOCHS ARGS...
+    local name=$1 epochs=$2
+    shift 2
+    if done_run "$OUT/$name.csv" "$epochs"; then log "$name: kept"; return; fi
+    log "$name: training (load $(load_avg))"
+    /usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" \
+        "$PILLAR" train-xc "${D}_train.txt" "${D}_test.txt" --epochs "$epochs" "${common[@]}" \
+        --log "$OUT/$name.csv" --out "$OUT/$name.onnx" "$@" >"$OUT/$name.csv.txt" 2>&1
+    echo "load after: $(load_avg)" >>"$OUT/$name.csv.txt"
+    tail -3 "$OUT/$name.csv.txt" >&2
+}
+
+run_pillar lsh "$EPOCHS_LSH" $LSH_ARGS
+run_pillar dense "$EPOCHS_DENSE" --dense
+
+if [ "$KEEP" = 1 ] && [ -s "$OUT/torch.csv" ]; then
+    log "torch: kept"
+else
+    log "torch: training (load $(load_avg))"
+    /usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" \
+        "$PY" "$HERE/torch_xc.py" "${D}_train.txt" "${D}_test.txt" --epochs "$EPOCHS_DENSE" \
+        --threads "$THREADS" --eval-every "$EVAL_EVERY" --eval-points "$EVAL_POINTS" \
+        --time-limit "$TORCH_LIMIT" --log "$OUT/torch.csv" >"$OUT/torch.csv.txt" 2>&1
+    echo "load after: $(load_avg)" >>"$OUT/torch.csv.txt"
+    tail -3 "$OUT/torch.csv.txt" >&2
+fi
+
+log "HALOS"
+cc -O2 -std=gnu11 -I"$SRC/include" -I"$SRC/src" -I"$BUILD/gen" "$HERE/halos_bench.c" \
+    "$BUILD/libpillar.a" -lprotobuf-c -lm -lpthread -o "$OUT/halos_bench"
+"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --mips 0 --lsh 10,32 \
+    --topk 1000 --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos.txt"
+"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --mips 16 \
+    >"$OUT/halos_neurons_only.txt"
+
+{
+    echo "# issue 6 benchmark: $LABELS labels, $FEATURES features, $TRAIN training points, $THREADS threads"
+    echo
+    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo
+    echo "LSH options: $LSH_ARGS"
+    echo
+    "$PY" "$HERE/compare.py" "$OUT/lsh.csv" "$OUT/dense.csv" "$OUT/torch.csv"
+    echo
+    echo "process times (wall / user / peak memory) and machine load:"
+    echo
+    for r in lsh dense torch; do
+        echo "- $r: $(grep 'peak RSS' "$OUT/$r.csv.txt" | tail -1); $(grep 'load after' "$OUT/$r.csv.txt" | tail -1)"
+    done
+    echo
+    echo "## HALOS inference on the LSH-trained model (index learns from the training examples)"
+    echo
+    echo '```'
+    cat "$OUT/halos.txt"
+    echo '```'
+    echo
+    echo "Neuron-only index (MIPS in 16 norm ranges, no examples), for comparison:"
+    echo
+    echo '```'
+    cat "$OUT/halos_neurons_only.txt"
+    echo '```'
+} >"$REPORT"
+cat "$REPORT"
