@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev zlib1g-dev
       libonnx-testdata dataset-fashion-mnist python3 python3-numpy python3-onnx python3-torch
-      python3-torchvision)
+      python3-torchvision libmicrohttpd-dev libcjson-dev curl wrk clang python3-venv bc)
 # node and npm may come from elsewhere than Debian (e.g. an image with nodesource's
 # nodejs, which bundles npm and conflicts with Debian's npm): take them as they are.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -120,5 +120,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 void help_inspect(void);
 void help_run(void);
+int cmd_train_xc(int argc, char **argv); void help_train_xc(void); /* train_xc.c */
 
 #endif

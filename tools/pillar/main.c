@@ -1,9 +1,20 @@
 /* main.c -- the pillar command-line program: dispatches to one subcommand per file
- * (inspect.c, run.c) and prints the general help. */
+ * (inspect.c, run.c, bench.c) and prints the general help. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* bench.c (declared here: cli.h lists the commands of the first CLI files) */
+int cmd_bench(int argc, char **argv);
+void help_bench(void);
+/* train.c, zoo.c */
+int cmd_train(int argc, char **argv);
+void help_train(void);
+int cmd_zoo(int argc, char **argv);
+void help_zoo(void);
+int cmd_serve(int argc, char **argv);
+void help_serve(void); /* serve.c */
 
 typedef struct command {
     const char *name;
@@ -16,6 +27,16 @@ static const command commands[] = {
     {"inspect", "show a model's inputs, outputs, layers, weights and cost", cmd_inspect,
      help_inspect},
     {"run", "run a model on .npy inputs (or random ones) and save the outputs", cmd_run, help_run},
+    {"bench", "time a model (default: a built-in ResNet-50): latency, items/s, memory", cmd_bench,
+     help_bench},
+    {"train", "train a model's weights on a data set (SGD/Adam, pruning, checkpoints)", cmd_train,
+     help_train},
+    {"zoo", "write a ready-made architecture (mlp, lenet, resnet8, ...) as ONNX", cmd_zoo,
+     help_zoo},
+    {"train-xc", "train an extreme-classification network with LSH-sampled outputs", cmd_train_xc,
+     help_train_xc},
+    {"serve", "serve models over HTTP (KServe v2 REST, dynamic batching, metrics)", cmd_serve,
+     help_serve},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
