@@ -236,7 +236,9 @@ typedef enum pillar_precision {
 
 /* Owned: pillar_train_options_destroy. Defaults: SGD, lr 0.01, momentum 0, weight decay
  * 0, batch 64, threads 0 (one per physical core), seed 0, FP32, softmax cross-entropy on
- * the model's single output. */
+ * the model's single output. For Adam/AdamW a non-zero momentum is beta1 (default 0.9);
+ * beta2 = 0.999, eps = 1e-8; weight decay is an L2 term for SGD/Adam, decoupled for
+ * AdamW (as in PyTorch). */
 pillar_status pillar_train_options_create(pillar_train_options **out);
 void pillar_train_options_destroy(pillar_train_options *o);
 pillar_status pillar_train_options_set_optimizer(pillar_train_options *o, pillar_optimizer opt, float lr,
