@@ -599,6 +599,55 @@ static void test_param_choice(void) {
     free_data(&tr);
 }
 
+/* An embedding model fed int64 token ids: Gather -> ReduceMean -> Gemm. The class of a
+ * sequence is the class of its most frequent token group. */
+static void test_embedding(void) {
+    G = pl_graph_new();
+    int x = val("input");
+    G->values[x].kind = PL_VALUE_INPUT;
+    pl_tensor_set_shape(&G->values[x].t, PL_I64, 2, D(-1, 6));
+    G->inputs = malloc(sizeof(int));
+    G->inputs[0] = x;
+    G->ninputs = 1;
+    int y = node("Gather", 2, (int[]){weight("embed", 2, D(40, 8), 0.5, 0), x});
+    y = node("ReduceMean", 1, &y);
+    attr("axes", 1, D(1));
+    attr("keepdims", -1, D(0));
+    y = node("Gemm", 3,
+             (int[]){y, weight("fc.weight", 2, D(4, 8), 0.5, 0), weight("fc.bias", 1, D(4), 0, 0)});
+    attr("transB", -1, D(1));
+    pl_model *m = finish_model(y, "embed");
+    m->opsets[0].version = 13;
+    pillar_train_options *o = options(PILLAR_OPTIMIZER_ADAM, 0.05f, 0, 2, 1);
+    pillar_trainer *t = NULL;
+    OK(pillar_trainer_create(m, o, &t));
+    if (t) {
+        int64_t ids[256 * 6], lab[256];
+        for (int i = 0; i < 256; i++) {
+            lab[i] = (int64_t)(ur() * 4);
+            for (int j = 0; j < 6; j++)
+                ids[i * 6 + j] = j < 4 ? lab[i] * 10 + (int64_t)(ur() * 10) : (int64_t)(ur() * 40);
+        }
+        pillar_tensor *xt, *yt;
+        pillar_tensor_wrap(PILLAR_INT64, 2, D(256, 6), ids, &xt);
+        pillar_tensor_wrap(PILLAR_INT64, 1, D(256), lab, &yt);
+        for (int k = 0; k < 60; k++) OK(pillar_trainer_step(t, xt, yt, NULL, NULL));
+        float loss;
+        int64_t correct = 0;
+        OK(pillar_trainer_evaluate(t, xt, yt, &loss, &correct));
+        printf("embedding (int64 ids, Gather): accuracy %.4f\n", (double)correct / 256.0);
+        CHECK(correct > 0.95 * 256, "embedding model accuracy %lld/256", (long long)correct);
+        ids[5] = 40; /* an out-of-range id is an input error, not a crash */
+        CHECK(pillar_trainer_step(t, xt, yt, NULL, NULL) == PILLAR_ERR_INPUT, "bad id: %s",
+              pillar_last_error());
+        pillar_tensor_destroy(xt);
+        pillar_tensor_destroy(yt);
+        pillar_trainer_destroy(t);
+    }
+    pillar_train_options_destroy(o);
+    pl_model_free(m);
+}
+
 static void test_errors(void) {
     pl_model *m = mlp(4, 8, 3, false);
     pillar_train_options *o = options(PILLAR_OPTIMIZER_SGD, 0.1f, 0, 1, 0);
@@ -658,6 +707,7 @@ int main(void) {
     test_prune();
     test_bf16_and_losses();
     test_param_choice();
+    test_embedding();
     test_errors();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);
