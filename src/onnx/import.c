@@ -91,6 +91,10 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp);
 
 static pl_status set_value_type(pl_value *v, const Onnx__TypeProto *tp) {
     if (!tp) return PL_OK;
+    for (int d = 0; d < PL_MAX_DIMS; d++) { /* a value declared twice: the last wins */
+        free(v->dim_names[d]);
+        v->dim_names[d] = NULL;
+    }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
         v->t.dtype = PL_UNDEF; /* sequence, map, optional...: rejected at session creation */
         v->declared = true;

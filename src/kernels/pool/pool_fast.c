@@ -77,7 +77,7 @@ typedef struct pool_job {
 static void pool_task(void *ctx, int task, int thread) {
     const pool_job *j = ctx;
     const cf_geom *g = j->g;
-    float *ws = j->ws + (size_t)thread * j->ws_stride;
+    float *ws = j->ws ? j->ws + (size_t)thread * j->ws_stride : NULL;
     int64_t q0 = task * j->per_task, q1 = q0 + j->per_task;
     if (q1 > j->planes) q1 = j->planes;
     const float fill = j->kind == PL_POOL_FAST_MAX ? -INFINITY : 0.0f;
