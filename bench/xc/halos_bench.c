@@ -2,7 +2,8 @@
  * last layer of a model trained by `pillar train-xc`:
  *
  *   halos_bench MODEL.onnx TEST.txt [--points N] [--k K] [--lsh K,L] [--mips R]
- *               [--max-candidates N] [--topk N] [--train TRAIN.txt --examples N]
+ *               [--max-candidates N] [--topk N] [--bucket N] [--head N] [--cpu-time]
+ *               [--train TRAIN.txt --examples N]
  *
  * Hidden vectors of the first N test points are computed once; then the output layer is
  * scored exactly (blocked GEMM over all queries at once -- the fastest exact way -- and
@@ -22,9 +23,13 @@
 #include "lsh/vec.h"
 #include "xc/xc.h"
 
+static bool cpu_clock = false;
+
+/* Wall time, or with --cpu-time this thread's CPU time (a fair measure on a machine
+ * busy with other work: the query loops are single-threaded). */
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -42,22 +47,37 @@ static bool has_label(const pl_xc_data *d, int64_t i, uint32_t l) {
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: halos_bench MODEL.onnx TEST.txt [--points N] [--k K] [--lsh K,L] "
-                        "[--mips R] [--max-candidates N] [--topk N] [--train TRAIN.txt --examples N]\n");
+                        "[--mips R] [--max-candidates N] [--topk N] [--bucket N] [--cpu-time] "
+                        "[--train TRAIN.txt --examples N]\n");
         return 1;
     }
-    int64_t npts = 5000, maxc = 0, nex = 0;
-    int k = 5, K = 0, L = 0, mips = -1, topk = 0;
+    int64_t npts = 5000, maxc = 0, nex = 0, head = -1;
+    int k = 5, K = 0, L = 0, mips = -1, topk = 0, bucket = 0;
     const char *train_path = NULL;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(a, "--points")) npts = atoll(v), i++;
-        else if (!strcmp(a, "--k")) k = atoi(v), i++;
-        else if (!strcmp(a, "--lsh")) sscanf(v, "%d,%d", &K, &L), i++;
-        else if (!strcmp(a, "--mips")) mips = atoi(v), i++;
-        else if (!strcmp(a, "--max-candidates")) maxc = atoll(v), i++;
-        else if (!strcmp(a, "--topk")) topk = atoi(v), i++;
-        else if (!strcmp(a, "--train")) train_path = v, i++;
-        else if (!strcmp(a, "--examples")) nex = atoll(v), i++;
+        if (!strcmp(a, "--points"))
+            npts = atoll(v), i++;
+        else if (!strcmp(a, "--k"))
+            k = atoi(v), i++;
+        else if (!strcmp(a, "--lsh"))
+            sscanf(v, "%d,%d", &K, &L), i++;
+        else if (!strcmp(a, "--mips"))
+            mips = atoi(v), i++;
+        else if (!strcmp(a, "--max-candidates"))
+            maxc = atoll(v), i++;
+        else if (!strcmp(a, "--topk"))
+            topk = atoi(v), i++;
+        else if (!strcmp(a, "--bucket"))
+            bucket = atoi(v), i++;
+        else if (!strcmp(a, "--head"))
+            head = atoll(v), i++;
+        else if (!strcmp(a, "--cpu-time"))
+            cpu_clock = true;
+        else if (!strcmp(a, "--train"))
+            train_path = v, i++;
+        else if (!strcmp(a, "--examples"))
+            nex = atoll(v), i++;
         else {
             fprintf(stderr, "halos_bench: unknown option %s\n", a);
             return 1;
@@ -71,7 +91,8 @@ int main(int argc, char **argv) {
     int64_t H = m->hidden, C = m->n_labels;
     float *Hq = malloc(sizeof(float) * (size_t)(npts * H));
     for (int64_t i = 0; i < npts; i++)
-        pl_xc_hidden(m, d->feat + d->row[i], d->val + d->row[i], d->row[i + 1] - d->row[i], Hq + i * H);
+        pl_xc_hidden(m, d->feat + d->row[i], d->val + d->row[i], d->row[i + 1] - d->row[i],
+                     Hq + i * H);
 
     pl_halos_opts o;
     pl_halos_opts_default(&o, C);
@@ -79,6 +100,8 @@ int main(int argc, char **argv) {
     if (L) o.lsh.L = L;
     if (mips >= 0) o.mips_ranges = mips;
     if (maxc) o.max_candidates = maxc;
+    if (bucket) o.lsh.bucket_cap = bucket;
+    if (head >= 0) o.head = head;
     if (topk) {
         o.sample.mode = PL_LSH_TOPK;
         o.sample.top_k = topk;
@@ -95,10 +118,11 @@ int main(int argc, char **argv) {
         if (nex > tr->n) nex = tr->n;
         float *Ht = malloc(sizeof(float) * (size_t)(nex * H));
         for (int64_t i = 0; i < nex; i++)
-            pl_xc_hidden(m, tr->feat + tr->row[i], tr->val + tr->row[i], tr->row[i + 1] - tr->row[i],
-                         Ht + i * H);
+            pl_xc_hidden(m, tr->feat + tr->row[i], tr->val + tr->row[i],
+                         tr->row[i + 1] - tr->row[i], Ht + i * H);
         t0 = now();
-        if (pl_halos_index_add_examples(ix, Ht, H, nex, tr->lrow, tr->lab) != PL_OK) return die("examples");
+        if (pl_halos_index_add_examples(ix, Ht, H, nex, tr->lrow, tr->lab) != PL_OK)
+            return die("examples");
         t_build += now() - t0;
         free(Ht);
         pl_xc_data_destroy(tr);
@@ -141,13 +165,15 @@ int main(int argc, char **argv) {
     }
     double n = (double)npts;
     printf("halos: %lld outputs x %lld, %lld queries, index K=%d L=%d bucket %d, mips ranges %d, "
-           "built in %.2f s (%.1f MB)\n",
+           "head %lld, built in %.2f s (%.1f MB); times are %s\n",
            (long long)C, (long long)H, (long long)npts, o.lsh.K, o.lsh.L, o.lsh.bucket_cap,
-           o.mips_ranges, t_build, (double)pl_halos_index_bytes(ix) / 1e6);
+           o.mips_ranges, (long long)o.head, t_build, (double)pl_halos_index_bytes(ix) / 1e6,
+           cpu_clock ? "CPU time of the querying thread" : "wall-clock");
     printf("exact (batched GEMM): %8.1f us/query   P@1 %.4f\n", t_exact * 1e6, p1e / n);
     printf("exact (one query):    %8.1f us/query\n", t_exact1 * 1e6);
-    printf("halos:                %8.1f us/query   P@1 %.4f   candidates %.0f (%.2f%% of outputs)\n",
-           t_halos * 1e6, p1h / n, (double)scored / n, 100.0 * (double)scored / n / (double)C);
+    printf(
+        "halos:                %8.1f us/query   P@1 %.4f   candidates %.0f (%.2f%% of outputs)\n",
+        t_halos * 1e6, p1h / n, (double)scored / n, 100.0 * (double)scored / n / (double)C);
     printf("speed-up vs batched exact %.1fx, vs one-query exact %.1fx; P@1 difference %+.4f; "
            "top-1 agreement %.4f; recall@%d %.4f\n",
            t_exact / t_halos, t_exact1 / t_halos, (p1h - p1e) / n, top1same / n, k, rec / (n * k));

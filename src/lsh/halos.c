@@ -20,6 +20,9 @@ struct pl_halos_index {
     float U[256];             /* largest norm per range */
     pl_lsh_hash *hash;
     uint32_t *keys; /* n_out x L: each neuron's keys */
+    uint8_t *is_head;
+    uint32_t *head; /* outputs scored for every query */
+    int64_t n_head;
     pl_lsh_tables *tables;
     size_t tables_bytes;
 };
@@ -39,15 +42,16 @@ void pl_halos_opts_default(pl_halos_opts *o, int64_t n_out) {
     memset(o, 0, sizeof *o);
     pl_lsh_opts_default(&o->lsh);
     o->lsh.family = PL_LSH_SIMHASH;
-    o->lsh.K = 12;
-    o->lsh.L = 48;
-    o->lsh.bucket_cap = 256;
-    o->sample.mode = PL_LSH_UNION;
-    o->sample.top_k = 0;
+    o->lsh.K = 14;
+    o->lsh.L = 24;
+    o->lsh.bucket_cap = 96;
+    o->sample.mode = PL_LSH_TOPK;
+    o->sample.top_k = (int)(n_out / 500 > 200 ? (n_out / 500 < INT32_MAX ? n_out / 500 : INT32_MAX) : 200);
     o->sample.threshold = 1;
-    o->max_candidates = n_out / 12 > 2000 ? n_out / 12 : 2000;
+    o->max_candidates = o->sample.top_k;
+    o->mips_ranges = 0;
+    o->head = n_out / 1000;
     o->layout = PL_HALOS_ROWS;
-    o->mips_ranges = 16;
     o->threads = 1;
 }
 
@@ -88,23 +92,25 @@ static void *hash_neurons(void *arg) {
     return NULL;
 }
 
+/* Tables over the neurons' keys plus n_extra (key, id) entries; head outputs are left
+ * out (they are scored for every query anyway). */
 static pl_status build_tables(pl_halos_index *ix, int64_t n_extra, const uint32_t *extra_keys,
                               const uint32_t *extra_ids) {
     int64_t L = ix->o.lsh.L, n = ix->n_out + n_extra;
-    uint32_t *keys = ix->keys, *ids = NULL;
-    if (n_extra) {
-        keys = malloc(sizeof(uint32_t) * (size_t)(n * L));
-        ids = malloc(sizeof(uint32_t) * (size_t)n);
-        if (!keys || !ids) {
-            free(keys);
-            free(ids);
-            return pl_error(PL_ERR_NOMEM, "halos: out of memory for %lld table entries",
-                            (long long)n);
-        }
-        memcpy(keys, ix->keys, sizeof(uint32_t) * (size_t)(ix->n_out * L));
-        memcpy(keys + ix->n_out * L, extra_keys, sizeof(uint32_t) * (size_t)(n_extra * L));
-        for (int64_t i = 0; i < ix->n_out; i++) ids[i] = (uint32_t)i;
-        memcpy(ids + ix->n_out, extra_ids, sizeof(uint32_t) * (size_t)n_extra);
+    uint32_t *keys = malloc(sizeof(uint32_t) * (size_t)(n * L));
+    uint32_t *ids = malloc(sizeof(uint32_t) * (size_t)n);
+    if (!keys || !ids) {
+        free(keys);
+        free(ids);
+        return pl_error(PL_ERR_NOMEM, "halos: out of memory for %lld table entries", (long long)n);
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t id = i < ix->n_out ? (uint32_t)i : extra_ids[i - ix->n_out];
+        if (ix->is_head[id]) continue;
+        const uint32_t *k = i < ix->n_out ? ix->keys + i * L : extra_keys + (i - ix->n_out) * L;
+        memcpy(keys + m * L, k, sizeof(uint32_t) * (size_t)L);
+        ids[m++] = id;
     }
     pl_lsh_opts o = ix->o.lsh;
     if (!o.table_bits) {
@@ -114,15 +120,49 @@ static pl_status build_tables(pl_halos_index *ix, int64_t n_extra, const uint32_
         o.table_bits = bits < 1 ? 1 : bits;
     }
     pl_lsh_tables *t = NULL;
-    pl_status s = pl_lsh_tables_build_ids(&o, n, keys, NULL, ids, &t);
-    if (n_extra) {
-        free(keys);
-        free(ids);
-    }
+    pl_status s = pl_lsh_tables_build_ids(&o, m, keys, NULL, ids, &t);
+    free(keys);
+    free(ids);
     if (s != PL_OK) return s;
     pl_lsh_tables_destroy(ix->tables);
     ix->tables = t;
     ix->tables_bytes = pl_lsh_tables_bytes(t);
+    return PL_OK;
+}
+
+typedef struct biased {
+    float b;
+    uint32_t id;
+} biased;
+
+static int cmp_bias_desc(const void *pa, const void *pb) {
+    const biased *a = pa, *b = pb;
+    if (a->b != b->b) return a->b < b->b ? 1 : -1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* The `head` outputs with the largest bias: in a softmax layer the bias grows with a
+ * label's popularity, and popular labels are the likeliest answers for any input, so
+ * they are always scored (and kept out of the tables, whose buckets they would fill). */
+static pl_status choose_head(pl_halos_index *ix) {
+    int64_t nh = ix->o.head < ix->n_out ? ix->o.head : ix->n_out;
+    ix->is_head = calloc((size_t)ix->n_out, 1);
+    ix->head = malloc(sizeof(uint32_t) * (size_t)(nh ? nh : 1));
+    biased *all = nh ? malloc(sizeof(biased) * (size_t)ix->n_out) : NULL;
+    if (!ix->is_head || !ix->head || (nh && !all)) {
+        free(all);
+        return pl_error(PL_ERR_NOMEM, "halos: out of memory");
+    }
+    if (nh) {
+        for (int64_t j = 0; j < ix->n_out; j++) all[j] = (biased){ix->b[j], (uint32_t)j};
+        qsort(all, (size_t)ix->n_out, sizeof(biased), cmp_bias_desc);
+        for (int64_t j = 0; j < nh; j++) {
+            ix->head[j] = all[j].id;
+            ix->is_head[all[j].id] = 1;
+        }
+    }
+    ix->n_head = nh;
+    free(all);
     return PL_OK;
 }
 
@@ -154,8 +194,8 @@ pl_status pl_halos_index_build(const float *W, const float *b, int64_t n_out, in
         goto fail;
     }
     if (!ix->W || !ix->b || !ix->keys || !ix->norm || !ix->range) {
-        s = pl_error(PL_ERR_NOMEM, "halos: out of memory for a %lld x %lld layer",
-                     (long long)n_out, (long long)dim);
+        s = pl_error(PL_ERR_NOMEM, "halos: out of memory for a %lld x %lld layer", (long long)n_out,
+                     (long long)dim);
         goto fail;
     }
     if (o->layout == PL_HALOS_ROWS) {
@@ -187,8 +227,10 @@ pl_status pl_halos_index_build(const float *W, const float *b, int64_t n_out, in
     hash_job jobs[64];
     pthread_t th[64];
     bool started[64] = {false};
-    for (int t = 0; t < nt; t++) jobs[t] = (hash_job){ix, n_out * t / nt, n_out * (t + 1) / nt, PL_OK};
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, hash_neurons, &jobs[t]) == 0;
+    for (int t = 0; t < nt; t++)
+        jobs[t] = (hash_job){ix, n_out * t / nt, n_out * (t + 1) / nt, PL_OK};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, hash_neurons, &jobs[t]) == 0;
     hash_neurons(&jobs[0]);
     for (int t = 1; t < nt; t++) {
         if (started[t])
@@ -201,6 +243,7 @@ pl_status pl_halos_index_build(const float *W, const float *b, int64_t n_out, in
             s = pl_error(PL_ERR_NOMEM, "halos: out of memory while hashing the outputs");
             goto fail;
         }
+    if ((s = choose_head(ix)) != PL_OK) goto fail;
     if ((s = build_tables(ix, 0, NULL, NULL)) != PL_OK) goto fail;
     *out = ix;
     return PL_OK;
@@ -216,6 +259,8 @@ void pl_halos_index_destroy(pl_halos_index *ix) {
     free(ix->keys);
     free(ix->norm);
     free(ix->range);
+    free(ix->is_head);
+    free(ix->head);
     pl_lsh_hash_destroy(ix->hash);
     pl_lsh_tables_destroy(ix->tables);
     free(ix);
@@ -243,7 +288,8 @@ static void query_vector(const pl_halos_index *ix, const float *h, float *q) {
 
 pl_status pl_halos_index_add_examples(pl_halos_index *ix, const float *H, int64_t ldh, int64_t n,
                                       const int64_t *lab_ptr, const uint32_t *lab) {
-    if (n < 0 || (n > 0 && (!H || !lab_ptr))) return pl_error(PL_ERR_ARGUMENT, "halos: no examples");
+    if (n < 0 || (n > 0 && (!H || !lab_ptr)))
+        return pl_error(PL_ERR_ARGUMENT, "halos: no examples");
     int64_t L = ix->o.lsh.L;
     int64_t total = lab_ptr ? lab_ptr[n] - lab_ptr[0] : 0;
     for (int64_t i = 0; i < n; i++) {
@@ -262,7 +308,8 @@ pl_status pl_halos_index_add_examples(pl_halos_index *ix, const float *H, int64_
     void *scratch = aligned_alloc(64, pl_lsh_hash_scratch_bytes(ix->hash));
     pl_status s = PL_OK;
     if (!keys || !ids || !ek || !q || !scratch) {
-        s = pl_error(PL_ERR_NOMEM, "halos: out of memory for %lld example labels", (long long)total);
+        s = pl_error(PL_ERR_NOMEM, "halos: out of memory for %lld example labels",
+                     (long long)total);
     } else {
         int64_t e = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -289,6 +336,7 @@ pl_status pl_halos_query_create(const pl_halos_index *ix, pl_halos_query **out) 
     if (!q) return pl_error(PL_ERR_NOMEM, "halos: out of memory");
     q->ix = ix;
     q->cap = ix->o.max_candidates < ix->n_out ? ix->o.max_candidates : ix->n_out;
+    q->cap += ix->n_head;
     q->scratch = aligned_alloc(64, pl_lsh_hash_scratch_bytes(ix->hash));
     q->qaug = malloc(sizeof(float) * (size_t)ix->hdim);
     q->keys = malloc(sizeof(uint32_t) * (size_t)ix->o.lsh.L);
@@ -338,13 +386,16 @@ static void topk_init(int k, uint32_t *labels, float *scores) {
     }
 }
 
-pl_status pl_halos_topk(pl_halos_query *q, const float *h, int k, uint32_t *labels,
-                        float *scores, int64_t *n_scored) {
+pl_status pl_halos_topk(pl_halos_query *q, const float *h, int k, uint32_t *labels, float *scores,
+                        int64_t *n_scored) {
     const pl_halos_index *ix = q->ix;
     if (k < 1) return pl_error(PL_ERR_ARGUMENT, "halos: top-k with k = %d", k);
     query_vector(ix, h, q->qaug);
     pl_lsh_hash_dense(ix->hash, q->qaug, q->keys, q->scratch);
-    int64_t nc = pl_lsh_sample(ix->tables, q->keys, &ix->o.sample, q->sampler, q->cand, q->cap);
+    int64_t nc = pl_lsh_sample(ix->tables, q->keys, &ix->o.sample, q->sampler, q->cand,
+                               q->cap - ix->n_head);
+    memcpy(q->cand + nc, ix->head, sizeof(uint32_t) * (size_t)ix->n_head);
+    nc += ix->n_head;
     pl_vec()->gather_dots(ix->W, ix->dim, ix->b, q->cand, nc, h, ix->dim, q->score);
     topk_init(k, labels, scores);
     for (int64_t i = 0; i < nc; i++) topk_push(k, labels, scores, q->cand[i], q->score[i]);
@@ -352,13 +403,41 @@ pl_status pl_halos_topk(pl_halos_query *q, const float *h, int k, uint32_t *labe
     return PL_OK;
 }
 
+/* Exact scoring, the fastest way this library has: one query (or a few) streams the
+ * weights once with row dot products (the memory-bound matrix-vector product); many
+ * queries use the packed GEMM on blocks of 512 queries, so that each block of weights
+ * is packed once per 512 queries. Both add the bias and keep the top k. */
 pl_status pl_halos_exact_topk(const pl_halos_index *ix, const float *H, int64_t ldh, int64_t n,
                               int k, uint32_t *labels, float *scores) {
-    enum { QB = 64, OB = 4096 };
+    enum { QB = 512, OB = 4096 };
     if (k < 1) return pl_error(PL_ERR_ARGUMENT, "halos: top-k with k = %d", k);
+    const pl_vec_ops *v = pl_vec();
+    if (n < 8) {
+        uint32_t *ids = malloc(sizeof(uint32_t) * OB);
+        float *z = malloc(sizeof(float) * OB);
+        if (!ids || !z) {
+            free(ids);
+            free(z);
+            return pl_error(PL_ERR_NOMEM, "halos: out of memory");
+        }
+        for (int64_t r = 0; r < n; r++) {
+            uint32_t *lr = labels + r * k;
+            float *sr = scores + r * k;
+            topk_init(k, lr, sr);
+            for (int64_t o0 = 0; o0 < ix->n_out; o0 += OB) {
+                int64_t ob = ix->n_out - o0 < OB ? ix->n_out - o0 : OB;
+                for (int64_t j = 0; j < ob; j++) ids[j] = (uint32_t)(o0 + j);
+                v->gather_dots(ix->W, ix->dim, ix->b, ids, ob, H + r * ldh, ix->dim, z);
+                for (int64_t j = 0; j < ob; j++)
+                    if (z[j] > sr[k - 1]) topk_push(k, lr, sr, (uint32_t)(o0 + j), z[j]);
+            }
+        }
+        free(ids);
+        free(z);
+        return PL_OK;
+    }
     float *Z = malloc(sizeof(float) * QB * OB);
     if (!Z) return pl_error(PL_ERR_NOMEM, "halos: out of memory");
-    const pl_vec_ops *v = pl_vec();
     for (int64_t q0 = 0; q0 < n; q0 += QB) {
         int64_t qb = n - q0 < QB ? n - q0 : QB;
         for (int64_t r = 0; r < qb; r++) topk_init(k, labels + (q0 + r) * k, scores + (q0 + r) * k);

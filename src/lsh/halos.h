@@ -27,18 +27,24 @@ typedef enum pl_halos_layout {
 } pl_halos_layout;
 
 typedef struct pl_halos_opts {
-    pl_lsh_opts lsh;            /* family, K, L, bucket size, seed */
-    pl_lsh_sample_opts sample;  /* how candidates are chosen from the L buckets */
-    int64_t max_candidates;     /* at most this many neurons scored per query */
+    pl_lsh_opts lsh;           /* family, K, L, bucket size, seed */
+    pl_lsh_sample_opts sample; /* how candidates are chosen from the L buckets */
+    int64_t max_candidates;    /* at most this many neurons scored per query */
     /* how neurons [w, b] are compared with queries [h, 1]: 0 = by direction (cosine),
      * R >= 1 = inner product, through the MIPS transform in R norm ranges */
     int mips_ranges;
+    /* outputs with the largest bias (the popular labels) scored for every query and
+     * left out of the tables */
+    int64_t head;
     pl_halos_layout layout;
-    int threads;                /* threads used to build the index (>= 1) */
+    int threads; /* threads used to build the index (>= 1) */
 } pl_halos_opts;
 
-/* SimHash K=12, L=48, bucket size 256, union of buckets, at most 1/12 of the outputs
- * (and at least 2,000) scored, MIPS in 16 norm ranges, rows layout, 1 thread. */
+/* SimHash K=14, L=24, buckets of 96, by direction (no MIPS); the max(200, n_out/500)
+ * candidates found in most buckets are scored, plus the n_out/1000 outputs with the
+ * largest bias; rows layout, 1 thread. Tuned on a 100k-output model whose index also
+ * learned from its training examples (bench/xc/README.md); a neuron-only index of
+ * another model may want more candidates. */
 void pl_halos_opts_default(pl_halos_opts *o, int64_t n_out);
 
 typedef struct pl_halos_index pl_halos_index;
@@ -66,8 +72,8 @@ void pl_halos_query_destroy(pl_halos_query *q);
  * labels[i], scores[i] (exact logits). Slots beyond the number of candidates get label
  * UINT32_MAX and score -INFINITY. *n_scored (optional) gets the number of neurons
  * scored. */
-pl_status pl_halos_topk(pl_halos_query *q, const float *h, int k, uint32_t *labels,
-                        float *scores, int64_t *n_scored);
+pl_status pl_halos_topk(pl_halos_query *q, const float *h, int k, uint32_t *labels, float *scores,
+                        int64_t *n_scored);
 
 /* Exact top k of W h + b for n vectors H (n x dim, stride ldh) by blocked GEMM, one
  * thread: labels/scores are n x k. Uses the index's copy of the weights. */

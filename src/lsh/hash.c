@@ -62,13 +62,14 @@ int pl_lsh_key_bits(const pl_lsh_opts *o) {
 pl_status pl_lsh_opts_check(const pl_lsh_opts *o) {
     if (o->family != PL_LSH_SIMHASH && o->family != PL_LSH_WTA && o->family != PL_LSH_DWTA)
         return pl_error(PL_ERR_ARGUMENT, "lsh: unknown hash family %d", (int)o->family);
-    if (o->K < 1 || o->K > 32) return pl_error(PL_ERR_ARGUMENT, "lsh: K = %d, expected 1..32", o->K);
+    if (o->K < 1 || o->K > 32)
+        return pl_error(PL_ERR_ARGUMENT, "lsh: K = %d, expected 1..32", o->K);
     if (o->L < 1 || o->L > 4096)
         return pl_error(PL_ERR_ARGUMENT, "lsh: L = %d, expected 1..4096", o->L);
     if (o->family != PL_LSH_SIMHASH) {
         if (o->bin_size < 2 || o->bin_size > 256 || (o->bin_size & (o->bin_size - 1)))
-            return pl_error(PL_ERR_ARGUMENT,
-                            "lsh: bin size %d is not a power of two in 2..256", o->bin_size);
+            return pl_error(PL_ERR_ARGUMENT, "lsh: bin size %d is not a power of two in 2..256",
+                            o->bin_size);
     } else if (!(o->density > 0 && o->density <= 1)) {
         return pl_error(PL_ERR_ARGUMENT, "lsh: projection density %g is not in (0, 1]",
                         (double)o->density);
@@ -77,7 +78,8 @@ pl_status pl_lsh_opts_check(const pl_lsh_opts *o) {
         return pl_error(PL_ERR_ARGUMENT,
                         "lsh: a key of K=%d %s hashes needs %d bits, at most 32 are supported",
                         o->K, pl_lsh_family_name(o->family), pl_lsh_key_bits(o));
-    if (o->bucket_cap < 1) return pl_error(PL_ERR_ARGUMENT, "lsh: bucket size %d < 1", o->bucket_cap);
+    if (o->bucket_cap < 1)
+        return pl_error(PL_ERR_ARGUMENT, "lsh: bucket size %d < 1", o->bucket_cap);
     if (o->table_bits < 0 || o->table_bits > 30)
         return pl_error(PL_ERR_ARGUMENT, "lsh: table bits %d, expected 0..30", o->table_bits);
     if (o->policy != PL_LSH_RESERVOIR && o->policy != PL_LSH_FIFO)
@@ -126,8 +128,8 @@ static pl_status sim_init(pl_lsh_hash *h) {
     if (h->o.density >= 1.0f) {
         if (d * n > SIMHASH_DENSE_MAX) return PL_OK; /* on the fly */
         h->rt = aligned_alloc(64, (size_t)((d * n * 4 + 63) / 64 * 64));
-        if (!h->rt) return pl_error(PL_ERR_NOMEM, "lsh: out of memory for %lld projections",
-                                    (long long)n);
+        if (!h->rt)
+            return pl_error(PL_ERR_NOMEM, "lsh: out of memory for %lld projections", (long long)n);
         for (int64_t i = 0; i < d; i++)
             for (int p = 0; p < n; p++) h->rt[i * n + p] = sim_entry(h, p, i);
         return PL_OK;
@@ -186,13 +188,15 @@ static pl_status wta_init(pl_lsh_hash *h) {
     int64_t d = h->dim;
     int m = h->o.bin_size;
     if (d < m)
-        return pl_error(PL_ERR_ARGUMENT, "lsh: %s bins of %d coordinates need at least %d dims, got %lld",
+        return pl_error(PL_ERR_ARGUMENT,
+                        "lsh: %s bins of %d coordinates need at least %d dims, got %lld",
                         pl_lsh_family_name(h->o.family), m, m, (long long)d);
     int64_t per = d / m; /* whole bins per permutation */
     int64_t reps = (h->n + per - 1) / per;
     if (reps * d > (1ll << 31))
-        return pl_error(PL_ERR_ARGUMENT, "lsh: %d hashes of %d-coordinate bins over %lld dims is too many",
-                        h->n, m, (long long)d);
+        return pl_error(PL_ERR_ARGUMENT,
+                        "lsh: %d hashes of %d-coordinate bins over %lld dims is too many", h->n, m,
+                        (long long)d);
     h->m = m;
     h->reps = (int)reps;
     h->coord = malloc(sizeof(uint32_t) * (size_t)h->n * (size_t)m);
@@ -388,9 +392,13 @@ size_t pl_lsh_hash_scratch_bytes(const pl_lsh_hash *h) {
 void pl_lsh_hash_dense(const pl_lsh_hash *h, const float *x, uint32_t *keys, void *scratch) {
     if (h->o.family == PL_LSH_SIMHASH) {
         float *acc = scratch;
-        memset(acc, 0, sizeof(float) * (size_t)h->n);
-        for (int64_t i = 0; i < h->dim; i++)
-            if (x[i] != 0) sim_add_coord(h, i, x[i], acc);
+        if (h->rt) {
+            pl_vec()->vecmat(x, h->dim, h->rt, h->n, h->n, acc);
+        } else {
+            memset(acc, 0, sizeof(float) * (size_t)h->n);
+            for (int64_t i = 0; i < h->dim; i++)
+                if (x[i] != 0) sim_add_coord(h, i, x[i], acc);
+        }
         sim_keys(h, acc, keys);
         return;
     }
@@ -398,8 +406,8 @@ void pl_lsh_hash_dense(const pl_lsh_hash *h, const float *x, uint32_t *keys, voi
     wta_keys(h, wta_parts(h, scratch).arg, keys);
 }
 
-void pl_lsh_hash_sparse(const pl_lsh_hash *h, const uint32_t *idx, const float *val,
-                        int64_t nnz, uint32_t *keys, void *scratch) {
+void pl_lsh_hash_sparse(const pl_lsh_hash *h, const uint32_t *idx, const float *val, int64_t nnz,
+                        uint32_t *keys, void *scratch) {
     if (h->o.family == PL_LSH_SIMHASH) {
         float *acc = scratch;
         memset(acc, 0, sizeof(float) * (size_t)h->n);

@@ -52,13 +52,13 @@ typedef enum pl_lsh_sampling {
 
 typedef struct pl_lsh_opts {
     pl_lsh_family family;
-    int K;           /* hashes per table key, >= 1 */
-    int L;           /* tables, >= 1 */
-    int bin_size;    /* WTA/DWTA: coordinates per bin, a power of two in [2, 256] */
-    float density;   /* SIMHASH: fraction of nonzero projection entries, (0, 1] */
-    int bucket_cap;  /* ids kept per bucket, >= 1 */
+    int K;          /* hashes per table key, >= 1 */
+    int L;          /* tables, >= 1 */
+    int bin_size;   /* WTA/DWTA: coordinates per bin, a power of two in [2, 256] */
+    float density;  /* SIMHASH: fraction of nonzero projection entries, (0, 1] */
+    int bucket_cap; /* ids kept per bucket, >= 1 */
     pl_lsh_policy policy;
-    int table_bits;  /* log2(buckets per table); 0 = min(key bits, ceil(log2(items))) */
+    int table_bits; /* log2(buckets per table); 0 = min(key bits, ceil(log2(items))) */
     uint64_t seed;
 } pl_lsh_opts;
 
@@ -86,8 +86,8 @@ size_t pl_lsh_hash_scratch_bytes(const pl_lsh_hash *h);
  * 64-byte aligned, owned by the calling thread. */
 void pl_lsh_hash_dense(const pl_lsh_hash *h, const float *x, uint32_t *keys, void *scratch);
 /* The same for a sparse vector: nnz (index, value) pairs, indices < dim, no repeats. */
-void pl_lsh_hash_sparse(const pl_lsh_hash *h, const uint32_t *idx, const float *val,
-                        int64_t nnz, uint32_t *keys, void *scratch);
+void pl_lsh_hash_sparse(const pl_lsh_hash *h, const uint32_t *idx, const float *val, int64_t nnz,
+                        uint32_t *keys, void *scratch);
 /* The raw hash values (K*L of them, before packing into keys), for tests. */
 void pl_lsh_hash_values(const pl_lsh_hash *h, const float *x, uint32_t *values, void *scratch);
 /* keys[r*L ..] for n rows of X (row stride ldx). Uses one thread; callers split rows
@@ -121,12 +121,10 @@ pl_status pl_lsh_tables_build(const pl_lsh_opts *o, int64_t n, const uint32_t *k
 /* The same where entry i stores id ids[i] (several entries may share an id, e.g. a
  * label inserted under the keys of several examples). */
 pl_status pl_lsh_tables_build_ids(const pl_lsh_opts *o, int64_t n, const uint32_t *keys,
-                                  const uint32_t *order, const uint32_t *ids,
-                                  pl_lsh_tables **out);
+                                  const uint32_t *order, const uint32_t *ids, pl_lsh_tables **out);
 void pl_lsh_tables_destroy(pl_lsh_tables *t);
 /* The ids in table t's bucket for `key` (folded as at build); *n gets the count. */
-const uint32_t *pl_lsh_tables_bucket(const pl_lsh_tables *t, int table, uint32_t key,
-                                     uint32_t *n);
+const uint32_t *pl_lsh_tables_bucket(const pl_lsh_tables *t, int table, uint32_t key, uint32_t *n);
 int pl_lsh_tables_bits(const pl_lsh_tables *t);
 int64_t pl_lsh_tables_items(const pl_lsh_tables *t);
 /* Ids dropped by full buckets at build, over all tables. */
@@ -171,9 +169,8 @@ size_t pl_lsh_live_bytes(const pl_lsh_live *lv);
 /* Candidates from streaming tables, or from both kinds at once (an id's count is the
  * number of buckets, of either kind, it was found in; either source may be NULL).
  * The sampler must have been created for L >= the tables' L. */
-int64_t pl_lsh_sample_live(const pl_lsh_live *lv, const uint32_t *keys,
-                           const pl_lsh_sample_opts *o, pl_lsh_sampler *s, uint32_t *out,
-                           int64_t cap);
+int64_t pl_lsh_sample_live(const pl_lsh_live *lv, const uint32_t *keys, const pl_lsh_sample_opts *o,
+                           pl_lsh_sampler *s, uint32_t *out, int64_t cap);
 int64_t pl_lsh_sample_both(const pl_lsh_tables *t, const pl_lsh_live *lv, const uint32_t *keys,
                            const pl_lsh_sample_opts *o, pl_lsh_sampler *s, uint32_t *out,
                            int64_t cap);
@@ -207,8 +204,8 @@ typedef struct pl_lsh_schedule {
     int64_t first;
     double growth;
     int64_t max;
-    int64_t next;   /* state: step of the next rebuild */
-    double period;  /* state */
+    int64_t next;  /* state: step of the next rebuild */
+    double period; /* state */
 } pl_lsh_schedule;
 
 void pl_lsh_schedule_init(pl_lsh_schedule *s, int64_t first, double growth, int64_t max);

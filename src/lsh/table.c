@@ -128,8 +128,7 @@ void pl_lsh_tables_destroy(pl_lsh_tables *t) {
     free(t);
 }
 
-const uint32_t *pl_lsh_tables_bucket(const pl_lsh_tables *t, int table, uint32_t key,
-                                     uint32_t *n) {
+const uint32_t *pl_lsh_tables_bucket(const pl_lsh_tables *t, int table, uint32_t key, uint32_t *n) {
     if (table < 0 || table >= t->L) {
         *n = 0;
         return NULL;
@@ -229,8 +228,9 @@ pl_status pl_lsh_live_create(const pl_lsh_opts *o, pl_lsh_live **out) {
     if (bits > key_bits) bits = key_bits;
     size_t nb = (size_t)1 << bits, cap = (size_t)o->bucket_cap;
     if ((double)o->L * (double)nb * (double)cap * 4.0 > 16e9)
-        return pl_error(PL_ERR_ARGUMENT, "lsh: %d streaming tables of 2^%d buckets x %zu ids need over 16 GB",
-                        o->L, bits, cap);
+        return pl_error(PL_ERR_ARGUMENT,
+                        "lsh: %d streaming tables of 2^%d buckets x %zu ids need over 16 GB", o->L,
+                        bits, cap);
     pl_lsh_live *lv = calloc(1, sizeof *lv);
     if (!lv) return pl_error(PL_ERR_NOMEM, "lsh: out of memory");
     lv->L = o->L;
@@ -303,7 +303,8 @@ static const uint32_t *get_bucket(const pl_lsh_tables *t, const pl_lsh_live *lv,
         s->buf_cap = c;
     }
     const _Atomic uint32_t *src = lv->slot + b * lv->cap;
-    for (uint32_t k = 0; k < c; k++) s->buf[k] = atomic_load_explicit(&src[k], memory_order_relaxed);
+    for (uint32_t k = 0; k < c; k++)
+        s->buf[k] = atomic_load_explicit(&src[k], memory_order_relaxed);
     *n = c;
     return s->buf;
 }
@@ -422,9 +423,8 @@ int64_t pl_lsh_sample(const pl_lsh_tables *t, const uint32_t *keys, const pl_lsh
     return t ? sample_impl(t, NULL, keys, o, s, out, cap) : 0;
 }
 
-int64_t pl_lsh_sample_live(const pl_lsh_live *lv, const uint32_t *keys,
-                           const pl_lsh_sample_opts *o, pl_lsh_sampler *s, uint32_t *out,
-                           int64_t cap) {
+int64_t pl_lsh_sample_live(const pl_lsh_live *lv, const uint32_t *keys, const pl_lsh_sample_opts *o,
+                           pl_lsh_sampler *s, uint32_t *out, int64_t cap) {
     return lv ? sample_impl(NULL, lv, keys, o, s, out, cap) : 0;
 }
 
@@ -440,7 +440,7 @@ struct pl_lsh_index {
     pl_lsh_opts o;
     int64_t dim, n;
     pl_lsh_hash *hash;
-    pthread_mutex_t mu;      /* guards cur, refs, version */
+    pthread_mutex_t mu;       /* guards cur, refs, version */
     pthread_mutex_t build_mu; /* one publish at a time */
     pl_lsh_tables *cur;
     int64_t version;
@@ -464,8 +464,9 @@ pl_status pl_lsh_index_create(const pl_lsh_opts *o, int64_t dim, int64_t n_items
     pl_status s = pl_lsh_hash_create(o, dim, &ix->hash);
     if (s == PL_OK) {
         ix->order = malloc(sizeof(uint32_t) * (size_t)n_items);
-        if (!ix->order) s = pl_error(PL_ERR_NOMEM, "lsh: out of memory for an index of %lld items",
-                                     (long long)n_items);
+        if (!ix->order)
+            s = pl_error(PL_ERR_NOMEM, "lsh: out of memory for an index of %lld items",
+                         (long long)n_items);
     }
     if (s != PL_OK) {
         pl_lsh_index_destroy(ix);

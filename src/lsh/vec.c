@@ -43,6 +43,13 @@ static void ref_scatter_rows(const float *W, int64_t ldw, float *G, int64_t ldg,
     }
 }
 
+static void ref_vecmat(const float *x, int64_t m, const float *A, int64_t lda, int64_t n,
+                       float *y) {
+    for (int64_t j = 0; j < n; j++) y[j] = 0;
+    for (int64_t i = 0; i < m; i++)
+        if (x[i] != 0) ref_axpy(x[i], A + i * lda, y, n);
+}
+
 static void ref_adam(float *w, float *m, float *v, float *g, int64_t n, const pl_adam_step *s,
                      bool zero_g) {
     const float b1 = s->beta1, b2 = s->beta2, c1 = 1 - s->beta1, c2 = 1 - s->beta2;
@@ -63,6 +70,7 @@ static const pl_vec_ops ref_ops = {
     .axpy = ref_axpy,
     .gather_dots = ref_gather_dots,
     .scatter_rows = ref_scatter_rows,
+    .vecmat = ref_vecmat,
     .adam = ref_adam,
     .sgemm = pl_ref_sgemm,
 };

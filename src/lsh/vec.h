@@ -34,6 +34,9 @@ typedef struct pl_vec_ops {
      * rows of d floats with strides ldw / ldg. */
     void (*scatter_rows)(const float *W, int64_t ldw, float *G, int64_t ldg, const uint32_t *ids,
                          const float *g, int64_t n, const float *h, int64_t d, float *dh);
+    /* y[0..n) = sum over i < m of x[i] * A[i * lda + 0..n) (rows with x[i] == 0 are
+     * skipped): a vector times a row-major matrix, y kept in registers. */
+    void (*vecmat)(const float *x, int64_t m, const float *A, int64_t lda, int64_t n, float *y);
     /* One Adam step of n parameters: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      * w -= lr_t * m / (sqrt(v) + eps); g is read (and set to zero when zero_g). */
     void (*adam)(float *w, float *m, float *v, float *g, int64_t n, const pl_adam_step *s,

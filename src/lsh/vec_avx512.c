@@ -32,10 +32,12 @@ static void a5_axpy(float a, const float *x, float *y, int64_t n) {
     __m512 av = _mm512_set1_ps(a);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i,
+                         _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     if (i < n) {
         __mmask16 m = tail_mask(n - i);
-        __m512 r = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        __m512 r =
+            _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
         _mm512_mask_storeu_ps(y + i, m, r);
     }
 }
@@ -83,9 +85,8 @@ static void a5_gather_dots(const float *W, int64_t ldw, const float *bias, const
 
 /* dh is accumulated in registers, 128 columns at a time, over all rows; the row
  * gradients G[id] += g h are a separate streaming pass. */
-static void a5_scatter_rows(const float *W, int64_t ldw, float *G, int64_t ldg,
-                            const uint32_t *ids, const float *g, int64_t n, const float *h,
-                            int64_t d, float *dh) {
+static void a5_scatter_rows(const float *W, int64_t ldw, float *G, int64_t ldg, const uint32_t *ids,
+                            const float *g, int64_t n, const float *h, int64_t d, float *dh) {
     if (dh) {
         for (int64_t c0 = 0; c0 < d; c0 += 128) {
             int64_t blk = d - c0 < 128 ? d - c0 : 128;
@@ -124,6 +125,31 @@ static void a5_scatter_rows(const float *W, int64_t ldw, float *G, int64_t ldg,
     if (G) {
         for (int64_t k = 0; k < n; k++)
             if (g[k] != 0) a5_axpy(g[k], h, G + (int64_t)ids[k] * ldg, d);
+    }
+}
+
+/* 64 outputs at a time stay in four registers while x walks down the rows. */
+static void a5_vecmat(const float *x, int64_t m, const float *A, int64_t lda, int64_t n, float *y) {
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+        __mmask16 k0 = tail_mask(n - j0), k1 = n - j0 > 16 ? tail_mask(n - j0 - 16) : 0;
+        __mmask16 k2 = n - j0 > 32 ? tail_mask(n - j0 - 32) : 0,
+                  k3 = n - j0 > 48 ? tail_mask(n - j0 - 48) : 0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+               a3 = _mm512_setzero_ps();
+        const float *col = A + j0;
+        for (int64_t i = 0; i < m; i++) {
+            if (x[i] == 0) continue;
+            __m512 xv = _mm512_set1_ps(x[i]);
+            const float *r = col + i * lda;
+            a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k0, r), a0);
+            a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k1, r + 16), a1);
+            a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k2, r + 32), a2);
+            a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k3, r + 48), a3);
+        }
+        _mm512_mask_storeu_ps(y + j0, k0, a0);
+        _mm512_mask_storeu_ps(y + j0 + 16, k1, a1);
+        _mm512_mask_storeu_ps(y + j0 + 32, k2, a2);
+        _mm512_mask_storeu_ps(y + j0 + 48, k3, a3);
     }
 }
 
@@ -231,9 +257,11 @@ static void pack_a(bool ta, const float *A, int64_t lda, int64_t i0, int64_t mc,
                 __mmask16 km = tail_mask(nk);
                 __m512 r[16];
                 for (int i = 0; i < 16; i++)
-                    r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * lda + kk) : _mm512_setzero_ps();
+                    r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * lda + kk)
+                                    : _mm512_setzero_ps();
                 transpose16(r);
-                for (int64_t j = 0; j < nk; j++) _mm512_mask_storeu_ps(dst + (kk + j) * MR, m12, r[j]);
+                for (int64_t j = 0; j < nk; j++)
+                    _mm512_mask_storeu_ps(dst + (kk + j) * MR, m12, r[j]);
             }
         } else {
             __mmask16 mr = tail_mask(rows);
@@ -269,7 +297,8 @@ static void pack_b(bool tb, const float *B, int64_t ldb, int64_t k0, int64_t kc,
                         r[c] = c0 + c < cols ? _mm512_maskz_loadu_ps(km, src + (c0 + c) * ldb + kk)
                                              : _mm512_setzero_ps();
                     transpose16(r);
-                    for (int64_t j = 0; j < nk; j++) _mm512_store_ps(dst + (kk + j) * NR + c0, r[j]);
+                    for (int64_t j = 0; j < nk; j++)
+                        _mm512_store_ps(dst + (kk + j) * NR + c0, r[j]);
                 }
             }
         }
@@ -292,8 +321,8 @@ static inline void store_tile(float *c, int64_t ldc, int64_t mr, int64_t nr, flo
     }
 }
 
-static void ukernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                    int64_t mr, int64_t nr, float alpha, float beta) {
+static void ukernel(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int64_t mr,
+                    int64_t nr, float alpha, float beta) {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -311,9 +340,8 @@ static void ukernel(int64_t kc, const float *a, const float *b, float *c, int64_
     store_tile(c, ldc, mr, nr, alpha, beta, acc);
 }
 
-static void a5_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                     int64_t ldc) {
+static void a5_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     gemm_buf *buf = K > 0 ? get_buf() : NULL;
     if (K <= 0 || !buf) {
@@ -323,7 +351,8 @@ static void a5_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
             for (int64_t j = 0; j < N; j++) {
                 float s = 0;
                 for (int64_t k = 0; k < K; k++)
-                    s += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                    s += (ta ? A[k * lda + i] : A[i * lda + k]) *
+                         (tb ? B[j * ldb + k] : B[k * ldb + j]);
                 C[i * ldc + j] = alpha * s + (beta != 0 ? beta * C[i * ldc + j] : 0);
             }
         return;
@@ -341,8 +370,8 @@ static void a5_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        ukernel(kc, buf->a + ir * kc, buf->b + jr * kc, C + (ic + ir) * ldc + jc + jr,
-                                ldc, mr, nr, alpha, bt);
+                        ukernel(kc, buf->a + ir * kc, buf->b + jr * kc,
+                                C + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, bt);
                     }
                 }
             }
@@ -356,6 +385,7 @@ bool pl_vec_avx512_ops(pl_vec_ops *ops) {
     ops->axpy = a5_axpy;
     ops->gather_dots = a5_gather_dots;
     ops->scatter_rows = a5_scatter_rows;
+    ops->vecmat = a5_vecmat;
     ops->adam = a5_adam;
     ops->sgemm = a5_sgemm;
     return true;

@@ -62,7 +62,7 @@ static inline bool parse_index(const char **pp, const char *end, int64_t *out) {
     return true;
 }
 
-static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
 
 /* A float: fast path for [-+]digits[.digits] with up to 18 significant digits, else
@@ -149,7 +149,8 @@ pl_status pl_xc_data_parse(const char *text, size_t len, const char *name, pl_xc
         if (i) skip_spaces(&ps);
         if (!parse_index(&ps.p, ps.end, &hdr[i]) ||
             (ps.p < ps.end && !is_space(*ps.p) && *ps.p != '\n')) {
-            if (ps.p >= ps.end) return perr(&ps, "empty file: expected a header 'POINTS FEATURES LABELS'");
+            if (ps.p >= ps.end)
+                return perr(&ps, "empty file: expected a header 'POINTS FEATURES LABELS'");
             return perr(&ps, "the header must be three counts 'POINTS FEATURES LABELS', got '%s'",
                         excerpt(ps.p, ps.end, ex, sizeof ex));
         }
@@ -164,7 +165,8 @@ pl_status pl_xc_data_parse(const char *text, size_t len, const char *name, pl_xc
     if (hdr[1] > UINT32_MAX || hdr[2] > UINT32_MAX)
         return perr(&ps, "too many features or labels in the header");
     if ((uint64_t)hdr[0] > (uint64_t)len)
-        return perr(&ps, "the header says %lld points, more lines than the file's %zu bytes can hold",
+        return perr(&ps,
+                    "the header says %lld points, more lines than the file's %zu bytes can hold",
                     (long long)hdr[0], len);
     if (ps.p < ps.end) ps.p++; /* the newline */
 
@@ -245,7 +247,8 @@ pl_status pl_xc_data_parse(const char *text, size_t len, const char *name, pl_xc
             int64_t f;
             float v;
             if (!parse_index(&ps.p, ps.end, &f) || ps.p >= ps.end || *ps.p != ':') {
-                st = perr(&ps, "expected FEATURE:VALUE, got '%s'", excerpt(tok, ps.end, ex, sizeof ex));
+                st = perr(&ps, "expected FEATURE:VALUE, got '%s'",
+                          excerpt(tok, ps.end, ex, sizeof ex));
                 goto done;
             }
             if (f >= d->n_features) {
@@ -255,7 +258,8 @@ pl_status pl_xc_data_parse(const char *text, size_t len, const char *name, pl_xc
             }
             ps.p++;
             const char *vt = ps.p;
-            if (!parse_value(&ps.p, ps.end, &v) || (ps.p < ps.end && !is_space(*ps.p) && *ps.p != '\n')) {
+            if (!parse_value(&ps.p, ps.end, &v) ||
+                (ps.p < ps.end && !is_space(*ps.p) && *ps.p != '\n')) {
                 st = perr(&ps, "feature %lld: '%s' is not a number", (long long)f,
                           excerpt(vt, ps.end, ex, sizeof ex));
                 goto done;
@@ -265,7 +269,8 @@ pl_status pl_xc_data_parse(const char *text, size_t len, const char *name, pl_xc
                           excerpt(vt, ps.end, ex, sizeof ex));
                 goto done;
             }
-            if (!grow((void **)&d->feat, 4, &fcap, nf + 1) || !grow((void **)&d->val, 4, &vcap, nf + 1)) {
+            if (!grow((void **)&d->feat, 4, &fcap, nf + 1) ||
+                !grow((void **)&d->val, 4, &vcap, nf + 1)) {
                 st = pl_error(PL_ERR_NOMEM, "%s: out of memory", ps.name);
                 goto done;
             }

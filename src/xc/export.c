@@ -128,12 +128,14 @@ pl_status pl_xc_export_onnx(const pl_xc_model *m, const char *path) {
     g.initializer = initp;
 
     Onnx__NodeProto nodes[3], *nodep[3];
-    char *in0[3] = {(char *)"features", (char *)"W1", (char *)"b1"}, *out0[1] = {(char *)"hidden_pre"};
+    char *in0[3] = {(char *)"features", (char *)"W1", (char *)"b1"},
+         *out0[1] = {(char *)"hidden_pre"};
     char *in1[1] = {(char *)"hidden_pre"}, *out1[1] = {(char *)"hidden"};
     char *in2[3] = {(char *)"hidden", (char *)"W2", (char *)"b2"}, *out2[1] = {(char *)"scores"};
     char **ins[3] = {in0, in1, in2}, **outs[3] = {out0, out1, out2};
     size_t nins[3] = {3, 1, 3};
-    const char *types[3] = {"Gemm", "Relu", "Gemm"}, *names[3] = {"hidden_gemm", "hidden_relu", "output_gemm"};
+    const char *types[3] = {"Gemm", "Relu", "Gemm"},
+               *names[3] = {"hidden_gemm", "hidden_relu", "output_gemm"};
     Onnx__AttributeProto trans_b, *trans_bp = &trans_b;
     int_attr(&trans_b, "transB", 1);
     for (int i = 0; i < 3; i++) {
@@ -177,10 +179,12 @@ static const Onnx__TensorProto *find_init(const Onnx__GraphProto *g, const char 
 static pl_status take(const char *path, const Onnx__GraphProto *g, const char *name, size_t ndims,
                       const int64_t *dims, float *dst) {
     const Onnx__TensorProto *t = find_init(g, name);
-    if (!t) return pl_error(PL_ERR_MODEL, "%s: no initializer '%s' (not a train-xc model?)", path, name);
+    if (!t)
+        return pl_error(PL_ERR_MODEL, "%s: no initializer '%s' (not a train-xc model?)", path,
+                        name);
     if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t->n_dims != ndims)
-        return pl_error(PL_ERR_MODEL, "%s: initializer '%s' is not a %zu-d float tensor", path, name,
-                        ndims);
+        return pl_error(PL_ERR_MODEL, "%s: initializer '%s' is not a %zu-d float tensor", path,
+                        name, ndims);
     size_t n = 1;
     for (size_t i = 0; i < ndims; i++) {
         if (t->dims[i] != dims[i])
@@ -193,7 +197,8 @@ static pl_status take(const char *path, const Onnx__GraphProto *g, const char *n
     else if (t->n_float_data == n)
         memcpy(dst, t->float_data, n * sizeof(float));
     else
-        return pl_error(PL_ERR_MODEL, "%s: initializer '%s' does not hold %zu floats", path, name, n);
+        return pl_error(PL_ERR_MODEL, "%s: initializer '%s' does not hold %zu floats", path, name,
+                        n);
     return PL_OK;
 }
 

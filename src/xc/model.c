@@ -11,8 +11,8 @@
 pl_status pl_xc_model_create(int64_t n_features, int64_t hidden, int64_t n_labels, uint64_t seed,
                              pl_xc_model **out) {
     *out = NULL;
-    if (n_features < 1 || hidden < 1 || n_labels < 1 || hidden > 65536 ||
-        n_features > UINT32_MAX || n_labels > UINT32_MAX)
+    if (n_features < 1 || hidden < 1 || n_labels < 1 || hidden > 65536 || n_features > UINT32_MAX ||
+        n_labels > UINT32_MAX)
         return pl_error(PL_ERR_ARGUMENT, "xc: a network of %lld features, %lld hidden, %lld labels",
                         (long long)n_features, (long long)hidden, (long long)n_labels);
     if ((double)n_features * hidden > 4e9 || (double)n_labels * hidden > 4e9)
@@ -52,8 +52,7 @@ void pl_xc_model_destroy(pl_xc_model *m) {
 }
 
 size_t pl_xc_model_bytes(const pl_xc_model *m) {
-    return sizeof(float) *
-           (size_t)((m->n_features + m->n_labels + 1) * m->hidden + m->n_labels);
+    return sizeof(float) * (size_t)((m->n_features + m->n_labels + 1) * m->hidden + m->n_labels);
 }
 
 void pl_xc_hidden(const pl_xc_model *m, const uint32_t *feat, const float *val, int64_t nnz,
@@ -143,10 +142,11 @@ pl_status pl_xc_evaluate_pool(const pl_xc_model *m, const pl_xc_data *d, int64_t
                               pl_threadpool *pool, pl_xc_eval *out, uint32_t *top5) {
     memset(out, 0, sizeof *out);
     if (d->n_labels > m->n_labels || d->n_features > m->n_features)
-        return pl_error(PL_ERR_INPUT,
-                        "xc: the test data has %lld features and %lld labels, the model %lld and %lld",
-                        (long long)d->n_features, (long long)d->n_labels,
-                        (long long)m->n_features, (long long)m->n_labels);
+        return pl_error(
+            PL_ERR_INPUT,
+            "xc: the test data has %lld features and %lld labels, the model %lld and %lld",
+            (long long)d->n_features, (long long)d->n_labels, (long long)m->n_features,
+            (long long)m->n_labels);
     int64_t n = max_points > 0 && max_points < d->n ? max_points : d->n;
     if (n == 0) return PL_OK;
     int nt = pl_threadpool_size(pool);
@@ -191,8 +191,8 @@ done:
     return s;
 }
 
-pl_status pl_xc_evaluate(const pl_xc_model *m, const pl_xc_data *d, int64_t max_points,
-                         int threads, pl_xc_eval *out) {
+pl_status pl_xc_evaluate(const pl_xc_model *m, const pl_xc_data *d, int64_t max_points, int threads,
+                         pl_xc_eval *out) {
     pl_threadpool *pool = threads > 1 ? pl_threadpool_create(threads) : NULL;
     pl_status s = pl_xc_evaluate_pool(m, d, max_points, pool, out, NULL);
     pl_threadpool_destroy(pool);

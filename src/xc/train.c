@@ -127,14 +127,14 @@ typedef struct trainer {
     const pl_xc_train_opts *o;
     int64_t H, C, F;
     pl_threadpool *pool;
-    int nt;     /* threads */
-    int parts;  /* Adam partitions */
+    int nt;    /* threads */
+    int parts; /* Adam partitions */
     worker *w;
     /* Adam moments */
     float *M2, *V2, *mb2, *vb2, *M1, *V1, *mb1, *vb1;
-    uint32_t *stamp2, *stamp1; /* hogwild: per row, last batch its Adam step ran */
-    int32_t *head2, *head1;    /* per row: first triplet of the row's list, or -1 */
-    float *Hb, *DHb;           /* bs x H: hidden vectors and their gradients */
+    uint32_t *stamp2, *stamp1;      /* hogwild: per row, last batch its Adam step ran */
+    int32_t *head2, *head1;         /* per row: first triplet of the row's list, or -1 */
+    float *Hb, *DHb;                /* bs x H: hidden vectors and their gradients */
     float *G2s, *gb2s, *G1s, *gb1s; /* hogwild: shared gradient buffers */
     uint32_t batch_no;
     pl_adam_step step;
@@ -145,15 +145,15 @@ typedef struct trainer {
     /* LSH */
     const pl_lsh_hash *hash; /* the index's, or own_hash without an index */
     pl_lsh_hash *own_hash;
-    pl_lsh_live *live;       /* labels under their examples' hashes */
+    pl_lsh_live *live; /* labels under their examples' hashes */
     pl_lsh_index *index;
     const pl_lsh_tables *tables; /* snapshot used by the current batch */
     pl_lsh_sample_opts sample;
     int64_t max_active, min_active;
-    uint32_t *keys;  /* C x L, for rebuilds */
-    float *norm;     /* C: |[w, b]| at the last rebuild */
-    uint8_t *range;  /* C: norm range */
-    float U[256];    /* largest norm per range */
+    uint32_t *keys; /* C x L, for rebuilds */
+    float *norm;    /* C: |[w, b]| at the last rebuild */
+    uint8_t *range; /* C: norm range */
+    float U[256];   /* largest norm per range */
     int rebuild_tasks;
     /* dense */
     float *Z, *G2d, *gb2d, *dHp, *rmax, *rsum;
@@ -454,7 +454,8 @@ static void rebuild_task(void *ctx, int task, int thread) {
     /* MIPS-transformed [w, b] rows, hashed a block at a time */
     enum { RB = 256 };
     int64_t hd = H + 2;
-    float *aug = malloc(sizeof(float) * RB * (size_t)hd), *x = malloc(sizeof(float) * (size_t)(H + 1));
+    float *aug = malloc(sizeof(float) * RB * (size_t)hd),
+          *x = malloc(sizeof(float) * (size_t)(H + 1));
     int L = tr->o->lsh.L;
     if (!aug || !x) {
         tr->w[thread].nomem = true;
@@ -471,8 +472,7 @@ static void rebuild_task(void *ctx, int task, int thread) {
                     aug[r * hd + H + 1] = 0;
                 }
             }
-            if (pl_lsh_hash_rows(tr->hash, aug, hd, nb, tr->keys + b0 * L) !=
-                PL_OK)
+            if (pl_lsh_hash_rows(tr->hash, aug, hd, nb, tr->keys + b0 * L) != PL_OK)
                 tr->w[thread].nomem = true;
         }
     }
@@ -489,7 +489,8 @@ static pl_status rebuild(trainer *tr) {
     j.phase = 1;
     pl_threadpool_run(tr->pool, rebuild_task, &j, tr->rebuild_tasks);
     for (int t = 0; t < tr->nt; t++)
-        if (tr->w[t].nomem) return pl_error(PL_ERR_NOMEM, "xc: out of memory rebuilding the LSH tables");
+        if (tr->w[t].nomem)
+            return pl_error(PL_ERR_NOMEM, "xc: out of memory rebuilding the LSH tables");
     return pl_lsh_index_publish(tr->index, tr->keys);
 }
 
@@ -774,15 +775,16 @@ static pl_status setup(trainer *tr) {
         tr->rarg = malloc(sizeof(uint32_t) * (size_t)(tr->nchunks * B));
         tr->rowM = malloc(sizeof(float) * (size_t)B);
         tr->rowS = malloc(sizeof(float) * (size_t)B);
-        if (!tr->Z || !tr->G2d || !tr->gb2d || !tr->dHp || !tr->rmax || !tr->rsum || !tr->rarg || !tr->rowM ||
-            !tr->rowS)
+        if (!tr->Z || !tr->G2d || !tr->gb2d || !tr->dHp || !tr->rmax || !tr->rsum || !tr->rarg ||
+            !tr->rowM || !tr->rowS)
             return PL_ERR_NOMEM;
     }
     return PL_OK;
 }
 
 static pl_status check_opts(const pl_xc_train_opts *o) {
-    if (o->epochs < 1) return pl_error(PL_ERR_ARGUMENT, "xc: epochs = %d, expected >= 1", o->epochs);
+    if (o->epochs < 1)
+        return pl_error(PL_ERR_ARGUMENT, "xc: epochs = %d, expected >= 1", o->epochs);
     if (o->batch < 1 || o->batch > 1 << 20)
         return pl_error(PL_ERR_ARGUMENT, "xc: batch = %d, expected 1..2^20", o->batch);
     if (!(o->lr > 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
@@ -850,10 +852,11 @@ pl_status pl_xc_train(pl_xc_model *m, const pl_xc_data *train, const pl_xc_data 
                       const pl_xc_train_opts *o) {
     PL_TRY(check_opts(o));
     if (train->n_features > m->n_features || train->n_labels > m->n_labels)
-        return pl_error(PL_ERR_INPUT,
-                        "xc: the training data has %lld features and %lld labels, the model %lld and %lld",
-                        (long long)train->n_features, (long long)train->n_labels,
-                        (long long)m->n_features, (long long)m->n_labels);
+        return pl_error(
+            PL_ERR_INPUT,
+            "xc: the training data has %lld features and %lld labels, the model %lld and %lld",
+            (long long)train->n_features, (long long)train->n_labels, (long long)m->n_features,
+            (long long)m->n_labels);
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.m = m;

@@ -65,26 +65,26 @@ typedef struct pl_xc_eval {
 
 /* Precision at 1, 3, 5 over the first max_points points of d (0 = all), scoring every
  * label (exact), on `threads` threads. */
-pl_status pl_xc_evaluate(const pl_xc_model *m, const pl_xc_data *d, int64_t max_points,
-                         int threads, pl_xc_eval *out);
+pl_status pl_xc_evaluate(const pl_xc_model *m, const pl_xc_data *d, int64_t max_points, int threads,
+                         pl_xc_eval *out);
 
 /* ---------------------------------------------------------------- training */
 
 typedef struct pl_xc_report {
-    int epoch;          /* 1-based epoch being trained */
-    int64_t batch;      /* batches done in total */
+    int epoch;     /* 1-based epoch being trained */
+    int64_t batch; /* batches done in total */
     int64_t batches_per_epoch;
-    double seconds;     /* training time so far, evaluations excluded */
-    double loss;        /* mean loss of the batches since the last report */
-    double active;      /* mean output neurons computed per example since last report */
-    int64_t rebuilds;   /* LSH table rebuilds so far */
+    double seconds;   /* training time so far, evaluations excluded */
+    double loss;      /* mean loss of the batches since the last report */
+    double active;    /* mean output neurons computed per example since last report */
+    int64_t rebuilds; /* LSH table rebuilds so far */
     /* this epoch so far (for progress displays) */
     int64_t epoch_batch, epoch_examples;
     double epoch_loss;     /* summed over epoch_examples */
     int64_t epoch_correct; /* examples whose best-scored output was one of their labels */
     double epoch_seconds;
     double rebuild_seconds;
-    pl_xc_eval eval;    /* valid in on_eval */
+    pl_xc_eval eval; /* valid in on_eval */
     /* LSH only, in on_eval: fraction of each test point's exact top 1 / top 5 labels
      * that its LSH candidates contain (over up to 2,000 evaluated points) */
     double recall1, recall5;
@@ -114,11 +114,11 @@ typedef struct pl_xc_train_opts {
     /* how output neurons [w, b] are hashed against [h, 1]: 0 = by direction (cosine),
      * R >= 1 = by inner product, MIPS transform in R norm ranges (lsh.h) */
     int mips_ranges;
-    int64_t max_active; /* at most this many output neurons per example (true labels first) */
-    int64_t min_active; /* random labels are added up to this many */
-    int64_t rebuild_first;  /* batches before the first table rebuild */
-    double rebuild_growth;  /* the rebuild period is multiplied by this after each rebuild */
-    int64_t rebuild_max;    /* longest period, in batches */
+    int64_t max_active;    /* at most this many output neurons per example (true labels first) */
+    int64_t min_active;    /* random labels are added up to this many */
+    int64_t rebuild_first; /* batches before the first table rebuild */
+    double rebuild_growth; /* the rebuild period is multiplied by this after each rebuild */
+    int64_t rebuild_max;   /* longest period, in batches */
     /* per-thread gradient buffers merged before each Adam step (deterministic, no lost
      * updates) when false; one shared buffer written without locks (Hogwild) when true */
     bool hogwild;

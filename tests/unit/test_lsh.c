@@ -158,8 +158,7 @@ static double wta_theory_sparse(const float *x, const float *y, const int *S, in
         double hj = choose(s, j) * choose(d - s, m - j) / choose(d, m), pj = 0;
         for (int a = 0; a < s; a++) {
             int c = 0;
-            for (int b = 0; b < s; b++)
-                c += b != a && x[S[b]] < x[S[a]] && y[S[b]] < y[S[a]];
+            for (int b = 0; b < s; b++) c += b != a && x[S[b]] < x[S[a]] && y[S[b]] < y[S[a]];
             pj += choose(c, j - 1);
         }
         p += hj * pj / choose(s, j);
@@ -184,7 +183,8 @@ static void test_wta(void) {
         for (int i = 0; i < d; i++) x[i] = gauss();
         for (int i = 0; i < d; i++) y[i] = x[i] + (float)noise[k] * gauss();
         double got = bit_agreement(h, o.L, x, y), want = wta_theory_dense(x, y, d, m);
-        CHECK(fabs(got - want) < 0.03, "wta: noise %.1f collides %.3f, theory %.3f", noise[k], got, want);
+        CHECK(fabs(got - want) < 0.03, "wta: noise %.1f collides %.3f, theory %.3f", noise[k], got,
+              want);
     }
     pl_lsh_hash_destroy(h);
 
@@ -227,8 +227,10 @@ static void test_wta(void) {
         memset(sc, 0, pl_lsh_hash_scratch_bytes(h2));
         pl_lsh_hash_dense(h2, a, kd, sc);
         pl_lsh_hash_sparse(h2, idx, val, s, ks, sc);
-        CHECK(memcmp(kd, ks, sizeof kd) == 0, "%s: dense and sparse keys differ", fam ? "dwta" : "wta");
-        for (int t = 0; t < 8; t++) CHECK(kd[t] < (1u << 9), "key %u wider than K*log2(bin)", kd[t]);
+        CHECK(memcmp(kd, ks, sizeof kd) == 0, "%s: dense and sparse keys differ",
+              fam ? "dwta" : "wta");
+        for (int t = 0; t < 8; t++)
+            CHECK(kd[t] < (1u << 9), "key %u wider than K*log2(bin)", kd[t]);
         /* negative values: a zero beats them in both forms */
         a[S[0]] = -1.0f;
         val[0] = -1.0f;
@@ -244,7 +246,8 @@ static void test_wta(void) {
     }
     /* option checks */
     o.bin_size = 6;
-    CHECK(pl_lsh_hash_create(&o, D, &h) == PL_ERR_ARGUMENT && strstr(pl_error_msg(), "power of two"),
+    CHECK(pl_lsh_hash_create(&o, D, &h) == PL_ERR_ARGUMENT &&
+              strstr(pl_error_msg(), "power of two"),
           "bin size 6 accepted: %s", pl_error_msg());
     o.bin_size = 8;
     o.K = 11;
@@ -260,7 +263,8 @@ static void test_mips(void) {
     pl_lsh_mips_data(x2, 3, 2.0f, p2);
     pl_lsh_mips_query(q, 3, qq);
     double n1 = 0, n2 = 0, c1 = 0, c2 = 0;
-    for (int i = 0; i < 4; i++) n1 += p1[i] * p1[i], n2 += p2[i] * p2[i], c1 += p1[i] * qq[i], c2 += p2[i] * qq[i];
+    for (int i = 0; i < 4; i++)
+        n1 += p1[i] * p1[i], n2 += p2[i] * p2[i], c1 += p1[i] * qq[i], c2 += p2[i] * qq[i];
     CHECK(fabs(n1 - 1) < 1e-6 && fabs(n2 - 1) < 1e-6, "mips data not unit norm: %g %g", n1, n2);
     CHECK(c1 > c2, "mips: q.x1 = 1.0 > q.x2 = 0.6 but cosines %g <= %g", c1, c2);
 }
@@ -320,7 +324,8 @@ static void test_tables(void) {
     int lo = RUNS, hi = 0;
     for (int i = 0; i < N; i++) lo = kept[i] < lo ? kept[i] : lo, hi = kept[i] > hi ? kept[i] : hi;
     /* expected 200 each, sd ~13.4 */
-    CHECK(lo > 140 && hi < 260, "reservoir not uniform: kept between %d and %d of %d", lo, hi, RUNS);
+    CHECK(lo > 140 && hi < 260, "reservoir not uniform: kept between %d and %d of %d", lo, hi,
+          RUNS);
 
     /* keys wider than the table are folded; equal keys still share a bucket */
     o.K = 20;
@@ -438,7 +443,8 @@ static void test_live(void) {
     int64_t n = pl_lsh_sample_live(lv, keys, &so, s, out, 100);
     int seen[100] = {0};
     for (int64_t k = 0; k < n; k++) seen[out[k]]++;
-    CHECK(n == 6 && seen[7] && seen[11] && seen[99] && !seen[6], "fifo live bucket: %lld ids", (long long)n);
+    CHECK(n == 6 && seen[7] && seen[11] && seen[99] && !seen[6], "fifo live bucket: %lld ids",
+          (long long)n);
     so = (pl_lsh_sample_opts){PL_LSH_TOPK, 5, 0};
     n = pl_lsh_sample_live(lv, keys, &so, s, out, 100);
     bool has99 = false;
@@ -470,7 +476,8 @@ static void test_live(void) {
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, live_writer, &c[i]);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     CHECK(!c[0].bad && !c[1].bad && c[0].n > 0 && c[1].n > 0, "concurrent live inserts/queries");
-    CHECK(pl_lsh_live_bytes(lv) >= 4u * 16 * 17 * 4, "live tables report %zu bytes", pl_lsh_live_bytes(lv));
+    CHECK(pl_lsh_live_bytes(lv) >= 4u * 16 * 17 * 4, "live tables report %zu bytes",
+          pl_lsh_live_bytes(lv));
     pl_lsh_live_destroy(lv);
 }
 
@@ -527,7 +534,8 @@ static void test_index(void) {
     pthread_join(th, NULL);
     CHECK(!c.bad && atomic_load(&c.queries) > 0, "concurrent queries: %ld, bad %d",
           (long)atomic_load(&c.queries), c.bad);
-    CHECK(pl_lsh_index_version(ix) == published, "version %lld", (long long)pl_lsh_index_version(ix));
+    CHECK(pl_lsh_index_version(ix) == published, "version %lld",
+          (long long)pl_lsh_index_version(ix));
     free(keys);
     pl_lsh_index_destroy(ix);
 }
@@ -551,7 +559,8 @@ static void test_vec(void) {
         double e = 0;
         for (int i = 0; i < n; i++) e = fmax(e, fabs(o1[i] - o2[i]));
         CHECK(e < 1e-4, "gather_dots d=%d: error %g", d, e);
-        float g[37], *G1 = calloc((size_t)(n * d), sizeof(float)), *G2 = calloc((size_t)(n * d), sizeof(float));
+        float g[37], *G1 = calloc((size_t)(n * d), sizeof(float)),
+                     *G2 = calloc((size_t)(n * d), sizeof(float));
         float *dh1 = calloc((size_t)d, sizeof(float)), *dh2 = calloc((size_t)d, sizeof(float));
         for (int i = 0; i < n; i++) g[i] = i % 5 ? frand() - 0.5f : 0;
         f->scatter_rows(W, d, G1, d, ids, g, n, h, d, dh1);
@@ -560,6 +569,18 @@ static void test_vec(void) {
         for (int i = 0; i < n * d; i++) e = fmax(e, fabs(G1[i] - G2[i]));
         for (int i = 0; i < d; i++) e = fmax(e, fabs(dh1[i] - dh2[i]));
         CHECK(e < 1e-4, "scatter_rows d=%d: error %g", d, e);
+        for (int nn = 1; nn <= 200; nn += 67) { /* x (d, with zeros) times a d x nn matrix */
+            float *A = malloc(sizeof(float) * (size_t)(d * nn)), *y1 = malloc(4 * (size_t)nn),
+                  *y2 = malloc(4 * (size_t)nn), *x = malloc(4 * (size_t)d);
+            for (int i = 0; i < d * nn; i++) A[i] = frand() - 0.5f;
+            for (int i = 0; i < d; i++) x[i] = i % 4 == 1 ? 0 : frand() - 0.5f;
+            f->vecmat(x, d, A, nn, nn, y1);
+            r->vecmat(x, d, A, nn, nn, y2);
+            double ev = 0;
+            for (int j = 0; j < nn; j++) ev = fmax(ev, fabs(y1[j] - y2[j]));
+            CHECK(ev < 1e-4, "vecmat d=%d n=%d: error %g", d, nn, ev);
+            free(A), free(y1), free(y2), free(x);
+        }
         float *m1 = calloc((size_t)d, 4), *v1 = calloc((size_t)d, 4), *m2 = calloc((size_t)d, 4),
               *v2 = calloc((size_t)d, 4), *w1 = malloc(4 * (size_t)d), *w2 = malloc(4 * (size_t)d);
         float *g1 = malloc(4 * (size_t)d), *g2 = malloc(4 * (size_t)d);
@@ -568,19 +589,23 @@ static void test_vec(void) {
         f->adam(w1, m1, v1, g1, d, &st, true);
         r->adam(w2, m2, v2, g2, d, &st, true);
         e = 0;
-        for (int i = 0; i < d; i++) e = fmax(e, fabs(w1[i] - w2[i]) + fabs(m1[i] - m2[i]) + fabs(g1[i]));
+        for (int i = 0; i < d; i++)
+            e = fmax(e, fabs(w1[i] - w2[i]) + fabs(m1[i] - m2[i]) + fabs(g1[i]));
         CHECK(e < 1e-5, "adam d=%d: error %g", d, e);
         free(m1), free(v1), free(m2), free(v2), free(w1), free(w2), free(g1), free(g2);
         free(G1), free(G2), free(dh1), free(dh2), free(W), free(h), free(b);
     }
     /* sgemm on shapes around the tile sizes, every transpose, alpha/beta */
-    const int shp[][3] = {{1, 1, 1}, {12, 32, 8}, {13, 33, 257}, {25, 70, 130}, {133, 17, 5}, {7, 100, 600}};
+    const int shp[][3] = {{1, 1, 1},     {12, 32, 8},  {13, 33, 257},
+                          {25, 70, 130}, {133, 17, 5}, {7, 100, 600}};
     for (size_t si = 0; si < sizeof shp / sizeof *shp; si++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 int M = shp[si][0], N = shp[si][1], K = shp[si][2];
-                float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
-                float *C1 = malloc(sizeof(float) * (size_t)(M * N)), *C2 = malloc(sizeof(float) * (size_t)(M * N));
+                float *A = malloc(sizeof(float) * (size_t)(M * K)),
+                      *B = malloc(sizeof(float) * (size_t)(K * N));
+                float *C1 = malloc(sizeof(float) * (size_t)(M * N)),
+                      *C2 = malloc(sizeof(float) * (size_t)(M * N));
                 for (int i = 0; i < M * K; i++) A[i] = frand() - 0.5f;
                 for (int i = 0; i < K * N; i++) B[i] = frand() - 0.5f;
                 for (int i = 0; i < M * N; i++) C1[i] = C2[i] = frand();
@@ -606,7 +631,8 @@ static void expect_parse_error(const char *text, const char *where, const char *
     pl_status s = pl_xc_data_parse(text, strlen(text), "t.txt", &d);
     CHECK(s == PL_ERR_INPUT && d == NULL, "parsing %s: status %d", where, (int)s);
     const char *msg = pl_error_msg();
-    CHECK(strstr(msg, where) && strstr(msg, what), "message '%s' lacks '%s' / '%s'", msg, where, what);
+    CHECK(strstr(msg, where) && strstr(msg, what), "message '%s' lacks '%s' / '%s'", msg, where,
+          what);
     pl_xc_data_destroy(d);
 }
 
@@ -643,7 +669,8 @@ static void test_reader(void) {
     expect_parse_error("2000000000 10 5\n0 1:1\n", "t.txt:1:", "more lines than");
     expect_parse_error("2 10 5\n4,1,4 1:1\n1 2:1\n", "t.txt:2:", "label 4 appears twice");
     pl_xc_data *d2;
-    CHECK(pl_xc_data_read("/nonexistent/x.txt", &d2) == PL_ERR_IO && strstr(pl_error_msg(), "/nonexistent/x.txt"),
+    CHECK(pl_xc_data_read("/nonexistent/x.txt", &d2) == PL_ERR_IO &&
+              strstr(pl_error_msg(), "/nonexistent/x.txt"),
           "missing file: %s", pl_error_msg());
 }
 
@@ -652,7 +679,8 @@ static void test_reader(void) {
 static void test_halos(void) {
     /* outputs in clusters; queries near a cluster: HALOS must find the exact best */
     const int C = 20000, D = 32, NQ = 200;
-    float *W = malloc(sizeof(float) * C * D), *b = calloc(C, sizeof(float)), *H = malloc(sizeof(float) * NQ * D);
+    float *W = malloc(sizeof(float) * C * D), *b = calloc(C, sizeof(float)),
+          *H = malloc(sizeof(float) * NQ * D);
     for (int j = 0; j < C * D; j++) W[j] = gauss();
     for (int q = 0; q < NQ; q++) {
         int j = (int)pl_rng_below(&rng_state, C);
@@ -688,7 +716,8 @@ static void test_halos(void) {
         scored += ns;
     }
     CHECK(hits >= NQ * 9 / 10, "halos found the exact top-1 for %d of %d queries", hits, NQ);
-    CHECK(scored < (int64_t)NQ * C / 4, "halos scored %lld of %lld", (long long)scored, (long long)NQ * C);
+    CHECK(scored < (int64_t)NQ * C / 4, "halos scored %lld of %lld", (long long)scored,
+          (long long)NQ * C);
     /* columns layout gives the same index */
     float *Wt = malloc(sizeof(float) * C * D);
     for (int j = 0; j < C; j++)
@@ -711,7 +740,8 @@ static void test_halos(void) {
     uint32_t lab[1] = {123};
     CHECK(pl_halos_index_add_examples(ix, H, D, 1, lp, lab) == PL_OK, "%s", pl_error_msg());
     lab[0] = (uint32_t)C;
-    CHECK(pl_halos_index_add_examples(ix, H, D, 1, lp, lab) == PL_ERR_ARGUMENT, "label out of range accepted");
+    CHECK(pl_halos_index_add_examples(ix, H, D, 1, lp, lab) == PL_ERR_ARGUMENT,
+          "label out of range accepted");
     pl_halos_query_destroy(q);
     pl_halos_index_destroy(ix);
     free(W), free(Wt), free(b), free(H);
@@ -746,7 +776,8 @@ static void test_export(void) {
         pillar_tensor *in, *out = NULL;
         pillar_tensor_wrap(PILLAR_FLOAT32, 2, dims, x, &in);
         const char *names[1] = {"features"};
-        pillar_status s = pillar_session_run(sess, 1, names, (const pillar_tensor *const *)&in, 1, NULL, &out);
+        pillar_status s =
+            pillar_session_run(sess, 1, names, (const pillar_tensor *const *)&in, 1, NULL, &out);
         CHECK(s == PILLAR_OK, "run: %s", pillar_last_error());
         if (s == PILLAR_OK) {
             const float *y = pillar_tensor_data(out);
