@@ -14,7 +14,11 @@
 # THREADS [2], LABELS [100000], FEATURES [135909], TRAIN [200000], TEST [20000],
 # EPOCHS_LSH [3], EPOCHS_DENSE [3], EVAL_EVERY [200], EVAL_POINTS [10000],
 # TORCH_LIMIT [seconds of PyTorch training; 0 = all epochs], LSH_ARGS, KEEP=1 reuses
-# finished runs in OUT_DIR.
+# finished runs in OUT_DIR, TORCH_BLAS [auto]: Debian's python3-torch calls the system
+# libblas.so.3, which is the (slow, single-threaded) reference BLAS unless an optimised
+# one is installed; TORCH_BLAS=openblas fetches Debian's libopenblas0-pthread with
+# `apt-get download` into OUT_DIR (not installed) and points torch at it, TORCH_BLAS=system
+# leaves torch as it is, auto = openblas unless the system BLAS is already OpenBLAS.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
@@ -64,11 +68,27 @@ run_pillar() { # NAME EPOCHS ARGS...
 run_pillar lsh "$EPOCHS_LSH" $LSH_ARGS
 run_pillar dense "$EPOCHS_DENSE" --dense
 
+TORCH_BLAS=${TORCH_BLAS:-auto}
+torch_env=()
+if [ "$TORCH_BLAS" = auto ]; then
+    if readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | grep -q openblas; then TORCH_BLAS=system; else TORCH_BLAS=openblas; fi
+fi
+if [ "$TORCH_BLAS" = openblas ]; then
+    ob="$OUT/openblas"
+    if [ ! -e "$ob/lib/libblas.so.3" ]; then
+        log "fetching Debian's libopenblas0-pthread for the PyTorch baseline"
+        mkdir -p "$ob/lib" && (cd "$ob" && apt-get download libopenblas0-pthread >/dev/null &&
+            dpkg-deb -x libopenblas0-pthread_*.deb root)
+        for f in "$ob"/root/usr/lib/x86_64-linux-gnu/openblas-pthread/*.so*; do ln -sf "$f" "$ob/lib/"; done
+    fi
+    torch_env=(env "LD_LIBRARY_PATH=$ob/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+fi
+
 if [ "$KEEP" = 1 ] && [ -s "$OUT/torch.csv" ]; then
     log "torch: kept"
 else
-    log "torch: training (load $(load_avg))"
-    /usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" \
+    log "torch: training with BLAS=$TORCH_BLAS (load $(load_avg))"
+    "${torch_env[@]}" /usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" \
         "$PY" "$HERE/torch_xc.py" "${D}_train.txt" "${D}_test.txt" --epochs "$EPOCHS_DENSE" \
         --threads "$THREADS" --eval-every "$EVAL_EVERY" --eval-points "$EVAL_POINTS" \
         --time-limit "$TORCH_LIMIT" --log "$OUT/torch.csv" >"$OUT/torch.csv.txt" 2>&1
@@ -79,17 +99,18 @@ fi
 log "HALOS"
 cc -O2 -std=gnu11 -I"$SRC/include" -I"$SRC/src" -I"$BUILD/gen" "$HERE/halos_bench.c" \
     "$BUILD/libpillar.a" -lprotobuf-c -lm -lpthread -o "$OUT/halos_bench"
-"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --mips 0 --lsh 10,32 \
-    --topk 1000 --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos.txt"
-"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --mips 16 \
+"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --cpu-time \
+    --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos.txt"
+"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --cpu-time \
     >"$OUT/halos_neurons_only.txt"
-
+"$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" \
+    --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos_wall.txt"
 {
     echo "# issue 6 benchmark: $LABELS labels, $FEATURES features, $TRAIN training points, $THREADS threads"
     echo
     echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo
-    echo "LSH options: $LSH_ARGS"
+    echo "LSH options: $LSH_ARGS; PyTorch BLAS: $TORCH_BLAS"
     echo
     "$PY" "$HERE/compare.py" "$OUT/lsh.csv" "$OUT/dense.csv" "$OUT/torch.csv"
     echo
@@ -101,11 +122,19 @@ cc -O2 -std=gnu11 -I"$SRC/include" -I"$SRC/src" -I"$BUILD/gen" "$HERE/halos_benc
     echo
     echo "## HALOS inference on the LSH-trained model (index learns from the training examples)"
     echo
+    echo "CPU time of the querying thread (robust to other load on the machine):"
+    echo
     echo '```'
     cat "$OUT/halos.txt"
     echo '```'
     echo
-    echo "Neuron-only index (MIPS in 16 norm ranges, no examples), for comparison:"
+    echo "The same, wall-clock:"
+    echo
+    echo '```'
+    cat "$OUT/halos_wall.txt"
+    echo '```'
+    echo
+    echo "Neuron-only index (no examples), for comparison:"
     echo
     echo '```'
     cat "$OUT/halos_neurons_only.txt"

@@ -108,8 +108,10 @@ def main():
     t0 = time.time()
     tr = read_xc(a.train)
     te = read_xc(a.test)
-    print("torch_xc: read %d + %d points in %.1f s, torch %s, %d threads" %
-          (tr[0], te[0], time.time() - t0, torch.__version__, torch.get_num_threads()), flush=True)
+    blas = sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.lower() and "/" in l})
+    print("torch_xc: read %d + %d points in %.1f s, torch %s, %d threads, BLAS %s" %
+          (tr[0], te[0], time.time() - t0, torch.__version__, torch.get_num_threads(),
+           ", ".join(blas) or "?"), flush=True)
     n, nf, nl = tr[0], tr[1], tr[2]
     model = Net(nf, a.hidden, nl)
     opt_sparse = torch.optim.SparseAdam([model.emb.weight], lr=a.lr)
