@@ -190,6 +190,11 @@ pillar_status pillar_session_node(const pillar_session *s, size_t i, const char 
                                   const char **op_out, int *ndim_out, const int64_t **dims_out,
                                   int64_t *params_out, double *sparsity_out, int64_t *macs_out);
 
+/* The kernel the session chose for node i when it was planned ("winograd",
+ * "sparse csr 91%", "int8 vnni", ...; "" when the op does not say or i is out of
+ * range). Borrowed, valid while the session lives. */
+const char *pillar_session_node_kernel(const pillar_session *s, size_t i);
+
 /* Bytes of the intermediate-tensor arena planned for one run (0 if planned at run
  * time). */
 size_t pillar_session_arena_bytes(const pillar_session *s);

@@ -317,8 +317,11 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
         if (!dynamic && n->op->prepare) {
             c.state = NULL;
             c.scratch_size = 0;
+            c.kernel[0] = 0;
             st = n->op->prepare(&c);
             step->state = c.state;
+            memcpy(step->kernel, c.kernel, sizeof step->kernel);
+            step->kernel[sizeof step->kernel - 1] = 0;
             if (st != PL_OK) {
                 s->nsteps++; /* so that free_steps releases it */
                 return st;
@@ -681,6 +684,11 @@ pillar_status pillar_session_node(const pillar_session *s, size_t i, const char 
     if (sparsity_out) *sparsity_out = s->step_params[i] ? (double)s->step_zeros[i] / (double)s->step_params[i] : 0.0;
     if (macs_out) *macs_out = s->step_macs[i];
     return PL_OK;
+}
+
+const char *pillar_session_node_kernel(const pillar_session *s, size_t i) {
+    if (!s || !s->planned || i >= (size_t)s->nsteps) return "";
+    return s->steps[i].kernel;
 }
 
 size_t pillar_session_arena_bytes(const pillar_session *s) { return s ? s->arena_bytes : 0; }

@@ -28,6 +28,7 @@ typedef struct pl_step {
     pl_tensor **in;     /* pointers into the session's values */
     pl_tensor **out;
     void *state;        /* from the op's prepare(), freed with its release() */
+    char kernel[48];    /* what prepare() chose ("" when it did not say) */
 } pl_step;
 
 typedef struct pillar_session {

@@ -2,6 +2,7 @@
  * handling around the kernels of src/kernels/conv. Data is [N, C, spatial...] with 1
  * to 6 spatial dims. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,7 @@ pl_status conv_prepare(pl_op_ctx *c) {
     }
     c->state = s;
     c->scratch_size = pl_conv_fast_scratch_size(s->fast);
+    snprintf(c->kernel, sizeof c->kernel, "%s", pl_conv_algo_name(pl_conv_fast_algo(s->fast)));
     return PL_OK;
 }
 

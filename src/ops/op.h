@@ -36,6 +36,9 @@ typedef struct pl_op_ctx {
     struct pl_threadpool *pool; /* the session's worker threads (NULL: run serially) */
     void *scratch;    /* per-session scratch, at least the scratch_size prepare() asked */
     size_t scratch_size;
+    /* prepare() may name the kernel it chose here, e.g. "winograd", "sparse csr 91%",
+     * "int8 vnni" (shown by `pillar inspect` and `pillar bench --verbose`) */
+    char kernel[48];
 } pl_op_ctx;
 
 typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
