@@ -318,7 +318,9 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
             c.state = NULL;
             c.scratch_size = 0;
             c.kernel[0] = 0;
+            c.packed_inputs = 0;
             st = n->op->prepare(&c);
+            step->packed_inputs = c.packed_inputs;
             step->state = c.state;
             memcpy(step->kernel, c.kernel, sizeof step->kernel);
             step->kernel[sizeof step->kernel - 1] = 0;

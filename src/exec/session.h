@@ -29,6 +29,7 @@ typedef struct pl_step {
     pl_tensor **out;
     void *state;        /* from the op's prepare(), freed with its release() */
     char kernel[48];    /* what prepare() chose ("" when it did not say) */
+    unsigned packed_inputs; /* inputs prepare() packed (see pl_op_ctx.packed_inputs) */
 } pl_step;
 
 typedef struct pillar_session {

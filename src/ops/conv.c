@@ -214,6 +214,7 @@ pl_status conv_prepare(pl_op_ctx *c) {
     c->state = s;
     c->scratch_size = pl_conv_fast_scratch_size(s->fast);
     snprintf(c->kernel, sizeof c->kernel, "%s", pl_conv_algo_name(pl_conv_fast_algo(s->fast)));
+    c->packed_inputs = 1u << 1 | (bt ? 1u << 2 : 0);
     return PL_OK;
 }
 

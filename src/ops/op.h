@@ -39,6 +39,10 @@ typedef struct pl_op_ctx {
     /* prepare() may name the kernel it chose here, e.g. "winograd", "sparse csr 91%",
      * "int8 vnni" (shown by `pillar inspect` and `pillar bench --verbose`) */
     char kernel[48];
+    /* prepare() sets bit k when it keeps its own packed copy of constant input k and
+     * run() will never read in[k]->data again (only its dtype and dims): the executor
+     * may then release the raw constant to save memory */
+    unsigned packed_inputs;
 } pl_op_ctx;
 
 typedef pl_status (*pl_op_fn)(pl_op_ctx *c);
