@@ -64,6 +64,7 @@ _SIGNATURES = {
     "pillar_options_set_dim": (c_int, [c_void_p, c_char_p, c_int64]),
     # sessions
     "pillar_session_create": (c_int, [c_void_p, c_void_p, P(c_void_p)]),
+    "pillar_session_create_from": (c_int, [P(c_void_p), c_void_p, P(c_void_p)]),
     "pillar_session_destroy": (None, [c_void_p]),
     "pillar_session_run": (c_int, [c_void_p, c_size_t, P(c_char_p), P(c_void_p), c_size_t, P(c_char_p),
                                    P(c_void_p)]),

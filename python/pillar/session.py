@@ -204,7 +204,13 @@ class Session:
 
     def __init__(self, model, threads=None, shapes=None, dims=None):
         self._lock = threading.Lock()
+        # A model built here from a path or bytes is handed over to the session
+        # (pillar_session_create_from): its raw weights are freed as they are packed.
+        owned = not isinstance(model, Model)
+        self._source = None if isinstance(model, Model) or isinstance(model, (bytes, bytearray, memoryview)) else model
         self._model = model if isinstance(model, Model) else Model(model)
+        self._inputs = self._model.inputs
+        self._outputs = self._model.outputs
         opts = ctypes.c_void_p()
         lib.check(lib.pillar_options_create(ctypes.byref(opts)))
         try:
@@ -216,13 +222,17 @@ class Session:
             for sym, value in (dims or {}).items():
                 lib.check(lib.pillar_options_set_dim(opts, sym.encode(), int(value)))
             h = ctypes.c_void_p()
-            lib.check(lib.pillar_session_create(self._model._h, opts, ctypes.byref(h)))
+            if owned:
+                mh = ctypes.c_void_p(self._model._h)
+                self._model._finalizer.detach()  # create_from destroys it, even on failure
+                self._model = None
+                lib.check(lib.pillar_session_create_from(ctypes.byref(mh), opts, ctypes.byref(h)))
+            else:
+                lib.check(lib.pillar_session_create(self._model._h, opts, ctypes.byref(h)))
         finally:
             lib.pillar_options_destroy(opts)
         self._h = h.value
         self._finalizer = weakref.finalize(self, lib.pillar_session_destroy, self._h)
-        self._inputs = self._model.inputs
-        self._outputs = self._model.outputs
         self._in_by_name = {a.name: a for a in self._inputs}
 
     # --- metadata (also under ONNX Runtime's method names)
@@ -242,6 +252,10 @@ class Session:
 
     @property
     def model(self):
+        """The pillar.Model the session was made from (loaded again from the path when
+        the session was made from a path; None when it was made from bytes)."""
+        if self._model is None and self._source is not None:
+            self._model = Model(self._source)
         return self._model
 
     def layers(self):

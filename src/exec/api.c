@@ -115,6 +115,19 @@ pillar_status pillar_options_set_dim(pillar_options *o, const char *symbol, int6
     return put_opt(&o->dims, &o->ndims, symbol, 1, &value);
 }
 
+pillar_status pillar_options_set_lsh_output(pillar_options *o, int K, int L, int topk) {
+    if (!o) return pl_error(PL_ERR_ARGUMENT, "pillar_options_set_lsh_output: options is NULL");
+    if (K == 0) {
+        o->lsh_k = o->lsh_l = o->lsh_topk = 0;
+        return PL_OK;
+    }
+    if (K < 1 || K > 30) return pl_error(PL_ERR_ARGUMENT, "lsh output: K (bits per key) must be 1..30, not %d", K);
+    if (L < 1 || L > 1024) return pl_error(PL_ERR_ARGUMENT, "lsh output: L (tables) must be 1..1024, not %d", L);
+    if (topk < 1 || topk > 10000) return pl_error(PL_ERR_ARGUMENT, "lsh output: top-k must be 1..10000, not %d", topk);
+    o->lsh_k = K, o->lsh_l = L, o->lsh_topk = topk;
+    return PL_OK;
+}
+
 /* ---- model and session metadata ---- */
 
 size_t pillar_model_input_count(const pillar_model *m) { return m ? (size_t)m->graph->ninputs : 0; }

@@ -6,19 +6,30 @@
  * Shape -> Gather -> Concat -> Reshape chains of exported models); the remaining nodes
  * form the execution list. Nodes whose output shape depends on run-time values
  * (NonZero, a Reshape fed by a computed shape) are marked dynamic and re-inferred at
- * each run; everything else gets a fixed place in one arena, laid out by liveness. */
+ * each run; everything else gets a fixed place in one arena, laid out by liveness.
+ *
+ * Memory: the session's graph shares the model's constants (pl_graph_clone_shared), and
+ * once a plan is final (every input shape fixed) the raw constants that no step reads
+ * any more, because their only readers packed them in prepare(), are let go. */
 #include "exec/session.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/threadpool.h"
 #include "graph/passes.h"
+#include "graph/halos_pass.h"
 
 typedef struct live_block {
     int64_t off, size;
     int last;
 } live_block;
+
+static bool shapes_final(const struct pillar_session *s);
+static void keep_always(const pl_graph *g, bool *keep);
+static void release_early(pl_session *s, const pl_node *n, unsigned packed, const int *uses,
+                          const bool *keep);
 
 static pl_status nomem(void) { return pl_error(PL_ERR_NOMEM, "out of memory while planning the session"); }
 
@@ -36,6 +47,10 @@ static void free_steps(pl_session *s) {
     free(s->step_zeros);
     free(s->step_macs);
     s->step_params = s->step_zeros = s->step_macs = NULL;
+    free(s->step_ms);
+    free(s->step_calls);
+    s->step_ms = NULL;
+    s->step_calls = NULL;
 }
 
 /* Values computed by a previous plan are forgotten; constants from the file stay. */
@@ -157,6 +172,38 @@ static int64_t node_macs(const pl_node *n, pl_tensor **in, pl_tensor **out) {
     return 0;
 }
 
+/* Zeros among the elements of a float tensor (sparsity shown by inspect and bench). A
+ * typed loop: the weights of a large model are scanned at every session creation. */
+static int64_t count_zeros(const pl_tensor *t) {
+    int64_t n = pl_numel(t), z = 0;
+    switch (t->dtype) {
+    case PL_F32: {
+        const float *p = t->data;
+        for (int64_t i = 0; i < n; i++) z += p[i] == 0.0f;
+        break;
+    }
+    case PL_F64: {
+        const double *p = t->data;
+        for (int64_t i = 0; i < n; i++) z += p[i] == 0.0;
+        break;
+    }
+    case PL_F16:
+    case PL_BF16: { /* +0 and -0: every bit but the sign clear */
+        const uint16_t *p = t->data;
+        for (int64_t i = 0; i < n; i++) z += (p[i] & 0x7fff) == 0;
+        break;
+    }
+    case PL_I8: {
+        const int8_t *p = t->data;
+        for (int64_t i = 0; i < n; i++) z += p[i] == 0;
+        break;
+    }
+    default:
+        break;
+    }
+    return z;
+}
+
 static pl_status plan_memory(pl_session *s) {
     pl_graph *g = s->g;
     int nv = g->nvalues;
@@ -239,9 +286,14 @@ static pl_status plan_memory(pl_session *s) {
     return PL_OK;
 }
 
+static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep);
+
 /* Plans for the given input shapes (given[i] may be NULL: use options / declared). */
 static pl_status plan(pl_session *s, const pl_tensor *const *given) {
     pl_graph *g = s->g;
+    if (s->weights_released) /* cannot happen with fixed input shapes; stay safe */
+        return pl_error(PL_ERR_INTERNAL,
+                        "the session cannot be planned again: it released the raw weights it packed");
     reset_plan(s);
     for (int i = 0; i < g->ninputs; i++) {
         pl_tensor t;
@@ -271,7 +323,44 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
     s->step_params = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
     s->step_zeros = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
     s->step_macs = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
-    if (!s->steps || !s->step_params || !s->step_zeros || !s->step_macs) return nomem();
+    s->step_ms = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(double));
+    s->step_calls = calloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof(int64_t));
+    if (!s->steps || !s->step_params || !s->step_zeros || !s->step_macs || !s->step_ms ||
+        !s->step_calls)
+        return nomem();
+    /* a final plan lets packed raw weights go as it goes (release_early) */
+    int *uses = NULL;
+    bool *keep = NULL;
+    if (shapes_final(s)) {
+        uses = calloc((size_t)g->nvalues + 1, sizeof *uses);
+        keep = calloc((size_t)g->nvalues + 1, sizeof *keep);
+        if (!uses || !keep) {
+            free(uses);
+            free(keep);
+            return nomem();
+        }
+        keep_always(g, keep);
+        for (int i = 0; i < g->nnodes; i++)
+            for (int k = 0; k < g->nodes[i].nin; k++)
+                if (g->nodes[i].in[k] >= 0) uses[g->nodes[i].in[k]]++;
+    }
+    pl_status st = plan_steps(s, uses, keep);
+    free(uses);
+    free(keep);
+    PL_TRY(st);
+    PL_TRY(plan_memory(s));
+    if (s->scratch_bytes) {
+        s->scratch_bytes = (s->scratch_bytes + 63) & ~(size_t)63;
+        if (!(s->scratch = aligned_alloc(64, s->scratch_bytes)))
+            return pl_error(PL_ERR_NOMEM, "out of memory: %zu bytes of scratch", s->scratch_bytes);
+    }
+    s->planned = true;
+    return PL_OK;
+}
+
+/* plan(), node by node: infer, fold or prepare, count weights. */
+static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep) {
+    pl_graph *g = s->g;
     for (int i = 0; i < g->nnodes; i++) {
         const pl_node *n = &g->nodes[i];
         pl_tensor **in = calloc((size_t)n->nin + 1, sizeof *in), **out = calloc((size_t)n->nout + 1, sizeof *out);
@@ -331,46 +420,125 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
             if (c.scratch_size > s->scratch_bytes) s->scratch_bytes = c.scratch_size;
         }
         for (int k = 0; k < n->nin; k++) {
-            if (!in[k] || !in[k]->data || !pl_dtype_is_float(in[k]->dtype)) continue;
-            int64_t ne = pl_numel(in[k]), z = 0;
-            for (int64_t e = 0; e < ne; e++) z += pl_get_f64(in[k], e) == 0;
-            s->step_params[s->nsteps] += ne;
-            s->step_zeros[s->nsteps] += z;
+            /* weights: float constants, and int8 matrices (quantized weights) */
+            if (!in[k] || !in[k]->data) continue;
+            if (!pl_dtype_is_float(in[k]->dtype) && !(in[k]->dtype == PL_I8 && in[k]->ndim >= 2)) continue;
+            s->step_params[s->nsteps] += pl_numel(in[k]);
+            s->step_zeros[s->nsteps] += count_zeros(in[k]);
         }
         s->step_macs[s->nsteps] = dynamic ? 0 : node_macs(n, in, out);
+        if (uses && step->packed_inputs) release_early(s, n, step->packed_inputs, uses, keep);
         s->nsteps++;
     }
-    PL_TRY(plan_memory(s));
-    if (s->scratch_bytes) {
-        s->scratch_bytes = (s->scratch_bytes + 63) & ~(size_t)63;
-        if (!(s->scratch = aligned_alloc(64, s->scratch_bytes)))
-            return pl_error(PL_ERR_NOMEM, "out of memory: %zu bytes of scratch", s->scratch_bytes);
+    return PL_OK;
+}
+
+/* Whether a plan is the last one: every input's shape is fixed by the model or the
+ * options, so a run with another shape is refused instead of re-planned. */
+static bool shapes_final(const pl_session *s) {
+    if (s->parent) return false; /* subgraphs re-plan at every call */
+    for (int k = 0; k < s->g->ninputs; k++) {
+        pl_tensor t;
+        if (!input_shape(s, k, NULL, &t) || t.ndim < 0) return false;
     }
-    s->planned = true;
+    return true;
+}
+
+/* Marks in keep[] the values of `g` that subgraphs (at any depth) below `sg` read from
+ * an enclosing scope, by name. */
+static void keep_outer(const pl_graph *g, const pl_graph *sg, bool *keep) {
+    for (int v = 0; sg != g && v < sg->nvalues; v++)
+        if (sg->values[v].kind == PL_VALUE_OUTER) {
+            int id = pl_graph_find_value(g, sg->values[v].name);
+            if (id >= 0) keep[id] = true;
+        }
+    for (int i = 0; i < sg->nnodes; i++)
+        for (int a = 0; a < sg->nodes[i].nattr; a++)
+            if (sg->nodes[i].attrs[a].g) keep_outer(g, sg->nodes[i].attrs[a].g, keep);
+}
+
+/* Values no release may touch: graph outputs and what subgraphs read. */
+static void keep_always(const pl_graph *g, bool *keep) {
+    for (int k = 0; k < g->noutputs; k++) keep[g->outputs[k]] = true;
+    keep_outer(g, g, keep);
+}
+
+static void release_value(pl_session *s, int v) {
+    pl_value *val = &s->g->values[v];
+    if (val->kind != PL_VALUE_CONST || !val->t.data || val->t.dtype == PL_STRING) return;
+    s->released_bytes += pl_nbytes(&val->t);
+    pl_value_drop_data(val);
+    s->weights_released = true;
+}
+
+/* During a final plan, right after node `n` packed its inputs: the constants whose
+ * every use in the graph is a packed input of `n` go at once, so that a session whose
+ * model is gone (pillar_session_create_from) never holds a layer's raw and packed
+ * weights for the whole model together. uses[v]: v's inputs slots over all nodes. */
+static void release_early(pl_session *s, const pl_node *n, unsigned packed, const int *uses,
+                          const bool *keep) {
+    for (int k = 0; k < n->nin && k < 32; k++) {
+        int v = n->in[k];
+        if (v < 0 || !(packed >> k & 1u) || keep[v]) continue;
+        int here = 0;
+        for (int j = 0; j < n->nin && j < 32; j++) here += n->in[j] == v && (packed >> j & 1u);
+        if (uses[v] == here) release_value(s, v);
+    }
+}
+
+/* After a final plan: lets go of every constant that no step will read again -- read
+ * only by steps that packed it (pl_step.packed_inputs), or by no step at all (folded
+ * away, or replaced by a graph pass) -- unless it is a graph output or a subgraph reads
+ * it. The values keep their dtype and dims for the ops' infer(). For a constant shared
+ * with the model this drops the session's share (freed with the model, or now if the
+ * model is gone). */
+static pl_status release_packed(pl_session *s) {
+    pl_graph *g = s->g;
+    bool *keep = calloc((size_t)g->nvalues + 1, sizeof *keep);
+    if (!keep) return nomem();
+    keep_always(g, keep);
+    for (int i = 0; i < s->nsteps; i++) {
+        const pl_step *st = &s->steps[i];
+        const pl_node *n = &g->nodes[st->node];
+        for (int k = 0; k < n->nin; k++) {
+            if (n->in[k] < 0) continue;
+            bool packed = k < 32 && (st->packed_inputs >> k & 1u);
+            if (!packed) keep[n->in[k]] = true;
+        }
+    }
+    for (int v = 0; v < g->nvalues; v++)
+        if (!keep[v]) release_value(s, v);
+    free(keep);
     return PL_OK;
 }
 
 static pl_status plan_checked(pl_session *s, const pl_tensor *const *given) {
     pl_status st = plan(s, given);
+    if (st == PL_OK && shapes_final(s)) st = release_packed(s);
     if (st != PL_OK && st != PL_NEED_VALUE) pl_error_prefix("%s", s->model_info->path);
     return st;
 }
 
-pillar_status pillar_session_create(const pillar_model *m, const pillar_options *o,
-                                    pillar_session **out) {
-    pl_error_clear();
-    if (!m || !out) return pl_error(PL_ERR_ARGUMENT, "pillar_session_create: NULL argument");
+/* Both ways of making a session; with `take` (== m) the model is freed once its nodes
+ * are resolved, so that the session holds the only share of each weight and planning
+ * frees raw weights as their kernels pack them. */
+static pl_status create(const pl_model *m, const pl_options *o, pl_session **out, pl_model *take) {
     pl_session *s = calloc(1, sizeof *s);
-    if (!s) return nomem();
+    if (!s) {
+        pl_model_free(take);
+        return nomem();
+    }
     pl_status st = PL_OK;
     s->model_info = calloc(1, sizeof(pl_model));
-    s->g = pl_graph_clone(m->graph, NULL);
+    /* the model stays unchanged for its users: only who owns its constants' data does */
+    s->g = pl_graph_clone_shared(m->graph, NULL);
     if (!s->model_info || !s->g || !(s->model_info->path = strdup(m->path))) {
         st = nomem();
         goto fail;
     }
     if (o) {
         s->opts.threads = o->threads;
+        s->opts.lsh_k = o->lsh_k, s->opts.lsh_l = o->lsh_l, s->opts.lsh_topk = o->lsh_topk;
         s->opts.shapes = calloc((size_t)o->nshapes + 1, sizeof(pl_shape_opt));
         s->opts.dims = calloc((size_t)o->ndims + 1, sizeof(pl_shape_opt));
         if (!s->opts.shapes || !s->opts.dims) {
@@ -395,6 +563,7 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
         }
     }
     pl_graph *g = s->g;
+    const char *path = s->model_info->path;
     if (!(s->decl = calloc((size_t)g->ninputs + 1, sizeof(pl_tensor)))) {
         st = nomem();
         goto fail;
@@ -414,10 +583,15 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             goto fail;
         }
     }
+    if (take) { /* nothing below reads the model */
+        pl_model_free(take);
+        take = NULL;
+        m = NULL;
+    }
     for (int i = 0; i < g->ninputs; i++) {
         const pl_value *v = &g->values[g->inputs[i]];
         if (v->t.ndim == -2 || pl_dtype_size(v->t.dtype) == 0) {
-            st = pl_error(PL_ERR_UNSUPPORTED, "%s: input '%s' has type %s, which is not supported", m->path, v->name,
+            st = pl_error(PL_ERR_UNSUPPORTED, "%s: input '%s' has type %s, which is not supported", path, v->name,
                           v->t.ndim == -2 ? "sequence/map/optional" : pl_dtype_name(v->t.dtype));
             goto fail;
         }
@@ -428,7 +602,7 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
         for (int k = 0; k < g->ninputs; k++)
             if (!strcmp(g->values[g->inputs[k]].name, so->name)) id = g->inputs[k];
         if (id < 0) {
-            st = pl_error(PL_ERR_ARGUMENT, "%s: a shape is given for '%s', which is not an input of the model", m->path, so->name);
+            st = pl_error(PL_ERR_ARGUMENT, "%s: a shape is given for '%s', which is not an input of the model", path, so->name);
             goto fail;
         }
         int di = 0;
@@ -440,7 +614,7 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
             char a[128], b[128];
             pl_tensor tmp = {.ndim = so->ndim};
             memcpy(tmp.dims, so->dims, sizeof tmp.dims);
-            st = pl_error(PL_ERR_INPUT, "%s: shape %s given for input '%s' does not fit its declared shape %s", m->path,
+            st = pl_error(PL_ERR_INPUT, "%s: shape %s given for input '%s' does not fit its declared shape %s", path,
                           pl_shape_str(&tmp, a, sizeof a), so->name, pl_shape_str(dt, b, sizeof b));
             goto fail;
         }
@@ -448,8 +622,9 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
     {
         const char *lvl = getenv("PILLAR_OPT");
         st = pl_graph_optimize(g, lvl && lvl[0] == '0' ? 0 : 1);
+        if (st == PL_OK && s->opts.lsh_k > 0) st = pl_graph_lsh_output(g, s->opts.lsh_k, s->opts.lsh_l, s->opts.lsh_topk);
         if (st != PL_OK) {
-            pl_error_prefix("%s", m->path);
+            pl_error_prefix("%s", path);
             goto fail;
         }
     }
@@ -469,7 +644,27 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
     return PL_OK;
 fail:
     pillar_session_destroy(s);
+    pl_model_free(take);
     return st;
+}
+
+pillar_status pillar_session_create(const pillar_model *m, const pillar_options *o,
+                                    pillar_session **out) {
+    pl_error_clear();
+    if (!m || !out) return pl_error(PL_ERR_ARGUMENT, "pillar_session_create: NULL argument");
+    return create(m, o, out, NULL);
+}
+
+pillar_status pillar_session_create_from(pillar_model **m, const pillar_options *o,
+                                         pillar_session **out) {
+    pl_error_clear();
+    pl_model *take = m ? *m : NULL;
+    if (m) *m = NULL;
+    if (!take || !out) {
+        pl_model_free(take);
+        return pl_error(PL_ERR_ARGUMENT, "pillar_session_create_from: NULL argument");
+    }
+    return create(take, o, out, take);
 }
 
 void pillar_session_destroy(pillar_session *s) {
@@ -505,41 +700,60 @@ void pillar_session_destroy(pillar_session *s) {
     free(s);
 }
 
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* One step: re-infers a dynamic node, clears (or poisons) its outputs, runs it. */
+static pl_status run_step(pl_session *s, pl_step *st) {
+    const pl_node *n = &s->g->nodes[st->node];
+    pl_op_ctx c = {0};
+    make_ctx(s, n, st->in, st->out, &c);
+    c.planning = false;
+    c.state = st->state;
+    if (st->dynamic && (n->op->flags & PL_OP_SELF_ALLOC)) {
+        PL_TRY(n->op->run(&c));
+        return check_outputs(&c);
+    }
+    if (st->dynamic) {
+        for (int k = 0; k < n->nin; k++)
+            if (st->in[k] && !st->in[k]->data)
+                return pl_op_error(&c, PL_ERR_INTERNAL, "input %d has no value at run time", k);
+        PL_TRY(n->op->infer(&c));
+        PL_TRY(check_outputs(&c));
+        for (int k = 0; k < n->nout; k++)
+            if (st->out[k]) PL_TRY(pl_tensor_alloc(st->out[k]));
+    }
+    bool writes_all = (n->op->flags & PL_OP_WRITES_ALL) != 0;
+    for (int k = 0; k < n->nout; k++)
+        if (st->out[k] && st->out[k]->data) {
+            if (st->out[k]->dtype == PL_STRING && st->out[k]->owns) {
+                pl_tensor_free_data(st->out[k]); /* strings: always fresh (NULL) */
+                PL_TRY(pl_tensor_alloc(st->out[k]));
+            } else if (writes_all) {
+                if (s->poison) memset(st->out[k]->data, 0xff, pl_nbytes(st->out[k]));
+            } else {
+                memset(st->out[k]->data, 0, pl_nbytes(st->out[k]));
+            }
+        }
+    PL_TRY(n->op->run(&c));
+    return PL_OK;
+}
+
 static pl_status run_steps(pl_session *s) {
+    bool prof = s->profiling && s->step_ms;
     for (int i = 0; i < s->nsteps; i++) {
-        pl_step *st = &s->steps[i];
-        const pl_node *n = &s->g->nodes[st->node];
-        pl_op_ctx c = {0};
-        make_ctx(s, n, st->in, st->out, &c);
-        c.planning = false;
-        c.state = st->state;
-        if (st->dynamic && (n->op->flags & PL_OP_SELF_ALLOC)) {
-            PL_TRY(n->op->run(&c));
-            PL_TRY(check_outputs(&c));
+        if (!prof) {
+            PL_TRY(run_step(s, &s->steps[i]));
             continue;
         }
-        if (st->dynamic) {
-            for (int k = 0; k < n->nin; k++)
-                if (st->in[k] && !st->in[k]->data)
-                    return pl_op_error(&c, PL_ERR_INTERNAL, "input %d has no value at run time", k);
-            PL_TRY(n->op->infer(&c));
-            PL_TRY(check_outputs(&c));
-            for (int k = 0; k < n->nout; k++)
-                if (st->out[k]) PL_TRY(pl_tensor_alloc(st->out[k]));
-        }
-        bool writes_all = (n->op->flags & PL_OP_WRITES_ALL) != 0;
-        for (int k = 0; k < n->nout; k++)
-            if (st->out[k] && st->out[k]->data) {
-                if (writes_all) {
-                    if (s->poison) memset(st->out[k]->data, 0xff, pl_nbytes(st->out[k]));
-                } else if (st->out[k]->dtype == PL_STRING && st->out[k]->owns) {
-                    pl_tensor_free_data(st->out[k]);
-                    PL_TRY(pl_tensor_alloc(st->out[k]));
-                } else {
-                    memset(st->out[k]->data, 0, pl_nbytes(st->out[k]));
-                }
-            }
-        PL_TRY(n->op->run(&c));
+        double t0 = now_ms();
+        pl_status st = run_step(s, &s->steps[i]);
+        s->step_ms[i] += now_ms() - t0;
+        s->step_calls[i]++;
+        if (st != PL_OK) return st;
     }
     return PL_OK;
 }
@@ -694,6 +908,27 @@ const char *pillar_session_node_kernel(const pillar_session *s, size_t i) {
 }
 
 size_t pillar_session_arena_bytes(const pillar_session *s) { return s ? s->arena_bytes : 0; }
+
+size_t pillar_session_released_bytes(const pillar_session *s) { return s ? s->released_bytes : 0; }
+
+pillar_status pillar_session_set_profiling(pillar_session *s, int on) {
+    if (!s) return pl_error(PL_ERR_ARGUMENT, "pillar_session_set_profiling: session is NULL");
+    s->profiling = on != 0;
+    if (s->profiling && s->planned) {
+        memset(s->step_ms, 0, (size_t)s->nsteps * sizeof *s->step_ms);
+        memset(s->step_calls, 0, (size_t)s->nsteps * sizeof *s->step_calls);
+    }
+    return PL_OK;
+}
+
+pillar_status pillar_session_node_time(const pillar_session *s, size_t i, double *ms_total_out,
+                                       int64_t *calls_out) {
+    if (!s || !s->planned || i >= (size_t)s->nsteps)
+        return pl_error(PL_ERR_ARGUMENT, "pillar_session_node_time: no node %zu", i);
+    if (ms_total_out) *ms_total_out = s->step_ms[i];
+    if (calls_out) *calls_out = s->step_calls[i];
+    return PL_OK;
+}
 
 /* The session that runs subgraph `g` of the node in `c`, made on first use. */
 static pl_status sub_session(pl_session *parent, const pl_op_ctx *c, pl_graph *g, pl_session **out) {

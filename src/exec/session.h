@@ -1,6 +1,7 @@
-/* session.h -- a planned model: its own copy of the graph with shapes inferred and
- * constants folded, the execution list, and the memory plan. This struct is the public
- * pillar_session handle. */
+/* session.h -- a planned model: its own copy of the graph (constants shared with the
+ * model, see pl_graph_clone_shared) with shapes inferred and constants folded, the
+ * execution list, and the memory plan. This struct is the public pillar_session
+ * handle. */
 #ifndef PL_SESSION_H
 #define PL_SESSION_H
 
@@ -19,6 +20,7 @@ typedef struct pillar_options {
     pl_shape_opt *shapes; /* per-input shapes */
     int ndims;
     pl_shape_opt *dims;   /* symbolic dim values: name + dims[0] */
+    int lsh_k, lsh_l, lsh_topk; /* pillar_options_set_lsh_output (lsh_k 0: off) */
 } pl_options;
 
 /* One step of the execution list. */
@@ -59,6 +61,14 @@ typedef struct pillar_session {
     void *scratch;
     size_t scratch_bytes;
     bool poison; /* PILLAR_POISON=1: NaN-fill outputs of PL_OP_WRITES_ALL ops */
+    /* raw constants that only packing steps read were let go after planning (the
+     * plan is then final: the input shapes cannot change) */
+    bool weights_released;
+    size_t released_bytes;
+    /* per-step timing (pillar_session_set_profiling), allocated with the steps */
+    bool profiling;
+    double *step_ms;
+    int64_t *step_calls;
 } pl_session;
 
 #endif

@@ -86,7 +86,7 @@ static void fold_constants(fz_ctx *z) {
             if (v >= 0 && (z->pinned[v] || g->values[v].kind != PL_VALUE_INTERMEDIATE)) ok = false;
         }
         if (!ok) continue;
-        pl_tensor *in[65], *out[65];
+        pl_tensor *in[65] = {0}, *out[65] = {0}; /* slot 0 NULL when a node has no inputs or outputs */
         for (int k = 0; k < n->nin; k++) in[k] = n->in[k] >= 0 ? &g->values[n->in[k]].t : NULL;
         for (int k = 0; k < n->nout; k++) out[k] = n->out[k] >= 0 ? &g->values[n->out[k]].t : NULL;
         pl_op_ctx c;
@@ -184,7 +184,7 @@ static void probe_run(fz_ctx *z, int p) {
     for (int i = 0; i < g->nnodes; i++) {
         const pl_node *n = &g->nodes[i];
         if (z->dead[i] || !n->op || n->nin > 64 || n->nout > 64) continue;
-        pl_tensor *in[65], *out[65];
+        pl_tensor *in[65] = {0}, *out[65] = {0}; /* slot 0 NULL when a node has no inputs or outputs */
         bool known = true, data = true;
         for (int k = 0; k < n->nin; k++) {
             in[k] = n->in[k] >= 0 ? &pt[n->in[k]] : NULL;

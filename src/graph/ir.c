@@ -1,8 +1,81 @@
-/* ir.c -- construction, lookup, cloning and release of the graph IR. */
+/* ir.c -- construction, lookup, cloning and release of the graph IR, and the constant
+ * data that a model shares with its sessions. */
 #include "graph/ir.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct pl_shared_buf {
+    atomic_int refs;
+    void *data;
+};
+
+/* Serialises the first sharing clone of a graph, which turns its owned constants into
+ * shared buffers (the refcounts themselves are atomic). */
+static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void shared_unref(pl_shared_buf *b) {
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        free(b->data);
+        free(b);
+    }
+}
+
+void pl_value_drop_data(pl_value *v) {
+    if (v->shared) {
+        if (v->t.data == v->shared->data) {
+            v->t.data = NULL;
+            v->t.owns = false;
+        }
+        shared_unref(v->shared);
+        v->shared = NULL;
+    }
+    pl_tensor_free_data(&v->t);
+}
+
+pl_status pl_value_make_writable(pl_value *v) {
+    if (!v->shared) return PL_OK;
+    if (v->t.data != v->shared->data) { /* replaced since: the share is stale */
+        shared_unref(v->shared);
+        v->shared = NULL;
+        return PL_OK;
+    }
+    if (atomic_load_explicit(&v->shared->refs, memory_order_acquire) == 1) {
+        /* the only holder: take the buffer back */
+        v->t.owns = true;
+        v->t.cap = pl_nbytes(&v->t);
+        free(v->shared);
+        v->shared = NULL;
+        return PL_OK;
+    }
+    pl_tensor copy = v->t;
+    copy.data = NULL;
+    copy.owns = false;
+    copy.cap = 0;
+    PL_TRY(pl_tensor_copy(&copy, &v->t));
+    shared_unref(v->shared);
+    v->shared = NULL;
+    v->t = copy;
+    return PL_OK;
+}
+
+int pl_value_share_count(const pl_value *v) {
+    return v->shared ? atomic_load_explicit(&v->shared->refs, memory_order_acquire) : 0;
+}
+
+/* Turns an owned constant into a shared one (caller holds share_lock). */
+static bool share_value(pl_value *v) {
+    if (v->shared || !v->t.data || !v->t.owns || v->t.dtype == PL_STRING) return true;
+    pl_shared_buf *b = malloc(sizeof *b);
+    if (!b) return false;
+    atomic_init(&b->refs, 1);
+    b->data = v->t.data;
+    v->shared = b;
+    v->t.owns = false;
+    return true;
+}
 
 pl_graph *pl_graph_new(void) { return calloc(1, sizeof(pl_graph)); }
 
@@ -74,7 +147,7 @@ void pl_graph_free(pl_graph *g) {
         pl_value *v = &g->values[i];
         free(v->name);
         for (int d = 0; d < PL_MAX_DIMS; d++) free(v->dim_names[d]);
-        pl_tensor_free_data(&v->t);
+        pl_value_drop_data(v);
     }
     free(g->nodes);
     free(g->values);
@@ -115,7 +188,9 @@ static void *dup_mem(const void *p, size_t n) {
     return q;
 }
 
-static bool attr_copy(pl_attr *d, const pl_attr *s, pl_graph *parent) {
+static pl_graph *clone_graph(pl_graph *s, pl_graph *parent, bool share);
+
+static bool attr_copy(pl_attr *d, pl_attr *s, pl_graph *parent, bool share) {
     memset(d, 0, sizeof *d);
     d->name = strdup(s->name);
     d->type = s->type;
@@ -140,11 +215,12 @@ static bool attr_copy(pl_attr *d, const pl_attr *s, pl_graph *parent) {
         d->t = calloc(1, sizeof(pl_tensor));
         if (!d->t || pl_tensor_copy(d->t, s->t) != PL_OK) return false;
     }
-    if (s->g && !(d->g = pl_graph_clone(s->g, parent))) return false;
+    if (s->g && !(d->g = clone_graph(s->g, parent, share))) return false;
     return d->name != NULL;
 }
 
-pl_graph *pl_graph_clone(const pl_graph *s, pl_graph *parent) {
+/* `s` is only written when `share` (its owned constants become shared). */
+static pl_graph *clone_graph(pl_graph *s, pl_graph *parent, bool share) {
     pl_graph *g = pl_graph_new();
     if (!g) return NULL;
     g->parent = parent;
@@ -167,15 +243,24 @@ pl_graph *pl_graph_clone(const pl_graph *s, pl_graph *parent) {
         dv->t.data = NULL;
         dv->t.owns = false;
         dv->t.cap = 0;
+        dv->shared = NULL;
         memset(dv->dim_names, 0, sizeof dv->dim_names);
         dv->name = strdup(sv->name);
         if (!dv->name) goto fail;
         for (int d = 0; d < PL_MAX_DIMS; d++)
             if (sv->dim_names[d] && !(dv->dim_names[d] = strdup(sv->dim_names[d]))) goto fail;
-        if (sv->t.data && pl_tensor_copy(&dv->t, &sv->t) != PL_OK) goto fail;
+        if (share && sv->t.data && !share_value(&s->values[i])) goto fail;
+        if (share && sv->shared && sv->t.data == sv->shared->data) {
+            atomic_fetch_add_explicit(&sv->shared->refs, 1, memory_order_relaxed);
+            dv->shared = sv->shared;
+            dv->t.data = sv->t.data;
+            dv->t.cap = sv->t.cap;
+        } else if (sv->t.data && pl_tensor_copy(&dv->t, &sv->t) != PL_OK) {
+            goto fail;
+        }
     }
     for (int i = 0; i < s->nnodes; i++) {
-        const pl_node *sn = &s->nodes[i];
+        pl_node *sn = &s->nodes[i];
         pl_node *dn = &g->nodes[i];
         g->nnodes = i + 1;
         *dn = *sn;
@@ -191,13 +276,24 @@ pl_graph *pl_graph_clone(const pl_graph *s, pl_graph *parent) {
             goto fail;
         for (int a = 0; a < sn->nattr; a++) {
             dn->nattr = a + 1;
-            if (!attr_copy(&dn->attrs[a], &sn->attrs[a], g)) goto fail;
+            if (!attr_copy(&dn->attrs[a], &sn->attrs[a], g, share)) goto fail;
         }
     }
     return g;
 fail:
     pl_graph_free(g);
     return NULL;
+}
+
+pl_graph *pl_graph_clone(const pl_graph *s, pl_graph *parent) {
+    return clone_graph((pl_graph *)s, parent, false); /* not written when not sharing */
+}
+
+pl_graph *pl_graph_clone_shared(pl_graph *s, pl_graph *parent) {
+    pthread_mutex_lock(&share_lock);
+    pl_graph *g = clone_graph(s, parent, true);
+    pthread_mutex_unlock(&share_lock);
+    return g;
 }
 
 const pl_attr *pl_attr_find(const pl_node *n, const char *name) {

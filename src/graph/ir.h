@@ -9,6 +9,10 @@
 struct pl_op;
 struct pl_graph;
 
+/* Constant data shared by a model and the sessions made from it (read-only for all of
+ * them): freed when the last holder lets go. */
+typedef struct pl_shared_buf pl_shared_buf;
+
 typedef enum pl_attr_type {
     PL_ATTR_UNDEFINED = 0,
     PL_ATTR_FLOAT = 1,
@@ -53,6 +57,8 @@ typedef struct pl_value {
     bool declared;                      /* has a type from value_info / graph io */
     bool is_output;
     int producer;                       /* node index, -1 if none */
+    pl_shared_buf *shared;              /* set: t.data belongs to this shared buffer
+                                           (t.owns is false); never write through it */
 } pl_value;
 
 typedef struct pl_node {
@@ -108,8 +114,25 @@ int pl_graph_add_value(pl_graph *g, const char *name);
 int pl_graph_add_node(pl_graph *g);
 void pl_attr_clear(pl_attr *a);
 void pl_model_free(pl_model *m);
-/* Deep copy (used so that sessions own their graph). NULL on out of memory. */
+/* Deep copy, constants included (the trainer, which updates weights in place). NULL on
+ * out of memory. */
 pl_graph *pl_graph_clone(const pl_graph *g, pl_graph *parent);
+/* Copy whose constants (non-string, also in subgraphs) share their data with `g`
+ * through reference-counted buffers: sessions use it so that a session does not double
+ * the weights, and the model and its sessions can be freed in any order, from any
+ * thread. The first such clone turns g's owned constants into shared ones (under a
+ * lock, so sessions may be created from one model on several threads at once). Nobody
+ * may write to shared data: a pass that changes a constant adds a new value, and code
+ * that edits a model's weights in place calls pl_value_make_writable first. */
+pl_graph *pl_graph_clone_shared(pl_graph *g, pl_graph *parent);
+/* Lets go of a constant's data (dropping a share, or freeing owned data); keeps its
+ * dtype and dims. */
+void pl_value_drop_data(pl_value *v);
+/* Makes a constant's data private to this graph (copying it if it is shared with
+ * others), so it may be written in place. */
+pl_status pl_value_make_writable(pl_value *v);
+/* Holders of a shared constant's data (0 when not shared), for tests. */
+int pl_value_share_count(const pl_value *v);
 /* Version of `domain` ("" = ai.onnx) imported by the model, or 0. */
 int pl_model_opset(const pl_model *m, const char *domain);
 

@@ -1,11 +1,16 @@
 /* import.c -- ONNX ModelProto -> pl_model. Everything a hostile or broken file can get
  * wrong is checked here, before any op sees it: duplicate or dangling value names,
  * cycles, malformed tensors and attributes. Nodes come out topologically sorted. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnx/onnx_import.h"
+#include "onnx/raw_split.h"
 
 /* ---- a small string -> value id hash map, used only while building a graph ---- */
 typedef struct name_map {
@@ -69,6 +74,7 @@ typedef struct builder {
     name_map names;
     struct builder *parent;
     const char *dir;
+    const pl_raw_split *raw; /* payloads left out of the unpacked main graph, or NULL */
 } builder;
 
 static pl_status nomem(void) { return pl_error(PL_ERR_NOMEM, "out of memory while loading the model"); }
@@ -293,7 +299,20 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
         if (id < 0) return nomem();
         pl_value *v = &g->values[id];
         v->kind = PL_VALUE_CONST;
-        PL_TRY(pl_onnx_tensor_from_proto(tp, b->dir, &v->t));
+        const pl_raw_ref *ref = b->parent ? NULL : pl_raw_split_find(b->raw, i);
+        if (!ref) {
+            PL_TRY(pl_onnx_tensor_from_proto(tp, b->dir, &v->t));
+            continue;
+        }
+        /* raw_data left out by raw_split.c: checked and allocated here, then read */
+        Onnx__TensorProto copy = *tp;
+        copy.has_raw_data = 1;
+        copy.raw_data.len = (size_t)ref->len;
+        copy.raw_data.data = NULL;
+        PL_TRY(pl_onnx_tensor_from_proto(&copy, b->dir, &v->t));
+        bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+        if (!external && v->t.dtype != PL_STRING && v->t.data && pl_nbytes(&v->t) == ref->len)
+            PL_TRY(pl_raw_split_read(b->raw, ref, v->t.data));
     }
     g->inputs = malloc((gp->n_input ? gp->n_input : 1) * sizeof(int));
     if (!g->inputs) return nomem();
@@ -402,8 +421,13 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
     return topo_sort(g);
 }
 
-pl_status pl_onnx_load(const uint8_t *bytes, size_t len, const char *path, const char *dir,
-                       pl_model **out) {
+/* Weights at least this big are read straight into their tensors (raw_split.h). */
+#define RAW_SPLIT_MIN 4096
+
+/* Loads from `bytes`; with raw (non-NULL), `bytes` is raw->bytes, the model without its
+ * big payloads, which raw supplies. */
+static pl_status load_model(const uint8_t *bytes, size_t len, const pl_raw_split *raw,
+                            const char *path, const char *dir, pl_model **out) {
     if (len == 0) return pl_error(PL_ERR_MODEL, "%s: empty file, not an ONNX model", path);
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, bytes);
     if (!mp) return pl_error(PL_ERR_MODEL, "%s: not a valid ONNX model (the protobuf data is corrupt or truncated)", path);
@@ -438,7 +462,7 @@ pl_status pl_onnx_load(const uint8_t *bytes, size_t len, const char *path, const
     if (mp->n_functions) {
         /* Model-local functions: a node calling one is reported as an unknown op. */
     }
-    builder b = {.g = pl_graph_new(), .dir = m->dir};
+    builder b = {.g = pl_graph_new(), .dir = m->dir, .raw = raw};
     if (!b.g) {
         st = nomem();
         goto done;
@@ -469,6 +493,51 @@ done:
     return PL_OK;
 }
 
+pl_status pl_onnx_load(const uint8_t *bytes, size_t len, const char *path, const char *dir,
+                       pl_model **out) {
+    pl_raw_split raw;
+    if (!pl_raw_split_make(bytes, len, RAW_SPLIT_MIN, &raw)) return load_model(bytes, len, NULL, path, dir, out);
+    raw.mem = bytes;
+    raw.fd = -1;
+    pl_status st = load_model(raw.bytes, raw.len, &raw, path, dir, out);
+    pl_raw_split_free(&raw);
+    return st;
+}
+
+/* A model file: its bytes are mapped (not read), the structure scanned and the big
+ * payloads read from the file into their tensors, so the weights are held once. Falls
+ * back to reading the whole file when it cannot be mapped or split. */
+static pl_status load_file(const char *path, const char *dir, pl_model **out) {
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (uint64_t)sb.st_size <= ((uint64_t)1 << 31)) {
+        size_t len = (size_t)sb.st_size;
+        void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map != MAP_FAILED) {
+            pl_raw_split raw;
+            bool split = pl_raw_split_make(map, len, RAW_SPLIT_MIN, &raw);
+            munmap(map, len);
+            if (split) {
+                raw.mem = NULL;
+                raw.fd = fd;
+                pl_status st = load_model(raw.bytes, raw.len, &raw, path, dir, out);
+                pl_raw_split_free(&raw);
+                close(fd);
+                return st;
+            }
+        }
+    }
+    if (fd >= 0) close(fd);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pl_status st = pl_read_file(path, &buf, &len);
+    if (st != PL_OK) return st;
+    st = load_model(buf, len, NULL, path, dir, out);
+    free(buf);
+    return st;
+}
+
 static char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return strdup(".");
@@ -487,17 +556,9 @@ static char *dir_of(const char *path) {
 pillar_status pillar_model_load(const char *path, pillar_model **out) {
     pl_error_clear();
     if (!path || !out) return pl_error(PL_ERR_ARGUMENT, "pillar_model_load: NULL argument");
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    pl_status st = pl_read_file(path, &buf, &len);
-    if (st != PL_OK) return st;
     char *dir = dir_of(path);
-    if (!dir) {
-        free(buf);
-        return nomem();
-    }
-    st = pl_onnx_load(buf, len, path, dir, out);
-    free(buf);
+    if (!dir) return nomem();
+    pl_status st = load_file(path, dir, out);
     free(dir);
     return st;
 }

@@ -91,7 +91,7 @@ pl_status pl_onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir
     if (tp->has_raw_data) {
         if (tp->raw_data.len != want)
             return pl_error(PL_ERR_MODEL, "tensor '%s': raw_data has %zu bytes, shape %lld elements of %s needs %zu", tname(tp), tp->raw_data.len, (long long)n, pl_dtype_name(t->dtype), want);
-        if (want) memcpy(t->data, tp->raw_data.data, want);
+        if (want && tp->raw_data.data) memcpy(t->data, tp->raw_data.data, want); /* NULL: the caller reads it (raw_split.h) */
         return PL_OK;
     }
     size_t have = 0;

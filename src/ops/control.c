@@ -223,6 +223,8 @@ static pl_status scan_run(pl_op_ctx *c) {
         if (len >= 0 && x->dims[axes[k]] != len) return pl_op_error(c, PL_ERR_INPUT, "scan inputs differ in length");
         len = x->dims[axes[k]];
     }
+    for (int k = 0; k < nstate; k++)
+        if (!c->in[k]) return pl_op_error(c, PL_ERR_MODEL, "state input %d is missing", k);
     pl_status st = PL_OK;
     pl_tensor *state = calloc((size_t)nstate + 1, sizeof *state), *slices = calloc((size_t)nscan_in, sizeof *slices);
     pl_tensor *res = calloc((size_t)c->nout + 1, sizeof *res);

@@ -55,10 +55,42 @@ expect_ok bench "$M/cnn.onnx" "${FAST[@]}" --batch 1 --json && check_json batch=
 expect_ok bench "$M/int_add.onnx" "${FAST[@]}" --json && check_json batch=4
 # --time 0 and --warmup 0: exactly one run of each
 expect_ok bench "$M/cnn.onnx" --time 0 --warmup 0 --json && check_json runs=1
-# --verbose lists the planned layers
-if expect_ok bench "$M/cnn.onnx" "${FAST[@]}" --verbose; then
+# --verbose lists the planned layers with their kernel and time: the columns are there,
+# the conv names its kernel, times are non-negative and add up to the total line, which
+# is at most the mean latency of a run
+if expect_ok bench "$M/cnn.onnx" "${FAST[@]}" --threads 1 --verbose; then
     expect_out "conv1"
     expect_out "fc1"
+    cp "$OUT" "$TMP/verbose.txt"
+    py_check "bench --verbose layer table" -c '
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+h = [i for i, l in enumerate(lines) if l.split()[:2] == ["#", "name"]]
+if len(h) != 1: sys.exit("no header line")
+cols = lines[h[0]].split()
+want = ["#", "name", "op", "kernel", "output", "sparsity", "MACs", "ms", "%"]
+if cols != want: sys.exit("columns %r, expected %r" % (cols, want))
+rows, total = [], None
+for l in lines[h[0] + 1:]:
+    f = l.split()
+    if f and f[0] == "total": total = f; break
+    if not f or not f[0].isdigit(): sys.exit("unexpected line %r" % l)
+    rows.append(f)
+if not rows or total is None: sys.exit("no rows or no total line")
+ops = {r[2]: r for r in rows}
+if "Conv" not in ops: sys.exit("no Conv row")
+if ops["Conv"][3] == "-" or not ops["Conv"][3]: sys.exit("Conv without a kernel name: %r" % ops["Conv"])
+ms = [float(r[7]) for r in rows]
+pc = [float(r[8]) for r in rows]
+if min(ms) < 0 or min(pc) < 0: sys.exit("negative time %r" % ms)
+tot_ms = float(total[2])
+if abs(sum(ms) - tot_ms) > 1e-3 + 1e-3 * tot_ms: sys.exit("rows sum to %g, total says %g" % (sum(ms), tot_ms))
+if abs(sum(pc) - 100) > 0.1 * len(pc): sys.exit("shares sum to %g%%" % sum(pc))
+if int(total[1]) != sum(int(r[6]) for r in rows): sys.exit("total MACs is not the sum")
+m = re.search(r"a run took ([0-9.]+) ms on average", open(sys.argv[1]).read())
+if not m or float(m.group(1)) + 1e-3 < tot_ms: sys.exit("layers %g ms exceed the run mean %s" % (tot_ms, m and m.group(1)))
+print("%d layers, %.4f ms" % (len(rows), tot_ms))
+' "$TMP/verbose.txt"
 fi
 # a built-in model, at a small image size
 expect_ok bench zoo:mobilenet_v2 --shape input=1x3x32x32 --time 0 --warmup 0 --json &&

@@ -19,6 +19,9 @@ if expect_ok inspect "$M/cnn.onnx"; then
     expect_out "Gemm"
     expect_out "totals:"
     expect_out "arena:"
+    # the kernel column: the conv names the fast kernel prepare() chose
+    if ! grep -Eq "^ +#  +name +op +kernel +output" "$OUT"; then fail "inspect: no kernel column"; fi
+    if grep -E "^ +[0-9]+ +conv1 +Conv +- " "$OUT" >/dev/null; then fail "inspect: conv1 has no kernel name"; fi
 fi
 
 # JSON: the numbers, checked against counts made by make_models.py
@@ -48,6 +51,8 @@ if gemm["params"] not in (e["gemm_weights"], e["gemm_weights"] + 10): fail("Gemm
 want_sp = e["conv_zero"] / conv["params"]
 if abs(conv["sparsity"] - want_sp) > 1e-3: fail("Conv sparsity %g, expected %g" % (conv["sparsity"], want_sp))
 if gemm["sparsity"] > 0.01: fail("Gemm sparsity %g, expected 0" % gemm["sparsity"])
+if not all(isinstance(n.get("kernel"), str) for n in j["nodes"]): fail("a node without a kernel string")
+if not conv["kernel"]: fail("Conv kernel is empty")
 t = j["totals"]
 if t["nodes"] != len(j["nodes"]): fail("totals.nodes %d != %d nodes" % (t["nodes"], len(j["nodes"])))
 if t["macs"] != sum(n["macs"] for n in j["nodes"]): fail("totals.macs is not the sum")

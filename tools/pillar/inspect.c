@@ -1,5 +1,6 @@
 /* inspect.c -- `pillar inspect MODEL`: what a model takes and gives, and for each planned
- * node its output shape, weights, weight sparsity and multiply-accumulate count. */
+ * node its output shape, weights, weight sparsity, multiply-accumulate count and the
+ * kernel the session chose for it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,8 @@ void help_inspect(void) {
            "                      [--json]\n"
            "\n"
            "Plans MODEL (an ONNX file) and prints its inputs and outputs (symbolic\n"
-           "dimensions by name), then each node after constant folding: name, op, output\n"
+           "dimensions by name), then each node after constant folding: name, op, the\n"
+           "kernel chosen for it at planning (\"-\" when the op does not say), output\n"
            "shape, weight count, weight sparsity and MACs; then totals and the bytes of the\n"
            "intermediate-tensor arena.\n"
            "\n"
@@ -145,8 +147,8 @@ static int report_body(const char *path, const pillar_session *s, bool json, con
         printf("model: %s\n", path);
         print_io_text("inputs", ins, nin);
         print_io_text("outputs", outs, nout);
-        printf("nodes:\n  %4s  %-28s %-18s %-18s %10s %9s %14s\n", "#", "name", "op", "output",
-               "params", "sparsity", "MACs");
+        printf("nodes:\n  %4s  %-28s %-18s %-20s %-18s %10s %9s %14s\n", "#", "name", "op",
+               "kernel", "output", "params", "sparsity", "MACs");
     }
     for (size_t i = 0; i < nn; i++) {
         const char *name = NULL, *op = NULL;
@@ -159,11 +161,14 @@ static int report_body(const char *path, const pillar_session *s, bool json, con
         if (ndim > PILLAR_MAX_DIMS) ndim = PILLAR_MAX_DIMS;
         total_params += params;
         total_macs += macs;
+        const char *kernel = pillar_session_node_kernel(s, i);
         if (json) {
             printf("%s\n    {\"name\": ", i ? "," : "");
             cli_json_str(name);
             printf(", \"op\": ");
             cli_json_str(op);
+            printf(", \"kernel\": ");
+            cli_json_str(kernel);
             printf(", \"shape\": ");
             json_dims(ndim, dims, NULL);
             printf(", \"params\": %lld, \"sparsity\": %.6f, \"macs\": %lld}", (long long)params,
@@ -175,8 +180,9 @@ static int report_body(const char *path, const pillar_session *s, bool json, con
                 snprintf(sp, sizeof sp, "%.1f%%", 100.0 * sparsity);
             else
                 snprintf(sp, sizeof sp, "-");
-            printf("  %4zu  %-28s %-18s %-18s %10lld %9s %14lld\n", i, name ? name : "?",
-                   op ? op : "?", shape, (long long)params, sp, (long long)macs);
+            printf("  %4zu  %-28s %-18s %-20s %-18s %10lld %9s %14lld\n", i, name ? name : "?",
+                   op ? op : "?", kernel[0] ? kernel : "-", shape, (long long)params, sp,
+                   (long long)macs);
         }
     }
     if (!json && nn == 0) {
