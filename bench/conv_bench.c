@@ -4,13 +4,20 @@
  * all of a model's convolutions take, counting repeats).
  *
  *   conv_bench [--threads N] [--filter SUBSTRING] [--peak GFLOPS_PER_CORE]
- *              [--time SECONDS] [--algo A[,B...]] [--wall]
+ *              [--time SECONDS] [--algo A[,B...]] [--wall] [--sparsity S[,S...]]
+ *
+ * --sparsity (fractions or percentages, e.g. 0,50,90): each layer's weights are
+ * magnitude-pruned to each sparsity S, and the dense algorithm (AUTO's choice for the
+ * unpruned weights), the SPARSE algorithm and AUTO (which may pick SPARSE from the
+ * pruned weights) are timed in alternation; rows give their times and the speed-ups
+ * over dense, totals per model and sparsity (the check that AUTO never loses).
  *
  * --algo lists algorithms (auto, sgemm, igemm, igemm_t, depthwise, winograd; default
  * auto); with several, each layer runs them in alternation and every one gets a row
  * (the best of 5 rounds), so they can be compared on a busy machine. One-thread runs are timed in
  * thread CPU time (robust on a shared machine) unless --wall. Not part of ctest. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +109,136 @@ static float *rand_buf(int64_t n) {
 
 #define MAX_ALGOS 4
 #define ROUNDS 5
+#define MAX_SP 8
+
+static int cmp_abs(const void *a, const void *b) {
+    const float x = fabsf(*(const float *)a), y = fabsf(*(const float *)b);
+    return x < y ? -1 : x > y;
+}
+
+/* Zeroes the fraction s of w with the smallest magnitudes. */
+static void prune_to(float *w, int64_t n, double s) {
+    float *t = malloc(sizeof(float) * (size_t)n);
+    memcpy(t, w, sizeof(float) * (size_t)n);
+    qsort(t, (size_t)n, sizeof(float), cmp_abs);
+    const int64_t cut = (int64_t)(s * (double)n);
+    if (cut <= 0) {
+        free(t);
+        return;
+    }
+    const float thr = fabsf(t[cut - 1]);
+    int64_t zeroed = 0;
+    for (int64_t i = 0; i < n && zeroed < cut; i++)
+        if (fabsf(w[i]) <= thr) w[i] = 0.0f, zeroed++;
+    free(t);
+}
+
+/* Times plans f[0..n) in alternation (best of ROUNDS), seconds per run into best[]. */
+static void time_plans(pl_conv_fast **f, int n, const float *x, float *y, pl_threadpool *pool,
+                       double min_time, bool wall, double *best);
+
+static void time_plans(pl_conv_fast **f, int n, const float *x, float *y, pl_threadpool *pool,
+                       double min_time, bool wall, double *best) {
+    void *scratch[MAX_ALGOS] = {0};
+    size_t ss[MAX_ALGOS] = {0};
+    for (int a = 0; a < n; a++) {
+        best[a] = 1e30;
+        ss[a] = pl_conv_fast_scratch_size(f[a]);
+        scratch[a] = ss[a] ? aligned_alloc(64, (ss[a] + 63) & ~(size_t)63) : NULL;
+        pl_conv_fast_run(f[a], x, NULL, y, scratch[a], ss[a], pool); /* warm up */
+    }
+    for (int r = 0; r < ROUNDS; r++)
+        for (int a = 0; a < n; a++) {
+            int reps = 0;
+            double t0 = now_s(wall), t;
+            do {
+                pl_conv_fast_run(f[a], x, NULL, y, scratch[a], ss[a], pool);
+                reps++;
+                t = now_s(wall) - t0;
+            } while (t < min_time / ROUNDS);
+            if (t / reps < best[a]) best[a] = t / reps;
+        }
+    for (int a = 0; a < n; a++) free(scratch[a]);
+}
+
+static void params_of(const layer *L, pl_conv_params *p) {
+    memset(p, 0, sizeof *p);
+    p->ndim = 2;
+    p->batch = 1;
+    p->in_channels = L->C;
+    p->out_channels = L->M;
+    p->group = L->G;
+    for (int d = 0; d < 2; d++) {
+        p->in_size[d] = L->H;
+        p->kernel[d] = L->K;
+        p->stride[d] = L->S;
+        p->pad_begin[d] = L->P;
+        p->dilation[d] = 1;
+        p->out_size[d] = (L->H + 2 * L->P - L->K) / L->S + 1;
+    }
+}
+
+/* --sparsity mode: dense vs SPARSE vs AUTO per layer and sparsity. */
+static void sparsity_mode(const double *sp, int nsp, const char *filter, pl_threadpool *pool,
+                          int threads, double min_time, bool wall) {
+    printf("%-13s %-26s %5s %9s %9s %9s %-9s %7s %7s\n", "model", "layer", "sp%", "dense_ms",
+           "sparse_ms", "auto_ms", "auto", "sparse", "auto");
+    const char *models[] = {"resnet50", "mobilenet_v2"};
+    for (int mi = 0; mi < 2; mi++) {
+        double tot_d = 0, tot_s[MAX_SP] = {0}, tot_a[MAX_SP] = {0};
+        int shown = 0;
+        for (int li = 0; li < NLAYERS; li++) {
+            const layer *L = &layers[li];
+            if (strcmp(L->model, models[mi])) continue;
+            char name[64];
+            snprintf(name, sizeof name, "%lld<-%lld %lldx%lld k%lld s%lld g%lld", (long long)L->M,
+                     (long long)L->C, (long long)L->H, (long long)L->H, (long long)L->K,
+                     (long long)L->S, (long long)L->G);
+            if (filter && !strstr(name, filter) && !strstr(L->model, filter)) continue;
+            pl_conv_params p;
+            params_of(L, &p);
+            const int64_t OHW = p.out_size[0] * p.out_size[1], nw = L->M * L->C / L->G * L->K * L->K;
+            float *x = rand_buf(L->C * L->H * L->H), *w0 = rand_buf(nw), *w = malloc(sizeof(float) * (size_t)nw);
+            float *b = rand_buf(L->M), *y = malloc(sizeof(float) * (size_t)(L->M * OHW));
+            pl_conv_act act = {PL_CONV_ACT_RELU, 0, 0};
+            pl_conv_fast *dense = NULL;
+            if (pl_conv_fast_create(&p, w0, b, &act, PL_CONV_ALGO_AUTO, threads, &dense)) {
+                printf("%-13s %-26s %s\n", L->model, name, pl_error_msg());
+                continue;
+            }
+            double dense_best = 1e30;
+            for (int si = 0; si < nsp; si++) {
+                memcpy(w, w0, sizeof(float) * (size_t)nw);
+                prune_to(w, nw, sp[si]);
+                pl_conv_fast *f[3] = {dense, NULL, NULL};
+                if (pl_conv_fast_create(&p, w, b, &act, PL_CONV_ALGO_SPARSE, threads, &f[1]) ||
+                    pl_conv_fast_create(&p, w, b, &act, PL_CONV_ALGO_AUTO, threads, &f[2])) {
+                    printf("%-13s %-26s %s\n", L->model, name, pl_error_msg());
+                    pl_conv_fast_destroy(f[1]);
+                    continue;
+                }
+                double best[3];
+                time_plans(f, 3, x, y, pool, min_time, wall, best);
+                if (best[0] < dense_best) dense_best = best[0];
+                printf("%-13s %-26s %5.1f %9.3f %9.3f %9.3f %-9s %6.2fx %6.2fx  x%d\n", L->model, name,
+                       100.0 * sp[si], best[0] * 1e3, best[1] * 1e3, best[2] * 1e3,
+                       pl_conv_algo_name(pl_conv_fast_algo(f[2])), best[0] / best[1], best[0] / best[2],
+                       L->count);
+                tot_s[si] += best[1] * 1e3 * L->count;
+                tot_a[si] += best[2] * 1e3 * L->count;
+                pl_conv_fast_destroy(f[1]);
+                pl_conv_fast_destroy(f[2]);
+            }
+            tot_d += dense_best * 1e3 * L->count;
+            shown++;
+            pl_conv_fast_destroy(dense);
+            free(x), free(w0), free(w), free(b), free(y);
+        }
+        for (int si = 0; shown && si < nsp; si++)
+            printf("%-13s %-26s %5.1f %9.3f %9.3f %9.3f %-9s %6.2fx %6.2fx\n", models[mi], "TOTAL (weighted)",
+                   100.0 * sp[si], tot_d, tot_s[si], tot_a[si], "", tot_d / tot_s[si], tot_d / tot_a[si]);
+    }
+}
 
 int main(int argc, char **argv) {
     int threads = 1;
@@ -110,12 +247,22 @@ int main(int argc, char **argv) {
     bool wall = false;
     pl_conv_algo algos[MAX_ALGOS] = {PL_CONV_ALGO_AUTO};
     int nalgo = 1;
+    double sp[MAX_SP];
+    int nsp = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
         else if (!strcmp(argv[i], "--time") && i + 1 < argc) min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--wall")) wall = true;
+        else if (!strcmp(argv[i], "--sparsity") && i + 1 < argc) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            for (char *t = strtok(buf, ","); t && nsp < MAX_SP; t = strtok(NULL, ",")) {
+                double v = atof(t);
+                sp[nsp++] = v > 1.0 ? v / 100.0 : v;
+            }
+        }
         else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
@@ -128,7 +275,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: conv_bench [--threads N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall]\n");
+            fprintf(stderr, "usage: conv_bench [--threads N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sparsity S,...]\n");
             return 2;
         }
     }
@@ -136,6 +283,11 @@ int main(int argc, char **argv) {
     pl_threadpool *pool = threads > 1 ? pl_threadpool_create(threads) : NULL;
     printf("conv_bench: kernels %s, %d thread(s), %s time, peak %.0f GFLOP/s/core\n",
            pl_isa_name(pl_cpu_isa()), threads, wall ? "wall" : "cpu", peak);
+    if (nsp) {
+        sparsity_mode(sp, nsp, filter, pool, threads, min_time, wall);
+        pl_threadpool_destroy(pool);
+        return 0;
+    }
     printf("%-13s %-26s %-9s %9s %8s %6s\n", "model", "layer", "algo", "ms", "GFLOP/s", "peak");
     const char *models[] = {"resnet50", "mobilenet_v2"};
     for (int mi = 0; mi < 2; mi++) {

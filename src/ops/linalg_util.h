@@ -3,6 +3,7 @@
 #ifndef PL_OPS_LINALG_UTIL_H
 #define PL_OPS_LINALG_UTIL_H
 
+#include "kernels/gemm/sgemm.h"
 #include "ops/op.h"
 
 /* PL_NEED_VALUE while planning if a present input's rank or a dimension is not known
@@ -47,5 +48,31 @@ typedef struct linalg_mm {
 pl_status linalg_mm_shape(const pl_op_ctx *c, int ia, int ib, linalg_mm *s);
 /* Element offsets of batch number `bi` (0 <= bi < s->batch) into a and b. */
 void linalg_mm_offsets(const linalg_mm *s, int64_t bi, int64_t *aoff, int64_t *boff);
+
+/* ---- matmul_sparse.c: MatMul / Gemm with a constant sparse float32 weight ---- */
+
+typedef struct mm_sparse mm_sparse;
+
+/* Decides, for Y[T x N] = A[T x K] W with W's element (k, n) at W[n*ldn + k*ldk], whether
+ * the sparse path beats the dense packed SGEMM (cost model; `mode` 1 = always, 0 =
+ * never, -1 = decide) and if so packs alpha * W^T into *out, names the kernel in
+ * c->kernel and sets *scratch to the bytes of scratch run needs. *out stays NULL for
+ * the dense path. */
+pl_status mm_sparse_prepare(pl_op_ctx *c, const float *W, int64_t N, int64_t K, int64_t ldn,
+                            int64_t ldk, int64_t T, float alpha, int mode, mm_sparse **out,
+                            size_t *scratch);
+/* Y (T x N, row stride N) = epilogue(alpha * op(A) W): A is T x K with row stride lda, or
+ * with trans_a K x T; T must be the one sp was prepared for. The epilogue's col_bias / residual (row stride ld_residual) apply;
+ * row_bias must be NULL. */
+pl_status mm_sparse_run(pl_op_ctx *c, const mm_sparse *sp, int64_t T, const float *A, int64_t lda,
+                        bool trans_a, float *Y, const pl_sgemm_epilogue *ep);
+void mm_sparse_free(mm_sparse *sp);
+/* Estimated seconds of the dense packed SGEMM for T x N x K on one thread. */
+double mm_sparse_dense_cost(int64_t T, int64_t N, int64_t K);
+/* The cost model's estimate for sp's sparse path, for benchmarks. */
+double mm_sparse_cost(const mm_sparse *sp);
+/* PILLAR_SPARSE from the environment: "0" never sparse, "1" always (when the weight is
+ * a constant float32 matrix), unset or anything else: -1, decide by cost. */
+int mm_sparse_mode(void);
 
 #endif

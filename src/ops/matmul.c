@@ -3,12 +3,14 @@
  * float32 runs on the packed, threaded SGEMM (kernels/gemm/sgemm.h): constant weights
  * are packed once at session creation (prepare), the fused epilogue of graph/passes.h
  * (scale, column bias, residual, activation) is applied on each tile while it is in
- * cache, and batched MatMuls (attention) give each thread whole GEMMs. float64 and
+ * cache, and batched MatMuls (attention) give each thread whole GEMMs. A constant weight
+ * that is sparse enough runs on the sparse kernels instead (matmul_sparse.c). float64 and
  * float16/bfloat16 (widened to float32) use the reference GEMM; integer types are
  * multiplied exactly in 64-bit wrapping arithmetic and truncated to the output type.
  * Those paths apply the fused epilogue afterwards, element by element. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,12 +244,14 @@ typedef struct mm_state {
     bool is_a;
     int64_t rows, K; /* the packed operand's M (A) or N (B), and K */
     float *cbias;   /* Gemm: beta * C as a column bias, when C is a constant row */
+    mm_sparse *sparse; /* the weight packed sparse (matmul_sparse.c) instead */
 } mm_state;
 
 static void mm_state_free(mm_state *s) {
     if (!s) return;
     free(s->packed);
     free(s->cbias);
+    mm_sparse_free(s->sparse);
     free(s);
 }
 
@@ -332,12 +336,24 @@ pl_status matmul_prepare(pl_op_ctx *c) {
     if (!s.b_shared || s.batch * s.M == 0) return PL_OK;
     mm_state *st = calloc(1, sizeof *st);
     if (!st) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
-    pl_status r = mm_pack(c, st, false, false, s.N, s.K, b->data, s.N);
+    mm_epi e;
+    pl_status r = mm_epi_read(c, true, &e);
+    if (r == PL_OK)
+        r = mm_sparse_prepare(c, b->data, s.N, s.K, 1, s.N, s.batch * s.M, e.scale, mm_sparse_mode(),
+                              &st->sparse, &c->scratch_size);
+    if (r == PL_OK && st->sparse) {
+        c->packed_inputs |= 1u << 1;
+        c->state = st;
+        return PL_OK;
+    }
+    if (r == PL_OK) r = mm_pack(c, st, false, false, s.N, s.K, b->data, s.N);
     if (r != PL_OK || !st->packed) {
         mm_state_free(st);
         return r;
     }
     c->state = st;
+    c->packed_inputs |= 1u << 1; /* run() reads the packed copy only (static shapes) */
+    snprintf(c->kernel, sizeof c->kernel, "sgemm");
     return PL_OK;
 }
 
@@ -380,7 +396,13 @@ static pl_status matmul_f32(pl_op_ctx *c, const linalg_mm *s, const mm_epi *e) {
     mm_sgemm_epi(e, &ep, &post);
     if (e->bias >= 0) ep.col_bias = c->in[e->bias]->data;
     const float *res = e->res >= 0 ? c->in[e->res]->data : NULL;
-    if (s->b_shared) { /* a's batches are consecutive rows: one big GEMM */
+    if (st && st->sparse && s->b_shared) {
+        if (res) {
+            ep.residual = res;
+            ep.ld_residual = s->N;
+        }
+        PL_TRY(mm_sparse_run(c, st->sparse, s->batch * s->M, c->in[0]->data, s->K, false, y->data, &ep));
+    } else if (s->b_shared) { /* a's batches are consecutive rows: one big GEMM */
         if (res) {
             ep.residual = res;
             ep.ld_residual = s->N;
@@ -531,18 +553,30 @@ pl_status gemm_prepare(pl_op_ctx *c) {
     mm_state *st = calloc(1, sizeof *st);
     if (!st) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
     pl_status r = PL_OK;
-    if (b->data) r = mm_pack(c, st, false, g.tb, g.N, g.K, b->data, b->dims[1]);
-    else if (a->data) r = mm_pack(c, st, true, g.ta, g.M, g.K, a->data, a->dims[1]);
+    /* the sparse path takes C only as a column bias */
+    bool c_ok = !cc || beta == 0 || (gemm_c_is_row(cc) && (cc->data || (beta == 1.0f && pl_numel(cc) == g.N)));
+    if (b->data && b->dtype == PL_F32 && c_ok)
+        r = mm_sparse_prepare(c, b->data, g.N, g.K, g.tb ? b->dims[1] : 1, g.tb ? 1 : b->dims[1], g.M,
+                              pl_attr_float(c->node, "alpha", 1.0f), mm_sparse_mode(), &st->sparse,
+                              &c->scratch_size);
+    if (r == PL_OK && st->sparse) c->packed_inputs |= 1u << 1;
+    else if (r == PL_OK && b->data) r = mm_pack(c, st, false, g.tb, g.N, g.K, b->data, b->dims[1]);
+    else if (r == PL_OK && a->data) r = mm_pack(c, st, true, g.ta, g.M, g.K, a->data, a->dims[1]);
     if (r == PL_OK && cc && cc->data && beta != 0 && gemm_c_is_row(cc)) {
         st->cbias = malloc((size_t)g.N * sizeof(float));
         if (!st->cbias) r = pl_op_error(c, PL_ERR_NOMEM, "out of memory");
         for (int64_t n = 0; r == PL_OK && n < g.N; n++)
             st->cbias[n] = beta * ((const float *)cc->data)[gemm_c_index(cc, 0, n)];
     }
-    if (r != PL_OK || (!st->packed && !st->cbias)) {
+    if (r != PL_OK || (!st->packed && !st->cbias && !st->sparse)) {
         mm_state_free(st);
         return r;
     }
+    if (st->packed) {
+        c->packed_inputs |= st->is_a ? 1u : 1u << 1;
+        if (!c->kernel[0]) snprintf(c->kernel, sizeof c->kernel, "sgemm");
+    }
+    if (st->cbias) c->packed_inputs |= 1u << 2;
     c->state = st;
     return PL_OK;
 }
@@ -573,6 +607,12 @@ static pl_status gemm_f32(pl_op_ctx *c, const gemm_shape *g, const mm_epi *e) {
     if (e->res >= 0) {
         ep.residual = c->in[e->res]->data;
         ep.ld_residual = N;
+    }
+    if (st && st->sparse) {
+        if (gbeta != 0) return pl_op_error(c, PL_ERR_INTERNAL, "sparse Gemm with a full C");
+        PL_TRY(mm_sparse_run(c, st->sparse, M, a->data, a->dims[1], g->ta, fy, &ep));
+        if (post != PL_ACT_IDENTITY) mm_post_act(c, e, fy, M * N);
+        return PL_OK;
     }
     bool pa = st && st->packed && st->is_a && st->rows == M && st->K == g->K;
     bool pb = st && st->packed && !st->is_a && st->rows == N && st->K == g->K;

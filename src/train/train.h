@@ -193,4 +193,18 @@ int tr_optim_moments(const tr_optim *o);
 pl_status tr_prune_mask(float *w, int64_t rows, int64_t cols, int br, int bc, double sparsity,
                         uint8_t *mask);
 
+/* One weight of `pillar prune`: outer*red*inner floats, element (o, r, i) at
+ * w[(o*red + r)*inner + i], r the reduction axis (Conv [M, C, kh, kw]: outer M, red C,
+ * inner kh*kw; MatMul [K, N]: 1, K, N; Gemm transB [N, K]: N, K, 1). */
+typedef struct tr_prune_layer {
+    float *w;
+    int64_t outer, red, inner;
+} tr_prune_layer;
+
+/* Magnitude pruning in blocks of `block` consecutive elements along the reduction axis
+ * (partial blocks at its end), weakest mean |w| first: each layer to `sparsity` of its
+ * elements, or with `global` all layers' blocks ranked together to `sparsity` of their
+ * total; to the nearest block, ties pruned in order. Zeroes the pruned weights. */
+pl_status tr_prune_layers(tr_prune_layer *layers, int n, int block, double sparsity, bool global);
+
 #endif

@@ -1,6 +1,7 @@
 /* conv_fast.c -- fast float32 convolutions: planning (algorithm choice, weight packing,
  * scratch sizing), input preparation, the 1x1 SGEMM and depthwise drivers, and the run
- * entry point. The implicit GEMM is in conv_igemm.c, Winograd in conv_winograd.c. */
+ * entry point. The implicit GEMM is in conv_igemm.c, Winograd in conv_winograd.c, the
+ * sparse-weight algorithm in conv_sparse.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,8 @@
 #define CF_MAX_TAPS 4096                /* KH * KW */
 #define CF_MAX_FLOATS ((int64_t)1 << 32) /* prepared input or packed weights */
 
-static const char *algo_names[PL_CONV_ALGO_COUNT] = {"auto",      "sgemm",   "igemm", "igemm_t",
-                                                     "depthwise", "winograd"};
+static const char *algo_names[PL_CONV_ALGO_COUNT] = {"auto",      "sgemm",    "igemm", "igemm_t",
+                                                     "depthwise", "winograd", "sparse"};
 
 const char *pl_conv_algo_name(pl_conv_algo a) {
     return a >= 0 && a < PL_CONV_ALGO_COUNT ? algo_names[a] : "unknown";
@@ -271,6 +272,7 @@ static bool algo_applies(const cf_geom *g, pl_conv_algo a) {
     case PL_CONV_ALGO_IGEMM_T: return true;
     case PL_CONV_ALGO_DEPTHWISE: return g->Cg == 1;
     case PL_CONV_ALGO_WINOGRAD: return cf_wino_applies(g);
+    case PL_CONV_ALGO_SPARSE: return true;
     default: return false;
     }
 }
@@ -278,7 +280,7 @@ static bool algo_applies(const cf_geom *g, pl_conv_algo a) {
 /* Measured on Zen 4 (bench/conv_bench --algo ...): Winograd halves the time of 3x3 stride-1 layers
  * once there are enough tiles (16+) and channels to amortise the transforms; at 7x7
  * outputs (4 tiles) streaming the 4x larger transformed weights costs more than it saves. */
-static pl_conv_algo choose_algo(const cf_geom *g) {
+static pl_conv_algo choose_dense(const cf_geom *g) {
     if (g->Cg == 1 && g->G > 1) return PL_CONV_ALGO_DEPTHWISE;
     if (cf_wino_applies(g) && g->C >= 16 && g->M >= 16 &&
         ((g->OH + 3) / 4) * ((g->OW + 3) / 4) >= 16)
@@ -286,6 +288,21 @@ static pl_conv_algo choose_algo(const cf_geom *g) {
     /* 1x1 too: the implicit GEMM's in-register epilogue and orientation choice beat a
      * plain packed SGEMM on most of ResNet-50's and MobileNetV2's layers */
     return PL_CONV_ALGO_IGEMM;
+}
+
+/* Pruned weights: SPARSE when its modelled time (nonzeros x pixels at the sparse
+ * kernel's measured rate, plus its overheads) beats the dense algorithm's (MACs at its
+ * measured rate) by a margin, so that a layer never runs slower than its dense form.
+ * Depthwise stays dense (a few taps per channel). */
+static pl_conv_algo choose_algo(const cf_geom *g, const float *w) {
+    const pl_conv_algo dense = choose_dense(g);
+    if (dense == PL_CONV_ALGO_DEPTHWISE || !w) return dense;
+    const int64_t n = g->M * g->Cg * g->KH * g->KW;
+    const int64_t nnz = n - (int64_t)llround(pl_sparse_zero_fraction(w, n) * (double)n);
+    if (nnz * 4 > n * 3) return dense; /* under 25% zeros: never worth it */
+    const pl_isa isa = pl_cpu_isa();
+    return cf_sparse_cost(g, nnz, isa) < 0.9 * cf_dense_cost(g, dense, isa) ? PL_CONV_ALGO_SPARSE
+                                                                                : dense;
 }
 
 bool pl_conv_fast_supported(const pl_conv_params *p, pl_conv_algo algo) {
@@ -380,7 +397,7 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
     if (!geom_of(p, &g))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution geometry has no fast path");
     const bool auto_algo = algo == PL_CONV_ALGO_AUTO;
-    if (auto_algo) algo = choose_algo(&g);
+    if (auto_algo) algo = choose_algo(&g, w);
     if (algo <= PL_CONV_ALGO_AUTO || algo >= PL_CONV_ALGO_COUNT || !algo_applies(&g, algo))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution algorithm '%s' does not apply",
                         pl_conv_algo_name(algo));
@@ -409,6 +426,7 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
         case PL_CONV_ALGO_IGEMM_T: st = cf_igemm_create(f, w); break;
         case PL_CONV_ALGO_DEPTHWISE: st = depthwise_create(f, w); break;
         case PL_CONV_ALGO_WINOGRAD: st = cf_wino_create(f, w); break;
+        case PL_CONV_ALGO_SPARSE: st = cf_sparse_create(f, w); break;
         default: st = pl_error(PL_ERR_UNSUPPORTED, "convolution algorithm not available"); break;
         }
     }
@@ -457,6 +475,7 @@ void pl_conv_fast_destroy(pl_conv_fast *f) {
     free(f->wdw);
     free(f->dw_ix0);
     free(f->dw_mask);
+    cf_sparse_destroy(f);
     free(f);
 }
 
@@ -628,6 +647,7 @@ pl_status pl_conv_fast_run(const pl_conv_fast *f, const float *x, const float *r
     case PL_CONV_ALGO_IGEMM:
     case PL_CONV_ALGO_IGEMM_T:
     case PL_CONV_ALGO_WINOGRAD:
+    case PL_CONV_ALGO_SPARSE:
         for (int64_t b = 0; b < g->N && !st; b++) {
             const float *xin = x + b * in_img;
             if (!f->prep.none) {
@@ -637,6 +657,7 @@ pl_status pl_conv_fast_run(const pl_conv_fast *f, const float *x, const float *r
             const float *rb = res ? res + b * out_img : NULL;
             if (f->algo == PL_CONV_ALGO_SGEMM) st = sgemm_image(f, xin, rb, y + b * out_img, pool);
             else if (f->algo == PL_CONV_ALGO_WINOGRAD) cf_wino_image(f, xin, rb, y + b * out_img, ws, pool);
+            else if (f->algo == PL_CONV_ALGO_SPARSE) cf_sparse_image(f, xin, rb, y + b * out_img, ws, pool);
             else cf_igemm_image(f, xin, rb, y + b * out_img, ws, pool);
         }
         break;

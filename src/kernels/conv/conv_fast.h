@@ -17,9 +17,13 @@
  *              four rows per pass), no input copy for strides 1 and 2.
  *   WINOGRAD   3x3, stride 1, dilation 1: F(4x4, 3x3) tiles, the 36 products as GEMMs
  *              (4x fewer multiplies; transformed weights take 4x the memory).
+ *   SPARSE     pruned weights: per output channel, its nonzeros times rows of the
+ *              prepared input (as IGEMM's), vectorised over output pixels
+ *              (kernels/sparse/sparse.h); any kernel, stride and group count.
  * AUTO (bench/conv_bench measures the choices): DEPTHWISE when it applies, WINOGRAD for
  * 3x3 stride 1 with 16+ channels and 16+ tiles, else IGEMM in the orientation that fills
- * the tiles best. Everything runs on the caller's thread pool; results match
+ * the tiles best; SPARSE instead of these when the weights have enough zeros that its
+ * modelled time (conv_sparse.c's cost model, fitted to measurements) is lower. Everything runs on the caller's thread pool; results match
  * pl_f32_conv_ref up to float rounding (Winograd: a few ulps more). */
 #ifndef PL_KERNELS_CONV_FAST_H
 #define PL_KERNELS_CONV_FAST_H
@@ -40,6 +44,7 @@ typedef enum pl_conv_algo {
     PL_CONV_ALGO_IGEMM_T,  /* the transpose: pixels as rows (small planes) */
     PL_CONV_ALGO_DEPTHWISE,
     PL_CONV_ALGO_WINOGRAD,
+    PL_CONV_ALGO_SPARSE,   /* pruned weights: sparse x implicit-GEMM input (kernels/sparse) */
     PL_CONV_ALGO_COUNT
 } pl_conv_algo;
 

@@ -6,6 +6,7 @@
 #include "kernels/conv/conv_fast.h"
 #include "kernels/conv/conv_isa.h"
 #include "kernels/gemm/sgemm.h"
+#include "kernels/sparse/sparse.h"
 
 #define CF_MAX_STRIDE 16
 
@@ -84,6 +85,16 @@ struct pl_conv_fast {
     int mparts;            /* row-sliver parts per tile block (tasks = blocks x parts) */
     bool wino_shared;      /* input transformed in a first parallel pass (threads) */
     int chunk_sl;          /* row slivers per GEMM/output-transform pass */
+
+    /* SPARSE (conv_sparse.c): per group, the Mg x K weights (K ordered (c, tap)) as a
+     * sparse matrix times the prepared planes (B row k at koff[k]); columns are
+     * positions in the prepared grid (row pitch ldg), tiled, output channels split in
+     * mparts ranges of equal nonzeros (sp_mstart, G x (mparts + 1)) */
+    pl_sparse_w **sw;
+    int64_t *sp_mstart;
+    int sp_mparts, sp_ntiles;
+    int64_t sp_ng, sp_tile; /* grid columns per plane; columns per tile */
+    bool sp_flat;           /* grid == output layout (ldg == OW): results go straight to y */
 };
 
 /* Applies bias (row_bias[i], may be NULL), residual (res[i*ldr + j], may be NULL) and
@@ -124,6 +135,16 @@ bool cf_wino_applies(const cf_geom *g);
 pl_status cf_wino_create(pl_conv_fast *f, const float *w);
 void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
                    pl_threadpool *pool);
+
+/* SPARSE (conv_sparse.c). */
+pl_status cf_sparse_create(pl_conv_fast *f, const float *w);
+void cf_sparse_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
+                     pl_threadpool *pool);
+void cf_sparse_destroy(pl_conv_fast *f);
+/* Estimated seconds of one image at one thread, sparse (the packed weights) or dense
+ * (the MACs at the measured rate of the dense algorithm), for the automatic choice. */
+double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa);
+double cf_dense_cost(const cf_geom *g, pl_conv_algo algo, pl_isa isa);
 
 /* Aligned allocations the plan owns (64 bytes). */
 void *cf_alloc(size_t bytes);

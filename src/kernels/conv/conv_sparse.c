@@ -1,0 +1,235 @@
+/* conv_sparse.c -- convolution with pruned weights: per group, Y[Mg, pixels] = W[Mg, K] *
+ * B[K, pixels] with W sparse (kernels/sparse/sparse.h) and B never formed: as in the
+ * implicit GEMM, the input is prepared once per image (zero-padded, stride-phase-split
+ * planes, or the raw input when no padding is needed), in which row k = (c, tap) of B
+ * is a contiguous run of the prepared grid starting at koff[k]. The sparse kernel walks
+ * each output channel's nonzeros over a tile of grid columns.
+ *
+ * Grid columns are output pixels when the grid's row pitch equals OW (1x1 kernels,
+ * stride-2 1x1 after phase splitting): results then go straight to y with the whole
+ * epilogue fused. Otherwise (KxK with padding) a grid row has KW-1 (or fewer) columns
+ * past the output row; a tile is computed into the thread's scratch and its valid
+ * columns copied to y (the waste is (ldg - OW) / ldg: 3% at 56x56, 22% at 7x7).
+ *
+ * Tasks: groups x output-channel ranges of equal nonzeros x column tiles sized so that
+ * a tile of B (K rows) stays in L2. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/conv/conv_plan.h"
+
+#define SP_ROWS 16 /* output channels per scratch pass (non-flat layouts) */
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
+    const cf_geom *g = &f->g;
+    cf_prep *pp = &f->prep;
+    cf_prep_setup(g, pp, true);
+    const int64_t nph = pp->npy * pp->npx;
+    if (!pp->none) f->prep_floats = (size_t)(g->C * nph * pp->plane);
+    f->ldg = pp->none ? g->W : pp->Wph;
+    f->sp_flat = f->ldg == g->OW;
+    f->sp_ng = (g->OH - 1) * f->ldg + g->OW;
+
+    /* B row k = (c, tap): channel c's plane, at the tap's offset */
+    const int64_t taps = g->KH * g->KW;
+    f->K = taps * g->Cg;
+    if (!(f->koff = malloc(sizeof(int64_t) * (size_t)f->K)))
+        return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
+    const int64_t cstride = pp->none ? g->H * g->W : pp->plane;
+    const int64_t phase_stride = g->Cg * cstride;
+    for (int64_t ky = 0; ky < g->KH; ky++)
+        for (int64_t kx = 0; kx < g->KW; kx++) {
+            const int64_t t = ky * g->KW + kx, base = cf_tap_offset(g, pp, ky, kx, phase_stride);
+            for (int64_t c = 0; c < g->Cg; c++) f->koff[c * taps + t] = base + c * cstride;
+        }
+
+    /* weights [M, Cg, KH, KW]: group gi's row m, column c*taps + t is contiguous */
+    f->sw = calloc((size_t)g->G, sizeof *f->sw);
+    if (!f->sw) return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        PL_TRY(pl_sparse_pack(w + gi * g->Mg * f->K, g->Mg, f->K, f->K, 1, &f->sw[gi]));
+        /* offsets precomputed when they fit in 31 bits (else the kernel reads koff) */
+        const pl_status bs = pl_sparse_bind_koff(f->sw[gi], f->koff);
+        if (bs == PL_ERR_NOMEM) return bs;
+    }
+
+    /* column tiles: K rows of a tile within half the L2 */
+    const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
+    int64_t tile = clamp64(l2 / 2 / (f->K * 4) / 16 * 16, 64, 4096);
+    if (tile >= f->sp_ng) tile = f->sp_ng;
+    f->sp_ntiles = (int)((f->sp_ng + tile - 1) / tile);
+    f->sp_tile = (f->sp_ng + f->sp_ntiles - 1) / f->sp_ntiles;
+    if (f->sp_tile < f->sp_ng) f->sp_tile = (f->sp_tile + 15) / 16 * 16;
+    f->sp_ntiles = (int)((f->sp_ng + f->sp_tile - 1) / f->sp_tile);
+
+    /* a few tasks per thread, by splitting the output channels */
+    int mparts = 1;
+    const int64_t tasks = g->G * f->sp_ntiles;
+    if (f->nthreads > 1 && tasks < 4 * f->nthreads) {
+        mparts = (int)((4 * f->nthreads + tasks - 1) / tasks);
+        const int64_t most = g->Mg / 8 > 1 ? g->Mg / 8 : 1;
+        if (mparts > most) mparts = (int)most;
+    }
+    f->sp_mparts = mparts;
+    f->sp_mstart = malloc(sizeof(int64_t) * (size_t)(g->G * (mparts + 1)));
+    if (!f->sp_mstart) return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
+    for (int64_t gi = 0; gi < g->G; gi++) {
+        int64_t *ms = f->sp_mstart + gi * (mparts + 1);
+        const pl_sparse_w *sw = f->sw[gi];
+        /* equal shares of nonzeros plus a per-row overhead */
+        const double total = (double)pl_sparse_nnz(sw) + 4.0 * (double)g->Mg;
+        ms[0] = 0;
+        int64_t m = 0;
+        double acc = 0;
+        for (int part = 1; part < mparts; part++) {
+            const double target = total * part / mparts;
+            while (m < g->Mg && acc + 0.5 * ((double)pl_sparse_nnz_rows(sw, m, m + 1) + 4.0) < target) {
+                acc += (double)pl_sparse_nnz_rows(sw, m, m + 1) + 4.0;
+                m++;
+            }
+            ms[part] = m;
+        }
+        ms[mparts] = g->Mg;
+    }
+    if (!f->sp_flat) f->ws_floats = (size_t)(SP_ROWS * f->sp_tile);
+    return PL_OK;
+}
+
+void cf_sparse_destroy(pl_conv_fast *f) {
+    if (f->sw)
+        for (int64_t gi = 0; gi < f->g.G; gi++) pl_sparse_destroy(f->sw[gi]);
+    free(f->sw);
+    free(f->sp_mstart);
+}
+
+typedef struct sp_job {
+    const pl_conv_fast *f;
+    const float *xin, *res;
+    float *y;
+    float *ws;
+    size_t ws_stride;
+} sp_job;
+
+/* The activation pl_sparse_mm fuses (f->epi's), or none. */
+static pl_sgemm_epilogue act_only(const pl_conv_fast *f, bool with_act) {
+    pl_sgemm_epilogue e;
+    memset(&e, 0, sizeof e);
+    if (with_act) e = f->epi;
+    e.row_bias = NULL;
+    e.col_bias = NULL;
+    e.residual = NULL;
+    return e;
+}
+
+static void sp_task(void *ctx, int task, int thread) {
+    const sp_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_geom *g = &f->g;
+    const int64_t OHW = g->OH * g->OW;
+    const int per_group = f->sp_mparts * f->sp_ntiles;
+    const int64_t gi = task / per_group;
+    const int mp = (task % per_group) / f->sp_ntiles, t = task % f->sp_ntiles;
+    const int64_t *ms = f->sp_mstart + gi * (f->sp_mparts + 1);
+    const int64_t m0 = ms[mp], m1 = ms[mp + 1];
+    const int64_t c0 = (int64_t)t * f->sp_tile;
+    const int64_t n = f->sp_ng - c0 < f->sp_tile ? f->sp_ng - c0 : f->sp_tile;
+    if (m0 >= m1 || n <= 0) return;
+
+    const int64_t cstride = f->prep.none ? g->H * g->W : f->prep.plane;
+    const int64_t nph = f->prep.npy * f->prep.npx;
+    const float *xg = j->xin + gi * (f->prep.none ? g->Cg * cstride : nph * g->Cg * cstride) + c0;
+    float *yg = j->y + gi * g->Mg * OHW;
+    const float *bg = f->bias ? f->bias + gi * g->Mg : NULL;
+    const float *rg = j->res ? j->res + gi * g->Mg * OHW : NULL;
+    const pl_sparse_w *sw = f->sw[gi];
+
+    if (f->sp_flat) {
+        /* grid column = output pixel: the whole epilogue in the kernel */
+        pl_sgemm_epilogue e = act_only(f, true);
+        e.row_bias = bg ? bg + m0 : NULL;
+        e.residual = rg ? rg + m0 * OHW + c0 : NULL;
+        e.ld_residual = OHW;
+        pl_sparse_mm_rel(sw, m0, m1, xg, f->koff, 0, n, yg + m0 * OHW + c0, OHW, &e);
+        if (f->post_act)
+            for (int64_t m = m0; m < m1; m++) pl_f32_conv_act_ref(&f->act, yg + m * OHW + c0, NULL, n);
+        return;
+    }
+    /* scratch tile, then the valid columns of each grid row to y */
+    float *tile = j->ws + (size_t)thread * j->ws_stride;
+    const bool fuse = !rg; /* the residual is in output layout: added after the copy */
+    const int64_t oy0 = c0 / f->ldg, oy1 = (c0 + n - 1) / f->ldg;
+    for (int64_t mc = m0; mc < m1; mc += SP_ROWS) {
+        const int64_t mr = m1 - mc < SP_ROWS ? m1 - mc : SP_ROWS;
+        pl_sgemm_epilogue e = act_only(f, fuse);
+        e.row_bias = bg ? bg + mc : NULL;
+        pl_sparse_mm_rel(sw, mc, mc + mr, xg, f->koff, 0, n, tile, n, &e);
+        for (int64_t oy = oy0; oy <= oy1; oy++) {
+            int64_t a = oy * f->ldg, b = a + g->OW;
+            if (a < c0) a = c0;
+            if (b > c0 + n) b = c0 + n;
+            if (b <= a) continue;
+            const int64_t ox = a - oy * f->ldg, len = b - a;
+            float *yd = yg + mc * OHW + oy * g->OW + ox;
+            for (int64_t i = 0; i < mr; i++)
+                memcpy(yd + i * OHW, tile + i * n + (a - c0), sizeof(float) * (size_t)len);
+            if (!fuse) cf_epilogue(f, yd, OHW, mr, len, NULL, rg + mc * OHW + oy * g->OW + ox, OHW);
+            else if (f->post_act)
+                for (int64_t i = 0; i < mr; i++) pl_f32_conv_act_ref(&f->act, yd + i * OHW, NULL, len);
+        }
+    }
+}
+
+void cf_sparse_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
+                     pl_threadpool *pool) {
+    const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
+    sp_job j = {f, xin, res, y, ws, ws_stride};
+    const int ntasks = (int)(f->g.G * f->sp_mparts * f->sp_ntiles);
+    if (ntasks == 1) sp_task(&j, 0, 0);
+    else pl_threadpool_run(pool, sp_task, &j, ntasks);
+}
+
+/* ------------------------------------------------------------------ cost model */
+
+/* Seconds per image at one thread. Fitted to bench/conv_bench --sparsity runs on Zen 4
+ * (ResNet-50 and MobileNetV2 layers, 0-95% zeros): the sparse kernel does one vector
+ * load per FMA (the dense GEMM reuses each load ~14 times), so a nonzero times a vector
+ * of columns costs ~2.4 cycles where the dense GEMM spends ~1.15 per FMA vector (87% of
+ * peak; Winograd's 2.25x fewer multiplies make it ~1.6 times the peak rate); tap loads
+ * of KxK kernels are mostly unaligned (~3 cycles). Per output vector the store and
+ * epilogue (~4 cycles), per row block the loop set-up (~10), plus the input
+ * preparation and, for padded grids, the copy to y. Break-even: ~50% zeros for 1x1,
+ * ~80-85% for 3x3 against Winograd. */
+static double vec_len(pl_isa isa) { return isa >= PL_ISA_AVX512 ? 16 : isa >= PL_ISA_AVX2 ? 8 : 1; }
+
+double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
+    const int64_t taps = g->KH * g->KW;
+    const bool flat = taps == 1 && g->PT == 0 && g->PL == 0;
+    const int64_t ldg = flat ? g->OW : g->OW + (g->KW - 1) * g->DW / g->SW;
+    const int64_t ng = (g->OH - 1) * ldg + g->OW;
+    const double vl = vec_len(isa);
+    const double vecs = ceil((double)ng / vl), blocks = ceil((double)ng / (8 * vl));
+    /* AVX2 (8 lanes): two 256-bit loads a cycle, ~1.6 cycles per vector; the
+     * reference loop is scalar */
+    const double per_nz = isa == PL_ISA_REF ? 1.5 : isa == PL_ISA_AVX2 ? (flat ? 1.6 : 1.7) : flat ? 2.4 : 3.0;
+    double cyc = (double)nnz * vecs * per_nz;
+    cyc += (double)g->M * (vecs * 4.0 + blocks * 10.0);
+    if (!flat) cyc += (double)g->M * vecs * 1.0;
+    if (!(flat && g->SH == 1 && g->SW == 1)) cyc += (double)g->C * (double)(g->H * g->W) * 0.5;
+    return cyc / 3.6e9;
+}
+
+double cf_dense_cost(const cf_geom *g, pl_conv_algo algo, pl_isa isa) {
+    const double fma_vecs = (double)g->M * (double)g->Cg * (double)(g->KH * g->KW) *
+                            (double)(g->OH * g->OW) / vec_len(isa);
+    double cyc_per;
+    /* AVX2 (measured per 8-lane FMA vector): the GEMMs ~0.8 cycles, Winograd ~1.6 */
+    switch (algo) {
+    case PL_CONV_ALGO_WINOGRAD: cyc_per = isa == PL_ISA_AVX2 ? 1.6 : isa == PL_ISA_REF ? 0.25 : 1.0 / 1.6; break;
+    case PL_CONV_ALGO_DEPTHWISE: cyc_per = 5.0; break;
+    default: cyc_per = isa == PL_ISA_REF ? 0.5 : isa == PL_ISA_AVX2 ? 0.8 : 1.15; break;
+    }
+    return fma_vecs * cyc_per / 3.6e9;
+}
