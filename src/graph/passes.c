@@ -6,9 +6,11 @@
 #include "graph/passes.h"
 
 #include "graph/fuse.h"
+#include "graph/fuse_qdq.h"
 
 pl_status pl_graph_optimize(pl_graph *g, int level) {
     if (!g || level <= 0) return PL_OK;
+    PL_TRY(pl_graph_fuse_qdq(g, NULL)); /* first: folding would dequantize int8 weights */
     fz_ctx z;
     pl_status st = fz_analyze(&z, g);
     if (st == PL_OK) st = fz_pass_layernorm(&z);

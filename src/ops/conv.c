@@ -10,6 +10,7 @@
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
 #include "ops/conv_common.h"
+#include "ops/qfused.h"
 
 static const pl_dtype float_types[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_UNDEF};
 static const pl_dtype q8_types[] = {PL_U8, PL_I8, PL_UNDEF};
@@ -439,11 +440,24 @@ pl_status convinteger_infer(pl_op_ctx *c) {
     return cvf_set_out(c, 0, PL_I32, c->in[0]->ndim, ydims);
 }
 
+/* ConvInteger with a constant weight: the INT8 engine, int32 output. */
+pl_status convinteger_prepare(pl_op_ctx *c) {
+    PL_TRY(convinteger_infer(c));
+    pl_conv_params p;
+    int64_t ydims[PL_MAX_DIMS];
+    PL_TRY(conv_geometry(c, 0, 1, &p, ydims));
+    const pl_q_io io = {0, -1, 2, 1, -1, 3, -1, -1, -1};
+    return pl_qconv_prepare(c, &p, &io, PL_Q8_OUT_I32);
+}
+
 pl_status convinteger_run(pl_op_ctx *c) {
     pl_conv_params p;
     int64_t ydims[PL_MAX_DIMS];
     PL_TRY(conv_geometry(c, 0, 1, &p, ydims));
     if (!c->out[0]) return PL_OK;
+    bool done;
+    PL_TRY(pl_qconv_run(c, &p, &done));
+    if (done) return PL_OK;
     int64_t *acc;
     PL_TRY(integer_conv(c, &p, 0, 1, 2, 3, -1, &acc));
     int32_t *y = c->out[0]->data;
@@ -458,8 +472,9 @@ pl_status convinteger_run(pl_op_ctx *c) {
 pl_status qlinearconv_infer(pl_op_ctx *c) {
     static const pl_dtype f32[] = {PL_F32, PL_UNDEF};
     static const pl_dtype i32[] = {PL_I32, PL_UNDEF};
-    PL_TRY(pl_op_check_arity(c, 8, 9));
-    if (!c->in[1] || !c->in[3] || !c->in[4] || !c->in[6])
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    PL_TRY(pl_op_check_arity(c, fout ? 6 : 8, 9));
+    if (!c->in[1] || !c->in[3] || !c->in[4] || (!fout && !c->in[6]))
         return pl_op_error(c, PL_ERR_MODEL, "inputs x_scale, w, w_scale and y_scale are required");
     PL_TRY(pl_op_check_dtype(c, 0, q8_types));
     PL_TRY(pl_op_check_dtype(c, 3, q8_types));
@@ -482,8 +497,24 @@ pl_status qlinearconv_infer(pl_op_ctx *c) {
     PL_TRY(check_count(c, 6, M, false, "y_scale"));
     PL_TRY(check_count(c, 7, M, false, "y_zero_point"));
     PL_TRY(check_vector(c, 8, M, "bias"));
-    pl_dtype yt = pl_has_in(c, 7) ? c->in[7]->dtype : c->in[0]->dtype;
+    float lo, hi;
+    PL_TRY(pl_q_act_range(c, &lo, &hi));
+    pl_dtype yt = fout ? PL_F32 : pl_has_in(c, 7) ? c->in[7]->dtype : c->in[0]->dtype;
     return cvf_set_out(c, 0, yt, c->in[0]->ndim, ydims);
+}
+
+/* QLinearConv with constant weights and parameters: the INT8 engine (dense or
+ * block-sparse), requantisation and the fused activation in its epilogue. */
+pl_status qlinearconv_prepare(pl_op_ctx *c) {
+    PL_TRY(qlinearconv_infer(c));
+    pl_conv_params p;
+    int64_t ydims[PL_MAX_DIMS];
+    PL_TRY(conv_geometry(c, 0, 3, &p, ydims));
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    const pl_q_io io = {0, 1, 2, 3, 4, 5, fout ? -1 : 6, fout ? -1 : 7, 8};
+    pl_q8_out out = fout ? PL_Q8_OUT_F32 : c->out[0] && c->out[0]->dtype == PL_I8 ? PL_Q8_OUT_S8 : PL_Q8_OUT_U8;
+    if (!fout && pl_has_in(c, 7) && c->in[7]->dtype == PL_I8) out = PL_Q8_OUT_S8;
+    return pl_qconv_prepare(c, &p, &io, out);
 }
 
 pl_status qlinearconv_run(pl_op_ctx *c) {
@@ -492,9 +523,15 @@ pl_status qlinearconv_run(pl_op_ctx *c) {
     PL_TRY(conv_geometry(c, 0, 3, &p, ydims));
     pl_tensor *yt = c->out[0];
     if (!yt) return PL_OK;
+    bool done;
+    PL_TRY(pl_qconv_run(c, &p, &done));
+    if (done) return PL_OK;
     int64_t *acc;
     PL_TRY(integer_conv(c, &p, 0, 3, 2, 5, 8, &acc));
-    const double xs = pl_get_f64(c->in[1], 0), ys = pl_get_f64(c->in[6], 0);
+    float alo, ahi;
+    PL_TRY(pl_q_act_range(c, &alo, &ahi));
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    const double xs = pl_get_f64(c->in[1], 0), ys = fout ? 1.0 : pl_get_f64(c->in[6], 0);
     const int64_t yz = pl_has_in(c, 7) ? pl_get_i64(c->in[7], 0) : 0;
     const bool is_u8 = yt->dtype == PL_U8;
     const double lo = is_u8 ? 0 : -128, hi = is_u8 ? 255 : 127;
@@ -505,8 +542,14 @@ pl_status qlinearconv_run(pl_op_ctx *c) {
     for (int64_t i = 0; i < n; i++) {
         int64_t m = (i / out_sp) % p.out_channels;
         double ws = pl_get_f64(c->in[4], nws == 1 ? 0 : m);
+        double r = (double)acc[i] * (xs * ws / ys);
+        r = r < alo / ys ? alo / ys : r > ahi / ys ? ahi / ys : r; /* fused Relu / Clip */
+        if (fout) {
+            ((float *)yt->data)[i] = (float)r;
+            continue;
+        }
         /* requantize: round half to even (the default rounding mode), then saturate */
-        double v = nearbyint((double)acc[i] * (xs * ws / ys)) + (double)yz;
+        double v = nearbyint(r) + (double)yz;
         v = v < lo ? lo : v > hi ? hi : v;
         if (v != v) v = (double)yz;
         if (is_u8) ((uint8_t *)yt->data)[i] = (uint8_t)v;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ops/linalg_util.h"
+#include "ops/qfused.h"
 
 /* ---- scale / zero-point granularity ---- */
 
@@ -101,6 +102,21 @@ pl_status quantize_run(pl_op_ctx *c) {
     if (x->dtype == PL_F32 && s->dtype == PL_F32 && (y->dtype == PL_U8 || y->dtype == PL_I8)) {
         /* Fast path for the common float32 -> 8-bit case. */
         const float *xp = x->data, *sp = s->data;
+        if (!q.per_axis) {
+            /* per tensor: the same rounding and saturation as linalg_round_sat, inline */
+            const float sc = sp[0];
+            const double zp = z ? (double)pl_get_i64(z, 0) : 0;
+            for (int64_t i = 0; i < n; i++) {
+                const float v = xp[i] / sc;
+                double r = v != v ? zp : (double)nearbyintf(v) + zp;
+                r = r < (double)lo ? (double)lo : r > (double)hi ? (double)hi : r;
+                if (y->dtype == PL_U8)
+                    ((uint8_t *)y->data)[i] = (uint8_t)r;
+                else
+                    ((int8_t *)y->data)[i] = (int8_t)r;
+            }
+            return PL_OK;
+        }
         for (int64_t i = 0; i < n; i++) {
             int64_t k = qparam_index(&q, i);
             int64_t r = linalg_round_sat(xp[i] / sp[k], z ? (double)pl_get_i64(z, k) : 0, lo, hi);
@@ -334,7 +350,17 @@ static void matmulint_emit(const pl_op_ctx *c, const linalg_mm *s, int64_t bi, i
     for (int64_t i = 0; i < s->M * s->N; i++) y[i] = (int32_t)(uint32_t)(uint64_t)acc[i];
 }
 
+/* A constant 2-D b: the INT8 engine, int32 output. */
+pl_status matmulint_prepare(pl_op_ctx *c) {
+    PL_TRY(matmulint_infer(c));
+    const pl_q_io io = {0, -1, 2, 1, -1, 3, -1, -1, -1};
+    return pl_qmm_prepare(c, &io, PL_Q8_OUT_I32);
+}
+
 pl_status matmulint_run(pl_op_ctx *c) {
+    bool done;
+    PL_TRY(pl_qmm_run(c, &done));
+    if (done) return PL_OK;
     linalg_mm s;
     mmq qa, qb;
     PL_TRY(linalg_mm_shape(c, 0, 1, &s));
@@ -353,20 +379,33 @@ static pl_status qlmm_params(const pl_op_ctx *c, const linalg_mm *s, qlmm *p) {
     PL_TRY(mmq_of(c, 2, 0, true, s, &p->az));
     PL_TRY(mmq_of(c, 4, 3, false, s, &p->bs));
     PL_TRY(mmq_of(c, 5, 3, false, s, &p->bz));
-    if (pl_numel(c->in[6]) != 1)
+    if (pl_has_in(c, 6) && pl_numel(c->in[6]) != 1)
         return pl_op_error(c, PL_ERR_UNSUPPORTED, "y_scale must be a single value");
     if (pl_has_in(c, 7) && pl_numel(c->in[7]) != 1)
         return pl_op_error(c, PL_ERR_UNSUPPORTED, "y_zero_point must be a single value");
     return PL_OK;
 }
 
+/* pillar extensions (qfused.h): pillar_out_float (no y_scale / y_zero_point, float32
+ * output), pillar_bias (input 8: N int32 biases), pillar_act. */
 pl_status qlinearmatmul_infer(pl_op_ctx *c) {
-    PL_TRY(pl_op_check_arity(c, 7, 8));
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    const bool bias = pl_attr_int(c->node, "pillar_bias", 0) != 0;
+    PL_TRY(pl_op_check_arity(c, fout ? 6 : 7, bias ? 9 : 8));
+    if (!pl_has_in(c, 1) || !pl_has_in(c, 4) || (!fout && !pl_has_in(c, 6)))
+        return pl_op_error(c, PL_ERR_MODEL, "inputs a_scale, b_scale and y_scale are required");
     PL_TRY(pl_op_check_dtype(c, 0, q8_types));
     PL_TRY(pl_op_check_dtype(c, 3, q8_types));
     PL_TRY(pl_op_check_float(c, 1));
     PL_TRY(pl_op_check_float(c, 4));
-    PL_TRY(pl_op_check_float(c, 6));
+    if (pl_has_in(c, 6)) PL_TRY(pl_op_check_float(c, 6));
+    if (bias) {
+        static const pl_dtype i32[] = {PL_I32, PL_UNDEF};
+        if (!pl_has_in(c, 8)) return pl_op_error(c, PL_ERR_MODEL, "pillar_bias without input 8");
+        PL_TRY(pl_op_check_dtype(c, 8, i32));
+    }
+    float lo, hi;
+    PL_TRY(pl_q_act_range(c, &lo, &hi));
     PL_TRY(pl_op_check_same_dtype(c, 0, 2));
     PL_TRY(pl_op_check_same_dtype(c, 3, 5));
     PL_TRY(pl_op_check_dtype(c, 7, q8_types));
@@ -375,8 +414,21 @@ pl_status qlinearmatmul_infer(pl_op_ctx *c) {
     qlmm p;
     PL_TRY(linalg_mm_shape(c, 0, 3, &s));
     PL_TRY(qlmm_params(c, &s, &p));
-    pl_op_set_out(c, 0, pl_has_in(c, 7) ? c->in[7]->dtype : PL_U8, s.ndim, s.dims);
+    if (bias && pl_numel(c->in[8]) != s.N)
+        return pl_op_error(c, PL_ERR_MODEL, "bias (input 8) has %lld values, expected %lld",
+                           (long long)pl_numel(c->in[8]), (long long)s.N);
+    pl_op_set_out(c, 0, fout ? PL_F32 : pl_has_in(c, 7) ? c->in[7]->dtype : PL_U8, s.ndim, s.dims);
     return PL_OK;
+}
+
+/* A constant 2-D b and per-tensor a / y parameters: the INT8 engine. */
+pl_status qlinearmatmul_prepare(pl_op_ctx *c) {
+    PL_TRY(qlinearmatmul_infer(c));
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    const bool bias = pl_attr_int(c->node, "pillar_bias", 0) != 0;
+    const pl_q_io io = {0, 1, 2, 3, 4, 5, fout ? -1 : 6, fout ? -1 : 7, bias ? 8 : -1};
+    pl_q8_out out = fout ? PL_Q8_OUT_F32 : c->out[0] && c->out[0]->dtype == PL_I8 ? PL_Q8_OUT_S8 : PL_Q8_OUT_U8;
+    return pl_qmm_prepare(c, &io, out);
 }
 
 /* Requantisation in float32 (as runtimes do): y = round(acc * (sa * sb / sy)) + zy. */
@@ -385,7 +437,11 @@ static void qlinearmatmul_emit(const pl_op_ctx *c, const linalg_mm *s, int64_t b
     qlmm p;
     qlmm_params(c, s, &p); /* already validated */
     pl_tensor *y = c->out[0];
-    float ys = (float)pl_get_f64(c->in[6], 0);
+    const bool fout = pl_attr_int(c->node, "pillar_out_float", 0) != 0;
+    const bool bias = pl_attr_int(c->node, "pillar_bias", 0) != 0;
+    float alo, ahi;
+    pl_q_act_range(c, &alo, &ahi); /* checked by infer */
+    float ys = fout ? 1.0f : (float)pl_get_f64(c->in[6], 0);
     double zy = pl_has_in(c, 7) ? (double)pl_get_i64(c->in[7], 0) : 0;
     int64_t lo, hi;
     linalg_int_range(y->dtype, &lo, &hi);
@@ -395,13 +451,22 @@ static void qlinearmatmul_emit(const pl_op_ctx *c, const linalg_mm *s, int64_t b
         for (int64_t n = 0; n < s->N; n++) {
             float sb = (float)pl_get_f64(p.bs.t, mmq_index(&p.bs, b_mat, n, s->N));
             float mult = sa * sb / ys;
-            float v = (float)acc[m * s->N + n] * mult;
+            int64_t a = acc[m * s->N + n] + (bias ? pl_get_i64(c->in[8], n) : 0);
+            float v = (float)a * mult;
+            v = v < alo / ys ? alo / ys : v > ahi / ys ? ahi / ys : v;
+            if (fout) {
+                ((float *)y->data)[base + m * s->N + n] = v;
+                continue;
+            }
             pl_set_i64(y, base + m * s->N + n, linalg_round_sat(v, zy, lo, hi));
         }
     }
 }
 
 pl_status qlinearmatmul_run(pl_op_ctx *c) {
+    bool done;
+    PL_TRY(pl_qmm_run(c, &done));
+    if (done) return PL_OK;
     linalg_mm s;
     qlmm p;
     PL_TRY(linalg_mm_shape(c, 0, 3, &s));

@@ -1,0 +1,516 @@
+/* qgemm.c -- the INT8 GEMM engine's level-independent part: weight packing (dense row
+ * tiles or block-sparse rows), A-panel packing (im2col of u8 images, rows of u8
+ * matrices), and the threaded driver that runs a level's tile kernel and epilogue. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/qgemm/qgemm.h"
+
+pl_q8_level pl_q8_level_now(void) {
+    pl_isa isa = pl_cpu_isa();
+    if (isa >= PL_ISA_AVX512 && pl_cpu()->avx512_vnni && pl_cpu()->avx512bw) return PL_Q8_VNNI;
+    if (isa >= PL_ISA_AVX2) return PL_Q8_AVX2;
+    return PL_Q8_REF;
+}
+
+const char *pl_q8_level_name(pl_q8_level l) {
+    return l == PL_Q8_VNNI ? "vnni" : l == PL_Q8_AVX2 ? "avx2" : "ref";
+}
+
+static const pl_q8_impl *impl_of(pl_q8_level l) {
+    if (l == PL_Q8_VNNI) return pl_q8_impl_vnni();
+    if (l == PL_Q8_AVX2) return pl_q8_impl_avx2();
+    return pl_q8_impl_ref();
+}
+
+static size_t elem_size(pl_q8_level l) { return l == PL_Q8_AVX2 ? 2 : 1; }
+
+double pl_q8_group_sparsity(const int8_t *w, int64_t M, int64_t K, int64_t ldw,
+                            const int32_t *zw) {
+    const int64_t G = (K + 3) / 4;
+    if (M <= 0 || G <= 0) return 0;
+    int64_t zero = 0;
+    for (int64_t m = 0; m < M; m++) {
+        const int8_t *r = w + m * ldw;
+        int32_t z = zw ? zw[m] : 0;
+        for (int64_t g = 0; g < G; g++) {
+            bool nz = false;
+            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) nz |= r[k] != z;
+            zero += !nz;
+        }
+    }
+    return (double)zero / (double)(M * G);
+}
+
+void pl_q8_w_free(pl_q8_w *pw) {
+    if (!pw) return;
+    free(pw->data);
+    free(pw->rowsum);
+    free(pw->zw);
+    free(pw->ptr);
+    free(pw->idx);
+    free(pw->vals);
+    memset(pw, 0, sizeof *pw);
+}
+
+static void put_elem(void *base, pl_q8_level l, int64_t i, int v) {
+    if (l == PL_Q8_AVX2) ((int16_t *)base)[i] = (int16_t)v;
+    else ((int8_t *)base)[i] = (int8_t)v;
+}
+
+pl_status pl_q8_pack_w(pl_q8_w *pw, const int8_t *w, int64_t M, int64_t K, int64_t ldw,
+                       const int32_t *zw, pl_q8_level level, bool sparse) {
+    memset(pw, 0, sizeof *pw);
+    if (M < 0 || K < 0 || ldw < K || (M > 0 && K > 0 && !w))
+        return pl_error(PL_ERR_ARGUMENT, "int8 gemm: bad weight sizes %lld x %lld (stride %lld)",
+                        (long long)M, (long long)K, (long long)ldw);
+    const pl_q8_impl *im = impl_of(level);
+    pw->level = level;
+    pw->sparse = sparse;
+    pw->M = M;
+    pw->K = K;
+    pw->Kp = (K + 3) / 4 * 4;
+    pw->mr = im->mr;
+    const int64_t G = pw->Kp / 4, es = (int64_t)elem_size(level);
+    pw->rowsum = calloc((size_t)(M > 0 ? M : 1), sizeof(int32_t));
+    pw->zw = calloc((size_t)(M > 0 ? M : 1), sizeof(int32_t));
+    if (!pw->rowsum || !pw->zw) goto oom;
+    for (int64_t m = 0; m < M; m++) {
+        int64_t s = 0;
+        for (int64_t k = 0; k < K; k++) s += w[m * ldw + k];
+        pw->rowsum[m] = (int32_t)s;
+        pw->zw[m] = zw ? zw[m] : 0;
+        pw->any_zw |= pw->zw[m] != 0;
+    }
+    if (!sparse) {
+        const int64_t mt = (M + pw->mr - 1) / pw->mr;
+        pw->data = calloc((size_t)(mt * G * pw->mr * 4 > 0 ? mt * G * pw->mr * 4 : 1), (size_t)es);
+        if (!pw->data) goto oom;
+        for (int64_t m = 0; m < M; m++) {
+            const int64_t t = m / pw->mr, r = m % pw->mr;
+            for (int64_t k = 0; k < K; k++)
+                put_elem(pw->data, level, ((t * G + k / 4) * pw->mr + r) * 4 + k % 4, w[m * ldw + k]);
+        }
+        return PL_OK;
+    }
+    pw->ptr = calloc((size_t)M + 1, sizeof(int64_t));
+    if (!pw->ptr) goto oom;
+    int64_t nnz = 0;
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t g = 0; g < G; g++) {
+            bool nz = false;
+            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) nz |= w[m * ldw + k] != 0;
+            nnz += nz;
+        }
+        pw->ptr[m + 1] = nnz;
+    }
+    pw->nnz_groups = nnz;
+    pw->idx = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int32_t));
+    pw->vals = calloc((size_t)(nnz > 0 ? nnz * 4 : 1), (size_t)es);
+    if (!pw->idx || !pw->vals) goto oom;
+    int64_t j = 0;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t g = 0; g < G; g++) {
+            bool nz = false;
+            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) nz |= w[m * ldw + k] != 0;
+            if (!nz) continue;
+            pw->idx[j] = (int32_t)g;
+            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++)
+                put_elem(pw->vals, level, j * 4 + k % 4, w[m * ldw + k]);
+            j++;
+        }
+    return PL_OK;
+oom:
+    pl_q8_w_free(pw);
+    return pl_error(PL_ERR_NOMEM, "int8 gemm: out of memory packing %lld x %lld weights",
+                    (long long)M, (long long)K);
+}
+
+size_t pl_q8_panel_bytes(pl_q8_level level, int64_t Kp, int64_t P) {
+    return (size_t)Kp * (size_t)pl_q8_pp(P) * elem_size(level);
+}
+
+/* ------------------------------------------------------------------ A panels */
+
+typedef struct pack_job {
+    pl_q8_level level;
+    const pl_q8_conv_geom *g;
+    const uint8_t *x;
+    int64_t P, Pp, K, Kp, ldx;
+    uint8_t flip, pad;
+    void *panel;
+    int32_t *asum;
+    int ntasks;
+    _Atomic int failed;
+} pack_job;
+
+/* Row k of the im2col matrix (P values) into row; returns row, or a pointer straight
+ * into x when the row is a plain channel (1x1, stride 1, no padding). */
+static const uint8_t *conv_row(const pack_job *j, int64_t k, uint8_t *row) {
+    const pl_q8_conv_geom *g = j->g;
+    /* k = tap * C + c: four consecutive k are four channels at one tap, so channel
+     * blocks of 4 pruned together are whole zero groups */
+    const int64_t c = k % g->C;
+    int64_t t = k / g->C, kk[3] = {0, 0, 0};
+    for (int d = g->ndim - 1; d >= 0; d--) {
+        kk[d] = t % g->k[d];
+        t /= g->k[d];
+    }
+    int64_t insz = 1;
+    for (int d = 0; d < g->ndim; d++) insz *= g->in[d];
+    const uint8_t *xc = j->x + c * insz;
+    bool plain = j->flip == 0;
+    for (int d = 0; d < g->ndim; d++)
+        plain &= g->k[d] == 1 && g->stride[d] == 1 && g->pad[d] == 0 && g->in[d] == g->out[d];
+    if (plain) return xc;
+    /* Treat the spatial dims as (outer..., last): the last dim is the inner loop. */
+    const int nd = g->ndim;
+    const int64_t W = g->in[nd - 1], OW = g->out[nd - 1], sw = g->stride[nd - 1];
+    const int64_t offw = kk[nd - 1] * g->dil[nd - 1] - g->pad[nd - 1];
+    int64_t outer = 1;
+    for (int d = 0; d < nd - 1; d++) outer *= g->out[d];
+    for (int64_t o = 0; o < outer; o++) {
+        /* input offset of the outer dims, or -1 when outside */
+        int64_t rem = o, off = 0, mul = W;
+        bool inside = true;
+        for (int d = nd - 2; d >= 0; d--) {
+            int64_t od = rem % g->out[d];
+            rem /= g->out[d];
+            int64_t id = od * g->stride[d] + kk[d] * g->dil[d] - g->pad[d];
+            if (id < 0 || id >= g->in[d]) inside = false;
+            off += id * mul;
+            mul *= g->in[d];
+        }
+        uint8_t *dst = row + o * OW;
+        if (!inside) {
+            memset(dst, j->pad, (size_t)OW);
+            continue;
+        }
+        const uint8_t *src = xc + off;
+        /* valid ow range: 0 <= ow*sw + offw < W */
+        int64_t lo = offw >= 0 ? 0 : (-offw + sw - 1) / sw;
+        int64_t hi = W - offw <= 0 ? 0 : (W - offw - 1) / sw + 1;
+        if (hi > OW) hi = OW;
+        if (lo > hi) lo = hi;
+        if (lo > 0) memset(dst, j->pad, (size_t)lo);
+        if (sw == 1) {
+            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow + offw] ^ j->flip;
+        } else {
+            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + offw] ^ j->flip;
+        }
+        if (hi < OW) memset(dst + hi, j->pad, (size_t)(OW - hi));
+    }
+    return row;
+}
+
+static const uint8_t *mat_row(const pack_job *j, int64_t k, uint8_t *row) {
+    for (int64_t p = 0; p < j->P; p++) row[p] = j->x[p * j->ldx + k] ^ j->flip;
+    return row;
+}
+
+/* Interleaves 4 rows (NULL: zeros) into the panel at group kg. */
+static void interleave(const pack_job *j, int64_t kg, const uint8_t *const r[4]) {
+    static const uint8_t zeros[64];
+    if (j->level == PL_Q8_AVX2) {
+        int16_t *d = (int16_t *)j->panel + kg * j->Pp * 4;
+        for (int64_t p = 0; p < j->P; p++)
+            for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
+        memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4 * sizeof(int16_t));
+    } else {
+        uint8_t *d = (uint8_t *)j->panel + kg * j->Pp * 4;
+        const uint8_t *r0 = r[0] ? r[0] : zeros, *r1 = r[1], *r2 = r[2], *r3 = r[3];
+        if (r1 && r2 && r3 && j->level == PL_Q8_VNNI) {
+            pl_q8_interleave4_avx512(r, j->P, d);
+        } else if (r1 && r2 && r3) {
+            for (int64_t p = 0; p < j->P; p++) {
+                d[p * 4] = r0[p];
+                d[p * 4 + 1] = r1[p];
+                d[p * 4 + 2] = r2[p];
+                d[p * 4 + 3] = r3[p];
+            }
+        } else {
+            for (int64_t p = 0; p < j->P; p++)
+                for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
+        }
+        memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4);
+    }
+}
+
+/* Writes n interleaved columns (4 rows at r[0..3], each advancing by `step` bytes per
+ * column) at column p of group kg. */
+static void put4(const pack_job *j, int64_t kg, int64_t p, const uint8_t *const r[4], int64_t n,
+                 int64_t step) {
+    if (j->level == PL_Q8_AVX2) {
+        int16_t *d = (int16_t *)j->panel + (kg * j->Pp + p) * 4;
+        if (step == 1) {
+            pl_q8_interleave4_w16_avx2(r, n, d);
+            return;
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int t = 0; t < 4; t++) d[i * 4 + t] = r[t][i * step];
+        return;
+    }
+    uint8_t *d = (uint8_t *)j->panel + (kg * j->Pp + p) * 4;
+    if (step == 1 && j->level == PL_Q8_VNNI) {
+        pl_q8_interleave4_avx512(r, n, d);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int t = 0; t < 4; t++) d[i * 4 + t] = r[t][i * step];
+}
+
+static void fill4(const pack_job *j, int64_t kg, int64_t p, int64_t n) {
+    if (n <= 0) return;
+    if (j->level == PL_Q8_AVX2) {
+        int16_t *d = (int16_t *)j->panel + (kg * j->Pp + p) * 4;
+        for (int64_t i = 0; i < 4 * n; i++) d[i] = j->pad;
+    } else {
+        memset((uint8_t *)j->panel + (kg * j->Pp + p) * 4, j->pad, (size_t)(4 * n));
+    }
+}
+
+/* Group kg of a 2-D convolution whose channel count is a multiple of 4: four channels
+ * at one tap, written straight into the panel row by row (no row buffer). */
+static void conv2d_group(const pack_job *j, int64_t kg) {
+    const pl_q8_conv_geom *g = j->g;
+    const int64_t k0 = kg * 4, c0 = k0 % g->C, tap = k0 / g->C;
+    const int64_t kh = tap / g->k[1], kw = tap % g->k[1];
+    const int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1], sw = g->stride[1];
+    const int64_t offw = kw * g->dil[1] - g->pad[1];
+    int64_t lo = offw >= 0 ? 0 : (-offw + sw - 1) / sw;
+    int64_t hi = W - offw <= 0 ? 0 : (W - offw - 1) / sw + 1;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+    const bool plain = g->k[0] == 1 && g->k[1] == 1 && g->stride[0] == 1 && sw == 1 &&
+                       g->pad[0] == 0 && g->pad[1] == 0 && OH == H && OW == W;
+    for (int64_t oh = 0; plain && oh < 1; oh++) { /* a 1x1 conv: whole planes at once */
+        const uint8_t *r[4];
+        for (int t = 0; t < 4; t++) r[t] = j->x + (c0 + t) * H * W;
+        put4(j, kg, 0, r, H * W, 1);
+    }
+    for (int64_t oh = 0; !plain && oh < OH; oh++) {
+        const int64_t ih = oh * g->stride[0] + kh * g->dil[0] - g->pad[0];
+        const int64_t p = oh * OW;
+        if (ih < 0 || ih >= H) {
+            fill4(j, kg, p, OW);
+            continue;
+        }
+        const uint8_t *r[4];
+        for (int t = 0; t < 4; t++) r[t] = j->x + ((c0 + t) * H + ih) * W + lo * sw + offw;
+        fill4(j, kg, p, lo);
+        put4(j, kg, p + lo, r, hi - lo, sw);
+        fill4(j, kg, p + hi, OW - hi);
+    }
+    const int64_t P = OH * OW;
+    if (j->level == PL_Q8_AVX2)
+        memset((int16_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4 * sizeof(int16_t));
+    else
+        memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
+}
+
+static void pack_task(void *ctx, int task, int thread) {
+    (void)thread;
+    pack_job *j = ctx;
+    const int64_t G = j->Kp / 4;
+    const int64_t g0 = G * task / j->ntasks, g1 = G * (task + 1) / j->ntasks;
+    if (j->g && j->g->ndim == 2 && j->g->C % 4 == 0 && j->flip == 0) {
+        for (int64_t kg = g0; kg < g1; kg++) conv2d_group(j, kg);
+        return;
+    }
+    uint8_t *buf = malloc((size_t)(j->P > 0 ? j->P : 1) * 4);
+    if (!buf) {
+        j->failed = 1;
+        return;
+    }
+    for (int64_t kg = g0; kg < g1; kg++) {
+        const uint8_t *r[4];
+        for (int t = 0; t < 4; t++) {
+            int64_t k = kg * 4 + t;
+            r[t] = k >= j->K ? NULL : j->g ? conv_row(j, k, buf + t * j->P) : mat_row(j, k, buf + t * j->P);
+        }
+        interleave(j, kg, r);
+    }
+    free(buf);
+}
+
+/* Column sums of the packed panel, threaded over column ranges. */
+static void asum_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    const int64_t G = j->Kp / 4;
+    const int64_t p0 = j->Pp * task / j->ntasks, p1 = j->Pp * (task + 1) / j->ntasks;
+    for (int64_t p = p0; p < p1; p++) j->asum[p] = 0;
+    for (int64_t kg = 0; kg < G; kg++)
+        for (int64_t p = p0; p < p1; p++) {
+            int32_t s = 0;
+            if (j->level == PL_Q8_AVX2) {
+                const int16_t *d = (const int16_t *)j->panel + (kg * j->Pp + p) * 4;
+                s = d[0] + d[1] + d[2] + d[3];
+            } else {
+                const uint8_t *d = (const uint8_t *)j->panel + (kg * j->Pp + p) * 4;
+                s = d[0] + d[1] + d[2] + d[3];
+            }
+            j->asum[p] += s;
+        }
+}
+
+static pl_status run_pack(pack_job *j, pl_threadpool *pool) {
+    const int64_t G = j->Kp / 4;
+    int nt = pl_threadpool_size(pool) * 4;
+    if (nt > G) nt = (int)G;
+    if (nt < 1) nt = 1;
+    j->ntasks = nt;
+    pl_threadpool_run(pool, pack_task, j, nt);
+    if (j->asum) {
+        nt = pl_threadpool_size(pool);
+        j->ntasks = nt;
+        pl_threadpool_run(pool, asum_task, j, nt);
+    }
+    if (j->failed) return pl_error(PL_ERR_NOMEM, "int8 gemm: out of memory packing activations");
+    return PL_OK;
+}
+
+pl_status pl_q8_im2col(pl_q8_level level, const pl_q8_conv_geom *g, const uint8_t *x, uint8_t flip,
+                       uint8_t pad, void *panel, int32_t *asum, pl_threadpool *pool) {
+    int64_t P = 1, K = g->C;
+    for (int d = 0; d < g->ndim; d++) {
+        P *= g->out[d];
+        K *= g->k[d];
+    }
+    pack_job j = {.level = level, .g = g, .x = x, .P = P, .Pp = pl_q8_pp(P), .K = K,
+                  .Kp = (K + 3) / 4 * 4, .flip = flip, .pad = pad, .panel = panel, .asum = asum};
+    return run_pack(&j, pool);
+}
+
+pl_status pl_q8_pack_rows(pl_q8_level level, const uint8_t *x, int64_t P, int64_t K, int64_t ldx,
+                          uint8_t flip, void *panel, int32_t *asum, pl_threadpool *pool) {
+    pack_job j = {.level = level, .x = x, .P = P, .Pp = pl_q8_pp(P), .K = K, .Kp = (K + 3) / 4 * 4,
+                  .ldx = ldx, .flip = flip, .panel = panel, .asum = asum};
+    return run_pack(&j, pool);
+}
+
+/* ------------------------------------------------------------------ the driver */
+
+typedef struct gemm_job {
+    const pl_q8_w *pw;
+    const pl_q8_impl *im;
+    const void *panel;
+    const int32_t *asum;
+    int64_t P, Pp;
+    int32_t za;
+    const pl_q8_epilogue *e;
+    void *out;
+    int64_t ldm, ldp;
+    int64_t row_units, col_chunks, chunks_per_task, rows_per_unit;
+} gemm_job;
+
+static void gemm_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const gemm_job *j = ctx;
+    const int64_t ncol_tasks = (j->col_chunks + j->chunks_per_task - 1) / j->chunks_per_task;
+    const int64_t ru = task / ncol_tasks, ct = task % ncol_tasks;
+    const int64_t c0 = ct * j->chunks_per_task;
+    int64_t c1 = c0 + j->chunks_per_task;
+    if (c1 > j->col_chunks) c1 = j->col_chunks;
+    const pl_q8_w *pw = j->pw;
+    _Alignas(64) int32_t acc[16 * 32 * 4];
+    if (!pw->sparse) {
+        /* columns outer, row tiles inner: the 32-column slice of the A panel stays in
+         * L1/L2 while the weight tiles stream past it */
+        const int64_t nt = (pw->M + pw->mr - 1) / pw->mr;
+        const int64_t t0 = ru * j->rows_per_unit;
+        const int64_t t1 = t0 + j->rows_per_unit < nt ? t0 + j->rows_per_unit : nt;
+        for (int64_t cc = c0; cc < c1; cc++) {
+            const int64_t p0 = cc * 32;
+            const int64_t n = j->P - p0 < 32 ? j->P - p0 : 32;
+            for (int64_t mt = t0; mt < t1; mt++) {
+                const int64_t m0 = mt * pw->mr;
+                const int64_t mrows = pw->M - m0 < pw->mr ? pw->M - m0 : pw->mr;
+                j->im->tile(pw, mt, j->panel, j->Pp, p0, acc);
+                for (int64_t r = 0; r < mrows; r++)
+                    j->im->epi(pw, m0 + r, acc + r * 32, j->asum, j->za, p0, n, j->e, j->out, j->ldm,
+                               j->ldp);
+            }
+        }
+        return;
+    }
+    const int64_t m0 = ru * j->rows_per_unit;
+    int64_t m1 = m0 + j->rows_per_unit;
+    if (m1 > pw->M) m1 = pw->M;
+    const int64_t p0 = c0 * 32;
+    const int nb = (int)(c1 - c0);
+    int64_t n = j->P - p0;
+    if (n > nb * 32) n = nb * 32;
+    for (int64_t m = m0; m < m1; m++) {
+        j->im->srow(pw, m, j->panel, j->Pp, p0, nb, acc);
+        j->im->epi(pw, m, acc, j->asum, j->za, p0, n, j->e, j->out, j->ldm, j->ldp);
+    }
+}
+
+pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, int64_t P,
+                     int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp,
+                     pl_threadpool *pool) {
+    if (pw->any_zw && !asum)
+        return pl_error(PL_ERR_ARGUMENT, "int8 gemm: weights with zero points need column sums");
+    if ((pw->level == PL_Q8_VNNI && !(pl_cpu()->avx512_vnni && pl_cpu()->avx512bw)) ||
+        (pw->level == PL_Q8_AVX2 && pl_cpu()->best < PL_ISA_AVX2))
+        return pl_error(PL_ERR_UNSUPPORTED, "int8 gemm: weights packed for %s, which this CPU lacks",
+                        pl_q8_level_name(pw->level));
+    if (pw->M <= 0 || P <= 0) return PL_OK;
+    gemm_job j = {.pw = pw, .im = impl_of(pw->level), .panel = panel, .asum = asum, .P = P,
+                  .Pp = pl_q8_pp(P), .za = za, .e = e, .out = out, .ldm = ldm, .ldp = ldp};
+    j.col_chunks = j.Pp / 32;
+    const int nth = pl_threadpool_size(pool);
+    if (!pw->sparse) {
+        /* tasks: a few column chunks each with all row tiles, split along rows only when
+         * there are too few column tasks for the threads */
+        const int64_t nt = (pw->M + pw->mr - 1) / pw->mr;
+        j.chunks_per_task = 2;
+        const int64_t ncol = (j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task;
+        int64_t splits = (4 * nth + ncol - 1) / ncol;
+        if (splits > nt) splits = nt;
+        if (splits < 1) splits = 1;
+        j.rows_per_unit = (nt + splits - 1) / splits;
+        j.row_units = (nt + j.rows_per_unit - 1) / j.rows_per_unit;
+    } else {
+        /* columns per task, measured best of 32/64/128 (A-panel reuse against L1/L2 misses) */
+        j.chunks_per_task = pw->level == PL_Q8_AVX2 ? 4 : 2;
+        if (j.chunks_per_task > j.col_chunks) j.chunks_per_task = j.col_chunks;
+        const int64_t ncol = (j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task;
+        int64_t want = 8 * nth / ncol + 1; /* row units */
+        j.rows_per_unit = (pw->M + want - 1) / want;
+        if (j.rows_per_unit < 1) j.rows_per_unit = 1;
+        j.row_units = (pw->M + j.rows_per_unit - 1) / j.rows_per_unit;
+    }
+    const int64_t ntasks = j.row_units * ((j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task);
+    if (ntasks > 0x7fffffff) return pl_error(PL_ERR_ARGUMENT, "int8 gemm: too many tiles");
+    pl_threadpool_run(pool, gemm_task, &j, (int)ntasks);
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------------ QLinearAdd */
+
+typedef struct add_job {
+    const uint8_t *a, *b;
+    uint8_t *y;
+    int64_t n, chunk;
+    const pl_q8_add_params *p;
+    pl_q8_add_fn fn;
+} add_job;
+
+static void add_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const add_job *j = ctx;
+    const int64_t i0 = task * j->chunk;
+    const int64_t n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
+    j->fn(j->a + i0, j->b + i0, j->y + i0, n, j->p);
+}
+
+void pl_q8_add_u8(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
+                  const pl_q8_add_params *p, pl_threadpool *pool) {
+    const pl_q8_level l = pl_q8_level_now();
+    add_job j = {a, b, y, n, 16384, p,
+                 l == PL_Q8_VNNI ? pl_q8_add_u8_avx512 : l == PL_Q8_AVX2 ? pl_q8_add_u8_avx2 : pl_q8_add_u8_ref};
+    const int64_t nt = (n + j.chunk - 1) / j.chunk;
+    if (nt > 0) pl_threadpool_run(pool, add_task, &j, (int)nt);
+}

@@ -1,0 +1,182 @@
+/* qgemm.h -- the INT8 GEMM engine: u8 activations x s8 weights, exact 32-bit
+ * accumulation, packed weights, a fused requantisation epilogue, threaded.
+ *
+ * It computes, for output channel m < M and column (pixel / row) p < P,
+ *
+ *   acc[m][p] = sum_k (a[k][p] - za) * (w[m][k] - zw[m])        (int32, wraps)
+ *
+ * from the raw product sum_k a*w and the precomputed corrections (row sums of w, column
+ * sums of a when some zw != 0), then the epilogue:
+ *
+ *   I32:  out = acc + bias_i32[m]
+ *   F32:  y = fmaf((float)(acc + bias_i32[m]), scale[m], fbias[m]); y = fmaf(res, rscale, y);
+ *         y = min(max(y, lo), hi); out = y
+ *   U8/S8: as F32 with lo/hi also clamped to [qmin - zp, qmax - zp], then
+ *         out = nearbyintf(y) + zp (round half to even)
+ * (absent terms are skipped; every level does exactly these float operations, so all
+ * levels give bit-identical results).
+ *
+ * Activations are packed per run into the "A panel": K rounded up to 4 (Kp), P rounded
+ * up to 32 (Pp), laid out [Kp/4][Pp][4] -- four consecutive k of one column side by side,
+ * the operand of one vpdpbusd lane. u8 elements on the ref and AVX-512 VNNI levels;
+ * on AVX2, int16 elements (widened once at packing so the kernel's vpmaddwd is exact).
+ * s8 activations are packed as u8 by flipping the sign bit (za + 128).
+ *
+ * Weights are packed once (pl_q8_pack_w) for the level in force, dense (row tiles of MR)
+ * or block-sparse: per row, the list of non-zero groups of 4 consecutive k. */
+#ifndef PL_KERNELS_QGEMM_H
+#define PL_KERNELS_QGEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cpu.h"
+#include "core/status.h"
+#include "core/threadpool.h"
+
+typedef enum pl_q8_out { PL_Q8_OUT_I32 = 0, PL_Q8_OUT_F32, PL_Q8_OUT_U8, PL_Q8_OUT_S8 } pl_q8_out;
+
+typedef struct pl_q8_epilogue {
+    pl_q8_out out;
+    const int32_t *bias_i32; /* M values or NULL */
+    const float *scale;      /* M values (F32/U8/S8) */
+    const float *fbias;      /* M values or NULL, added after scaling */
+    const float *res;        /* float residual laid out like the output, or NULL */
+    float rscale;
+    float lo, hi; /* activation clamp in output units (-inf/+inf: none) */
+    int32_t zp;   /* U8/S8 output zero point */
+} pl_q8_epilogue;
+
+/* The kernel level a packing is for. */
+typedef enum pl_q8_level { PL_Q8_REF = 0, PL_Q8_AVX2 = 1, PL_Q8_VNNI = 2 } pl_q8_level;
+
+/* Packed weights (owned; free with pl_q8_w_free). */
+typedef struct pl_q8_w {
+    pl_q8_level level;
+    bool sparse;
+    int64_t M, K, Kp;
+    int mr;          /* dense row tile */
+    void *data;      /* dense: [ceil(M/mr)][Kp/4][mr][4] s8 (AVX2: int16) */
+    int32_t *rowsum; /* M: sum_k w[m][k] (the packed, signed weights) */
+    int32_t *zw;     /* M: weight zero points (of the signed weights) */
+    bool any_zw;     /* some zw != 0: the kernel needs column sums of a */
+    /* sparse: row m's non-zero groups are idx[ptr[m] .. ptr[m+1]) (group numbers g, the
+     * 4 weights at vals[4 * j]; AVX2: int16 values) */
+    int64_t *ptr;
+    int32_t *idx;
+    void *vals;
+    int64_t nnz_groups;
+} pl_q8_w;
+
+/* The level pl_cpu_isa() allows for int8 (VNNI needs avx512_vnni). */
+pl_q8_level pl_q8_level_now(void);
+const char *pl_q8_level_name(pl_q8_level l);
+
+/* Fraction of the groups of 4 consecutive k (per row) that are all zero in w. w is
+ * M x K, row stride ldw; zero means equal to the row's zero point. */
+double pl_q8_group_sparsity(const int8_t *w, int64_t M, int64_t K, int64_t ldw,
+                            const int32_t *zw);
+
+/* Packs w (M x K signed, row stride ldw; zw: M zero points or NULL for all 0) for
+ * `level`, dense or block-sparse. Errors: out of memory, bad sizes. */
+pl_status pl_q8_pack_w(pl_q8_w *pw, const int8_t *w, int64_t M, int64_t K, int64_t ldw,
+                       const int32_t *zw, pl_q8_level level, bool sparse);
+void pl_q8_w_free(pl_q8_w *pw);
+
+/* A panel geometry for P columns and Kp rows. */
+static inline int64_t pl_q8_pp(int64_t P) { return (P + 31) / 32 * 32; }
+/* Bytes of the A panel (the column sums, when wanted, are Pp int32 more, elsewhere). */
+size_t pl_q8_panel_bytes(pl_q8_level level, int64_t Kp, int64_t P);
+
+/* Convolution geometry for im2col packing (one image, one group). */
+typedef struct pl_q8_conv_geom {
+    int ndim;                          /* spatial dims, 1..3 */
+    int64_t C;                         /* input channels of the group */
+    int64_t in[3], out[3], k[3], stride[3], pad[3], dil[3];
+} pl_q8_conv_geom;
+
+/* Packs the A panel of a convolution: k = tap * C + c (tap: the kernel position in C
+ * order; weights must be packed in the same order), p = output position;
+ * x is [C][in...] u8 (xor 0x80 applied when s8), taps outside read as pad (the zero
+ * point). asum (Pp int32 or NULL) gets sum_k a[k][p]. Threaded over groups of k. */
+pl_status pl_q8_im2col(pl_q8_level level, const pl_q8_conv_geom *g, const uint8_t *x, uint8_t flip,
+                       uint8_t pad, void *panel, int32_t *asum, pl_threadpool *pool);
+/* Packs the A panel of a matrix product: column p = row p of x (P x K, row stride ldx),
+ * k along the row. */
+pl_status pl_q8_pack_rows(pl_q8_level level, const uint8_t *x, int64_t P, int64_t K, int64_t ldx,
+                          uint8_t flip, void *panel, int32_t *asum, pl_threadpool *pool);
+
+/* out element (m, p) is at out + m * ldm + p * ldp (in elements of the output type). */
+pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, int64_t P,
+                     int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp,
+                     pl_threadpool *pool);
+
+/* The plain reference of the whole computation (unpacked operands): a is K x P (row
+ * stride lda) u8, w is M x K s8, zw per row (NULL: 0). For tests. */
+void pl_q8_gemm_ref(const uint8_t *a, int64_t lda, int32_t za, const int8_t *w, int64_t ldw,
+                    const int32_t *zw, int64_t M, int64_t K, int64_t P, const pl_q8_epilogue *e,
+                    void *out, int64_t ldm, int64_t ldp);
+
+/* ---- internal: per-level kernels (qgemm_avx2.c, qgemm_avx512.c, ref.c) ---- */
+
+/* Raw products for rows [m0, m0 + mr) (one dense row tile, index mt) and columns
+ * [p0, p0 + np) (np <= 32, p0 a multiple of 32): acc[r][j] = sum_k a*w, row stride 32. */
+typedef void (*pl_q8_tile_fn)(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp,
+                              int64_t p0, int32_t *acc);
+/* Raw products of one sparse row m for columns [p0, p0 + 32 * nb): acc[j]. */
+typedef void (*pl_q8_srow_fn)(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp,
+                              int64_t p0, int nb, int32_t *acc);
+/* The epilogue of n outputs of row m from raw sums (acc[j] for column p0 + j). */
+typedef void (*pl_q8_epi_fn)(const pl_q8_w *pw, int64_t m, const int32_t *acc,
+                             const int32_t *asum, int32_t za, int64_t p0, int64_t n,
+                             const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp);
+
+typedef struct pl_q8_impl {
+    pl_q8_level level;
+    int mr;
+    pl_q8_tile_fn tile;
+    pl_q8_srow_fn srow;
+    pl_q8_epi_fn epi;
+} pl_q8_impl;
+
+const pl_q8_impl *pl_q8_impl_ref(void);
+const pl_q8_impl *pl_q8_impl_avx2(void);
+const pl_q8_impl *pl_q8_impl_vnni(void);
+
+/* The scalar epilogue (ref.c), also used by the fast levels for strided outputs. */
+void pl_q8_epi_scalar(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int32_t *asum,
+                      int32_t za, int64_t p0, int64_t n, const pl_q8_epilogue *e, void *out,
+                      int64_t ldm, int64_t ldp);
+
+
+
+/* ---- element-wise: the sum of two quantized tensors (QLinearAdd) ---- */
+
+typedef struct pl_q8_add_params {
+    float ra, rb;  /* a_scale / y_scale, b_scale / y_scale */
+    float fixed;   /* zy - (ra * za + rb * zb), the zero points folded in */
+    float lo, hi;  /* clamp before rounding, in output units (zero point included) */
+} pl_q8_add_params;
+
+/* y[i] = nearbyintf(min(max(fmaf(a, ra, fmaf(b, rb, fixed)), lo), hi)), u8 in and out,
+ * same shapes, threaded: ONNX Runtime's QLinearAdd arithmetic (so results match it bit
+ * for bit). Every level gives identical results. */
+void pl_q8_add_u8(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
+                  const pl_q8_add_params *p, pl_threadpool *pool);
+typedef void (*pl_q8_add_fn)(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
+                             const pl_q8_add_params *p);
+void pl_q8_add_u8_ref(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
+void pl_q8_add_u8_avx2(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
+void pl_q8_add_u8_avx512(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
+/* 2-D max pooling of one plane x [H][W] into y [OH][OW] (kernel k, stride s, leading
+ * pads pad; padding ignored). flip 0x80 for int8 data (compared as signed). tmp holds
+ * H * OW bytes. An output whose window holds no input gets the type's minimum. */
+void pl_q8_maxpool2d(const uint8_t *x, int64_t H, int64_t W, uint8_t *y, int64_t OH, int64_t OW,
+                     const int64_t k[2], const int64_t s[2], const int64_t pad[2], uint8_t flip,
+                     uint8_t *tmp);
+/* Interleaves 4 rows of n bytes into d[4 * p + t] = r[t][p] (the u8 A panel). */
+void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
+/* The same widened to int16 (the AVX2 panel). */
+void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d);
+#endif

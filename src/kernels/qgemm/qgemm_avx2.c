@@ -1,0 +1,159 @@
+/* qgemm_avx2.c -- the AVX2 level of the INT8 GEMM engine. Without VNNI the exact path is
+ * int16 x int16 -> int32 (vpmaddwd): the A panel holds activations widened to int16 at
+ * packing and the weights are packed as int16, so a product pair never saturates (unlike
+ * vpmaddubsw's int16 sums). One ymm holds 4 columns x 4 k; vpmaddwd leaves two partial
+ * sums per column, folded by vphaddd once per tile. Tiles: 6 rows x 8 columns per pass. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/qgemm/qgemm.h"
+
+#define MR 6
+
+static inline __m256i bcast4w(const int16_t *p) {
+    int64_t v;
+    memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+}
+
+/* Folds two partial-sum vectors (columns 0-3 and 4-7) into 8 column sums. */
+static inline __m256i fold(__m256i lo, __m256i hi) {
+    return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
+}
+
+static void tile_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
+                      int32_t *acc) {
+    const int64_t G = pw->Kp / 4;
+    const int16_t *w = (const int16_t *)pw->data + mt * G * MR * 4;
+    for (int sb = 0; sb < 4; sb++) {
+        const int16_t *a = (const int16_t *)panel + (p0 + sb * 8) * 4;
+        __m256i c[MR][2];
+        for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+        for (int64_t g = 0; g < G; g++) {
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a + g * Pp * 4));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a + g * Pp * 4 + 16));
+            const int16_t *wg = w + g * MR * 4;
+#define ROW(r)                                                                                     \
+    do {                                                                                           \
+        const __m256i b = bcast4w(wg + 4 * (r));                                                   \
+        c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(a0, b));                             \
+        c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(a1, b));                             \
+    } while (0)
+            ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
+#undef ROW
+        }
+        for (int r = 0; r < MR; r++)
+            _mm256_storeu_si256((__m256i *)(acc + r * 32 + sb * 8), fold(c[r][0], c[r][1]));
+    }
+}
+
+static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
+                      int32_t *acc) {
+    const int32_t *idx = pw->idx;
+    const int16_t *v = pw->vals;
+    for (int sb = 0; sb < nb; sb++) {
+        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
+        __m256i c[8];
+        for (int i = 0; i < 8; i++) c[i] = _mm256_setzero_si256();
+        for (int64_t q = pw->ptr[m]; q < pw->ptr[m + 1]; q++) {
+            const int16_t *ag = a + (int64_t)idx[q] * Pp * 4;
+            const __m256i b = bcast4w(v + q * 4);
+            for (int i = 0; i < 8; i++)
+                c[i] = _mm256_add_epi32(
+                    c[i], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ag + 16 * i)), b));
+        }
+        for (int i = 0; i < 4; i++)
+            _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8 * i), fold(c[2 * i], c[2 * i + 1]));
+    }
+}
+
+static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int32_t *asum,
+                     int32_t za, int64_t p0, int64_t n, const pl_q8_epilogue *e, void *out,
+                     int64_t ldm, int64_t ldp) {
+    if (ldp != 1 || n < 8) {
+        pl_q8_epi_scalar(pw, m, acc, asum, za, p0, n, e, out, ldm, ldp);
+        return;
+    }
+    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
+    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
+    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
+    const __m256i voff = _mm256_set1_epi32((int32_t)off), vzw = _mm256_set1_epi32(zw);
+    const int64_t at0 = m * ldm + p0;
+    float lo = e->lo, hi = e->hi;
+    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
+        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
+        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
+        lo = lo > qlo ? lo : qlo;
+        hi = hi < qhi ? hi : qhi;
+    }
+    const __m256 vs = _mm256_set1_ps(e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m]);
+    const __m256 vb = _mm256_set1_ps(e->fbias ? e->fbias[m] : 0.0f);
+    const __m256 vr = _mm256_set1_ps(e->rscale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i vzp = _mm256_set1_epi32(e->zp);
+    /* Full vectors of 8; the last one overlaps the previous (recomputing the same
+     * values), so no tail loop is needed (n >= 8). */
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+        const int64_t j = j0 + 8 <= n ? j0 : n - 8;
+        __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + j)), voff);
+        if (zw)
+            v = _mm256_sub_epi32(
+                v, _mm256_mullo_epi32(vzw, _mm256_loadu_si256((const __m256i *)(asum + p0 + j))));
+        if (e->out == PL_Q8_OUT_I32) {
+            _mm256_storeu_si256((__m256i *)((int32_t *)out + at0 + j), v);
+            continue;
+        }
+        __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), vs, vb);
+        if (e->res) y = _mm256_fmadd_ps(_mm256_loadu_ps(e->res + at0 + j), vr, y);
+        y = _mm256_min_ps(_mm256_max_ps(y, vlo), vhi);
+        if (e->out == PL_Q8_OUT_F32) {
+            _mm256_storeu_ps((float *)out + at0 + j, y);
+            continue;
+        }
+        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), vzp);
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        const __m128i b8 = e->out == PL_Q8_OUT_U8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
+        _mm_storel_epi64((__m128i *)((uint8_t *)out + at0 + j), b8);
+    }
+}
+
+static const pl_q8_impl impl = {PL_Q8_AVX2, MR, tile_avx2, srow_avx2, epi_avx2};
+
+const pl_q8_impl *pl_q8_impl_avx2(void) { return &impl; }
+
+void pl_q8_add_u8_avx2(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p) {
+    const __m256 ra = _mm256_set1_ps(p->ra), rb = _mm256_set1_ps(p->rb), fx = _mm256_set1_ps(p->fixed);
+    const __m256 lo = _mm256_set1_ps(p->lo), hi = _mm256_set1_ps(p->hi);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 af = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + i))));
+        const __m256 bf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i))));
+        __m256 v = _mm256_fmadd_ps(af, ra, _mm256_fmadd_ps(bf, rb, fx));
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        const __m256i q = _mm256_cvtps_epi32(v);
+        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(y + i), _mm_packus_epi16(w16, w16));
+    }
+    if (i < n) pl_q8_add_u8_ref(a + i, b + i, y + i, n - i, p);
+}
+
+void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d) {
+    int64_t p = 0;
+    for (; p + 16 <= n; p += 16) {
+        const __m128i x0 = _mm_loadu_si128((const __m128i *)(r[0] + p));
+        const __m128i x1 = _mm_loadu_si128((const __m128i *)(r[1] + p));
+        const __m128i x2 = _mm_loadu_si128((const __m128i *)(r[2] + p));
+        const __m128i x3 = _mm_loadu_si128((const __m128i *)(r[3] + p));
+        const __m128i l01 = _mm_unpacklo_epi8(x0, x1), h01 = _mm_unpackhi_epi8(x0, x1);
+        const __m128i l23 = _mm_unpacklo_epi8(x2, x3), h23 = _mm_unpackhi_epi8(x2, x3);
+        /* 64 bytes in column order, then widened 16 at a time */
+        const __m128i q0 = _mm_unpacklo_epi16(l01, l23), q1 = _mm_unpackhi_epi16(l01, l23);
+        const __m128i q2 = _mm_unpacklo_epi16(h01, h23), q3 = _mm_unpackhi_epi16(h01, h23);
+        _mm256_storeu_si256((__m256i *)(d + 4 * p), _mm256_cvtepu8_epi16(q0));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 16), _mm256_cvtepu8_epi16(q1));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 32), _mm256_cvtepu8_epi16(q2));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 48), _mm256_cvtepu8_epi16(q3));
+    }
+    for (; p < n; p++)
+        for (int t = 0; t < 4; t++) d[4 * p + t] = r[t][p];
+}

@@ -1,0 +1,246 @@
+/* test_qgemm.c -- the INT8 GEMM engine (src/kernels/qgemm) against its unpacked
+ * reference on every kernel level this CPU has: dense and block-sparse weights
+ * (no zero groups, some, all), shapes at, below, above and between the tile sizes,
+ * K not a multiple of 4, weight and activation zero points, every output type and
+ * epilogue term, strided (transposed) outputs, 1..3 threads; and im2col convolutions
+ * (padding, stride, dilation, 1x1 and KxK) against a direct convolution. Results
+ * must be bit-identical. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "core/threadpool.h"
+#include "kernels/qgemm/qgemm.h"
+
+static int failures, cases;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            if (failures < 30) {                                                                   \
+                printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
+                printf(__VA_ARGS__);                                                               \
+                printf("\n");                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static size_t osize(pl_q8_out o) { return o == PL_Q8_OUT_U8 || o == PL_Q8_OUT_S8 ? 1 : 4; }
+
+/* sparsity: 0 none, 1 half the groups zero, 2 all zero, 3 extreme values */
+static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool sparse_pack,
+                      bool with_zw, pl_q8_out out, bool transposed, pl_threadpool *pool) {
+    cases++;
+    uint8_t *a = malloc((size_t)(K * P + 1));
+    int8_t *w = malloc((size_t)(M * K + 1));
+    int32_t *zw = malloc(sizeof(int32_t) * (size_t)(M + 1));
+    for (int i = 0; i < K * P; i++) a[i] = sparsity == 3 ? 255 : (uint8_t)rnd();
+    for (int m = 0; m < M; m++) {
+        zw[m] = with_zw ? (int32_t)(rnd() % 21) - 10 : 0;
+        for (int k = 0; k < K; k++) {
+            int8_t v = sparsity == 3 ? (k % 2 ? -128 : 127) : (int8_t)rnd();
+            if (sparsity == 2 || (sparsity == 1 && rnd() % 2)) v = 0;
+            w[m * K + k] = v;
+        }
+        if (sparsity == 1) /* zero groups of 4 */
+            for (int g = 0; g < (K + 3) / 4; g++)
+                if (rnd() % 2)
+                    for (int k = 4 * g; k < 4 * g + 4 && k < K; k++) w[m * K + k] = 0;
+    }
+    const int32_t za = sparsity == 3 ? 0 : (int32_t)(rnd() % 256);
+    int32_t *bias = malloc(sizeof(int32_t) * (size_t)(M + 1));
+    float *scale = malloc(sizeof(float) * (size_t)(M + 1)), *fb = malloc(sizeof(float) * (size_t)(M + 1));
+    for (int m = 0; m < M; m++) {
+        bias[m] = (int32_t)(rnd() % 20001) - 10000;
+        scale[m] = (float)(rnd() % 1000 + 1) * 1e-5f;
+        fb[m] = (float)((int)(rnd() % 2001) - 1000) * 0.01f;
+    }
+    float *res = malloc(sizeof(float) * (size_t)(M * P + 1));
+    for (int i = 0; i < M * P; i++) res[i] = (float)((int)(rnd() % 2001) - 1000) * 0.1f;
+    pl_q8_epilogue e = {.out = out, .bias_i32 = rnd() % 2 ? bias : NULL, .scale = scale,
+                        .lo = -INFINITY, .hi = INFINITY, .zp = out == PL_Q8_OUT_U8 ? (int32_t)(rnd() % 256) : (int32_t)(rnd() % 256) - 128};
+    if (out != PL_Q8_OUT_I32) {
+        if (rnd() % 2) e.fbias = fb;
+        if (rnd() % 2) {
+            e.res = res;
+            e.rscale = 0.37f;
+        }
+        if (rnd() % 2) e.lo = 0;
+        if (rnd() % 3 == 0) e.hi = 6;
+    }
+    const int64_t ldm = transposed ? 1 : P, ldp = transposed ? M : 1;
+    const size_t bytes = osize(out) * (size_t)(M * P + 1);
+    void *y = malloc(bytes), *yr = malloc(bytes);
+    memset(y, 0xAB, bytes);
+    memset(yr, 0xAB, bytes);
+    pl_q8_gemm_ref(a, P, za, w, K, with_zw ? zw : NULL, M, K, P, &e, yr, ldm, ldp);
+
+    pl_q8_w pw;
+    pl_status st = pl_q8_pack_w(&pw, w, M, K, K, with_zw ? zw : NULL, level, sparse_pack);
+    CHECK(st == PL_OK, "pack: %s", pl_error_msg());
+    /* the A panel from a P x K row-major copy (pack_rows) */
+    uint8_t *at = malloc((size_t)(K * P + 1));
+    for (int k = 0; k < K; k++)
+        for (int p = 0; p < P; p++) at[p * K + k] = a[k * P + p];
+    void *panel = malloc(pl_q8_panel_bytes(level, (K + 3) / 4 * 4, P) + 64);
+    int32_t *asum = malloc(sizeof(int32_t) * (size_t)pl_q8_pp(P));
+    st = pl_q8_pack_rows(level, at, P, K, K, 0, panel, asum, pool);
+    CHECK(st == PL_OK, "pack rows: %s", pl_error_msg());
+    st = pl_q8_gemm(&pw, panel, asum, P, za, &e, y, ldm, ldp, pool);
+    CHECK(st == PL_OK, "gemm: %s", pl_error_msg());
+    int bad = -1;
+    for (int i = 0; i < M * P && bad < 0; i++)
+        if (memcmp((char *)y + i * osize(out), (char *)yr + i * osize(out), osize(out))) bad = i;
+    CHECK(bad < 0, "%s M=%d K=%d P=%d sp=%d sparse=%d zw=%d out=%d tr=%d: element %d differs",
+          pl_q8_level_name(level), M, K, P, sparsity, sparse_pack, with_zw, out, transposed, bad);
+    pl_q8_w_free(&pw);
+    free(a); free(w); free(zw); free(bias); free(scale); free(fb); free(res); free(y); free(yr);
+    free(at); free(panel); free(asum);
+}
+
+/* Direct convolution of one image (2-D) with zero points, int32 result. */
+static void conv_direct(const uint8_t *x, int C, int H, int W, const int8_t *w, int M, int KH,
+                        int KW, int s, int pad, int dil, int32_t za, int OH, int OW, int32_t *y) {
+    for (int m = 0; m < M; m++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int32_t acc = 0;
+                for (int c = 0; c < C; c++)
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int ih = oh * s - pad + kh * dil, iw = ow * s - pad + kw * dil;
+                            int v = ih < 0 || ih >= H || iw < 0 || iw >= W ? za : x[(c * H + ih) * W + iw];
+                            acc += (v - za) * w[((m * C + c) * KH + kh) * KW + kw];
+                        }
+                y[(m * OH + oh) * OW + ow] = acc;
+            }
+}
+
+static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int KW, int s, int pad,
+                      int dil, bool sparse, pl_threadpool *pool) {
+    cases++;
+    const int OH = (H + 2 * pad - dil * (KH - 1) - 1) / s + 1, OW = (W + 2 * pad - dil * (KW - 1) - 1) / s + 1;
+    const int K = C * KH * KW, P = OH * OW;
+    uint8_t *x = malloc((size_t)(C * H * W));
+    int8_t *w = malloc((size_t)(M * K));
+    for (int i = 0; i < C * H * W; i++) x[i] = (uint8_t)rnd();
+    for (int i = 0; i < M * K; i++) w[i] = rnd() % 3 ? 0 : (int8_t)rnd();
+    const int32_t za = (int32_t)(rnd() % 256);
+    int32_t *yr = malloc(sizeof(int32_t) * (size_t)(M * P)), *y = malloc(sizeof(int32_t) * (size_t)(M * P));
+    conv_direct(x, C, H, W, w, M, KH, KW, s, pad, dil, za, OH, OW, yr);
+    pl_q8_conv_geom g = {.ndim = 2, .C = C, .in = {H, W}, .out = {OH, OW}, .k = {KH, KW},
+                         .stride = {s, s}, .pad = {pad, pad}, .dil = {dil, dil}};
+    int8_t *wk = malloc((size_t)(M * K)); /* k = tap * C + c */
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < KH * KW; t++) wk[m * K + t * C + c] = w[(m * C + c) * KH * KW + t];
+    pl_q8_w pw;
+    CHECK(pl_q8_pack_w(&pw, wk, M, K, K, NULL, level, sparse) == PL_OK, "pack");
+    free(wk);
+    void *panel = malloc(pl_q8_panel_bytes(level, (K + 3) / 4 * 4, P));
+    CHECK(pl_q8_im2col(level, &g, x, 0, (uint8_t)za, panel, NULL, pool) == PL_OK, "im2col");
+    pl_q8_epilogue e = {.out = PL_Q8_OUT_I32};
+    CHECK(pl_q8_gemm(&pw, panel, NULL, P, za, &e, y, P, 1, pool) == PL_OK, "gemm");
+    CHECK(!memcmp(y, yr, sizeof(int32_t) * (size_t)(M * P)),
+          "conv %s C=%d %dx%d M=%d k=%dx%d s=%d pad=%d dil=%d sparse=%d differs",
+          pl_q8_level_name(level), C, H, W, M, KH, KW, s, pad, dil, sparse);
+    pl_q8_w_free(&pw);
+    free(x); free(w); free(y); free(yr); free(panel);
+}
+
+/* QLinearAdd's kernel on every level against the plain formula (lengths around the
+ * vector widths, clamps in and out of range). */
+static void add_case(int64_t n, pl_threadpool *pool) {
+    cases++;
+    uint8_t *a = malloc((size_t)n + 1), *b = malloc((size_t)n + 1), *y = malloc((size_t)n + 1);
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = (uint8_t)rnd();
+        b[i] = (uint8_t)rnd();
+    }
+    const float ra = (float)(rnd() % 1000 + 1) / 700.0f, rb = (float)(rnd() % 1000 + 1) / 900.0f;
+    const int za = (int)(rnd() % 256), zb = (int)(rnd() % 256), zy = (int)(rnd() % 256);
+    const float fixed = (float)zy - (ra * (float)za + rb * (float)zb);
+    const pl_q8_add_params p = {ra, rb, fixed, rnd() % 2 ? (float)zy : 0.0f, rnd() % 3 ? 255.0f : 200.5f};
+    pl_q8_add_u8(a, b, y, n, &p, pool);
+    int bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        float v = fmaf((float)a[i], ra, fmaf((float)b[i], rb, fixed));
+        v = fminf(fmaxf(v, p.lo), p.hi);
+        if (y[i] != (uint8_t)(int32_t)nearbyintf(v)) bad = (int)i;
+    }
+    CHECK(bad < 0, "add %s n=%lld: element %d differs", pl_q8_level_name(pl_q8_level_now()), (long long)n, bad);
+    free(a);
+    free(b);
+    free(y);
+}
+
+int main(void) {
+    pl_threadpool *pools[3] = {NULL, pl_threadpool_create(2), pl_threadpool_create(3)};
+    static const int Ms[] = {1, 5, 6, 7, 11, 12, 13, 25};
+    static const int Ks[] = {1, 3, 4, 5, 8, 63, 64, 67};
+    static const int Ps[] = {1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 129};
+    for (int isa = 0; isa < PL_ISA_COUNT; isa++) {
+        if (pl_cpu_force_isa(isa) != (pl_isa)isa) continue;
+        pl_q8_level level = pl_q8_level_now();
+        if (isa == PL_ISA_AVX512 && level != PL_Q8_VNNI) continue;
+        printf("level %s\n", pl_q8_level_name(level));
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++)
+                for (int k = 0; k < 11; k++) {
+                    int sp = (int)(rnd() % 4);
+                    gemm_case(level, Ms[i], Ks[j], Ps[k], sp, rnd() % 2, rnd() % 4 == 0,
+                              (pl_q8_out)(rnd() % 4), rnd() % 5 == 0, pools[rnd() % 3]);
+                }
+        /* every sparse packing edge: all zero, none zero */
+        for (int sp = 0; sp < 3; sp++)
+            gemm_case(level, 13, 67, 129, sp, true, false, PL_Q8_OUT_U8, false, pools[1]);
+        gemm_case(level, 0, 8, 8, 0, false, false, PL_Q8_OUT_F32, false, NULL);
+        gemm_case(level, 4, 0, 8, 0, false, false, PL_Q8_OUT_I32, false, NULL);
+        gemm_case(level, 4, 0, 8, 0, true, false, PL_Q8_OUT_U8, false, NULL);
+        conv_case(level, 3, 9, 11, 5, 3, 3, 1, 1, 1, false, pools[1]);
+        conv_case(level, 3, 9, 11, 5, 3, 3, 1, 1, 1, true, pools[1]);
+        conv_case(level, 8, 7, 7, 13, 1, 1, 1, 0, 1, false, pools[2]);
+        conv_case(level, 5, 12, 10, 7, 3, 3, 2, 1, 1, true, NULL);
+        conv_case(level, 4, 13, 13, 6, 7, 7, 2, 3, 1, false, pools[1]);
+        conv_case(level, 6, 10, 10, 12, 3, 3, 1, 2, 2, false, pools[1]);
+        conv_case(level, 16, 8, 8, 24, 1, 1, 2, 0, 1, true, pools[1]);
+        conv_case(level, 2, 3, 3, 3, 5, 5, 1, 2, 1, false, NULL);
+        /* channels a multiple of 4: the direct 2-D panel path */
+        conv_case(level, 8, 9, 11, 5, 3, 3, 1, 1, 1, false, pools[1]);
+        conv_case(level, 8, 9, 37, 13, 3, 3, 1, 1, 1, true, pools[2]);
+        conv_case(level, 12, 10, 10, 7, 3, 3, 2, 1, 1, false, pools[1]);
+        conv_case(level, 8, 10, 10, 12, 3, 3, 1, 2, 2, true, NULL);
+        conv_case(level, 4, 5, 40, 3, 1, 5, 1, 0, 1, false, NULL);
+        conv_case(level, 16, 17, 19, 25, 1, 1, 1, 0, 1, false, pools[1]);
+        static const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 40000};
+        for (int i = 0; i < 11; i++) add_case(ns[i], pools[i % 3]);
+    }
+    pl_cpu_force_isa(-1);
+    /* errors */
+    pl_q8_w pw;
+    CHECK(pl_q8_pack_w(&pw, NULL, 3, 4, 2, NULL, PL_Q8_REF, false) != PL_OK &&
+              strstr(pl_error_msg(), "bad weight sizes"),
+          "bad sizes not reported: %s", pl_error_msg());
+    int8_t w1[4] = {1, 2, 3, 4};
+    int32_t zw1 = 3;
+    CHECK(pl_q8_pack_w(&pw, w1, 1, 4, 4, &zw1, PL_Q8_REF, false) == PL_OK, "pack zw");
+    pl_q8_epilogue e = {.out = PL_Q8_OUT_I32};
+    int32_t y;
+    CHECK(pl_q8_gemm(&pw, w1, NULL, 1, 0, &e, &y, 1, 1, NULL) != PL_OK &&
+              strstr(pl_error_msg(), "column sums"),
+          "missing asum not reported");
+    pl_q8_w_free(&pw);
+    for (int i = 1; i < 3; i++) pl_threadpool_destroy(pools[i]);
+    printf("%d cases, %d failures\n", cases, failures);
+    return failures ? 1 : 0;
+}
