@@ -13,7 +13,9 @@
 # Environment (defaults in brackets): PILLAR [build/pillar], BUILD [dir of PILLAR],
 # THREADS [2], LABELS [100000], FEATURES [135909], TRAIN [200000], TEST [20000],
 # EPOCHS_LSH [3], EPOCHS_DENSE [3], EVAL_EVERY [200], EVAL_POINTS [10000],
-# TORCH_LIMIT [seconds of PyTorch training; 0 = all epochs], LSH_ARGS, KEEP=1 reuses
+# TORCH_LIMIT [seconds of PyTorch training; 0 = all epochs], LSH_ARGS, DENSE_ARGS (extra
+# train-xc options of the dense run, e.g. "--time-limit 1200"), HALOS_ARGS [--topk 100
+# --max-candidates 100 --head 50: candidates scored per query], KEEP=1 reuses
 # finished runs in OUT_DIR, TORCH_BLAS [auto]: Debian's python3-torch calls the system
 # libblas.so.3, which is the (slow, single-threaded) reference BLAS unless an optimised
 # one is installed; TORCH_BLAS=openblas fetches Debian's libopenblas0-pthread with
@@ -38,6 +40,7 @@ EVAL_POINTS=${EVAL_POINTS:-10000}
 TORCH_LIMIT=${TORCH_LIMIT:-0}
 LSH_ARGS=${LSH_ARGS:---lsh simhash,10,32 --lsh-source examples --sample topk:500 --max-active 500 --bucket-policy fifo}
 KEEP=${KEEP:-0}
+HALOS_ARGS=${HALOS_ARGS:---topk 100 --max-candidates 100 --head 50}
 mkdir -p "$OUT"
 D="$OUT/xc${LABELS}"
 REPORT="$OUT/report.md"
@@ -66,7 +69,7 @@ run_pillar() { # NAME EPOCHS ARGS...
 }
 
 run_pillar lsh "$EPOCHS_LSH" $LSH_ARGS
-run_pillar dense "$EPOCHS_DENSE" --dense
+run_pillar dense "$EPOCHS_DENSE" --dense ${DENSE_ARGS:-}
 
 TORCH_BLAS=${TORCH_BLAS:-auto}
 torch_env=()
@@ -96,21 +99,25 @@ else
     tail -3 "$OUT/torch.csv.txt" >&2
 fi
 
+if [ "$KEEP" = 1 ] && [ -s "$OUT/halos.txt" ] && [ -s "$OUT/halos_wall.txt" ] && [ -s "$OUT/halos_neurons_only.txt" ]; then
+    log "HALOS: kept"
+else
 log "HALOS"
 cc -O2 -std=gnu11 -I"$SRC/include" -I"$SRC/src" -I"$BUILD/gen" "$HERE/halos_bench.c" \
     "$BUILD/libpillar.a" -lprotobuf-c -lm -lpthread -o "$OUT/halos_bench"
 "$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --cpu-time \
-    --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos.txt"
+    --train "${D}_train.txt" --examples "$TRAIN" $HALOS_ARGS >"$OUT/halos.txt"
 "$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" --cpu-time \
     >"$OUT/halos_neurons_only.txt"
 "$OUT/halos_bench" "$OUT/lsh.onnx" "${D}_test.txt" --points "$EVAL_POINTS" \
-    --train "${D}_train.txt" --examples "$TRAIN" >"$OUT/halos_wall.txt"
+    --train "${D}_train.txt" --examples "$TRAIN" $HALOS_ARGS >"$OUT/halos_wall.txt"
+fi
 {
     echo "# issue 6 benchmark: $LABELS labels, $FEATURES features, $TRAIN training points, $THREADS threads"
     echo
     echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo
-    echo "LSH options: $LSH_ARGS; PyTorch BLAS: $TORCH_BLAS"
+    echo "LSH options: $LSH_ARGS; dense extra options: ${DENSE_ARGS:-none}; PyTorch BLAS: $TORCH_BLAS; HALOS: $HALOS_ARGS"
     echo
     "$PY" "$HERE/compare.py" "$OUT/lsh.csv" "$OUT/dense.csv" "$OUT/torch.csv"
     echo

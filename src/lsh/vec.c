@@ -75,21 +75,20 @@ static const pl_vec_ops ref_ops = {
     .sgemm = pl_ref_sgemm,
 };
 
-static pl_vec_ops best_ops;
+static pl_vec_ops avx512_ops;
+static bool have_avx512;
 static pthread_once_t best_once = PTHREAD_ONCE_INIT;
 
-/* pl_cpu_isa() honours PILLAR_ISA=ref|avx2|avx512; these kernels have no AVX2 level. */
-static void choose_ops(void) {
-    best_ops = ref_ops;
-    if (pl_cpu_isa() >= PL_ISA_AVX512) {
-        pl_vec_ops o = ref_ops;
-        if (pl_vec_avx512_ops(&o)) best_ops = o;
-    }
+static void init_ops(void) {
+    avx512_ops = ref_ops;
+    have_avx512 = pl_vec_avx512_ops(&avx512_ops);
 }
 
+/* Chosen at every call from pl_cpu_isa() (PILLAR_ISA=ref|avx2|avx512, or a test's
+ * pl_cpu_force_isa): an atomic load; these kernels have no AVX2 level. */
 const pl_vec_ops *pl_vec(void) {
-    pthread_once(&best_once, choose_ops);
-    return &best_ops;
+    pthread_once(&best_once, init_ops);
+    return have_avx512 && pl_cpu_isa() >= PL_ISA_AVX512 ? &avx512_ops : &ref_ops;
 }
 
 const pl_vec_ops *pl_vec_ref(void) {

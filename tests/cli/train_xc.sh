@@ -3,7 +3,9 @@
 # training beats chance and the most-popular-label guess by a wide margin, the log has
 # the documented columns, the exported ONNX model runs in the engine with the same
 # scores as numpy, the dense baseline runs, and bad data files / options fail with
-# one-line messages naming the line or option.
+# one-line messages naming the line or option. Then `--lsh-output` (HALOS in sessions)
+# on a 10,000-label model: run returns top-k labels with their exact logits, bench
+# reports recall and speed against exact, and models without a wide last layer fail.
 source "$(dirname "$0")/lib.bash"
 
 D="$TMP/xc"
@@ -93,5 +95,54 @@ expect_fail 1 "--dense and --lsh" train-xc "${D}_train.txt" "${D}_test.txt" --de
 expect_fail 1 "32" train-xc "${D}_train.txt" "${D}_test.txt" --lsh wta,12,4
 expect_fail 1 "TRAIN and TEST" train-xc "${D}_train.txt"
 expect_ok train-xc --help && expect_out "--lsh FAMILY,K,L"
+
+# --lsh-output: a 10,000-label model (the option needs >= 10,000 outputs)
+D10="$TMP/xc10k"
+"$PY" "$SRC/bench/xc/gen_xc.py" "$D10" --labels 10000 --features 2000 --train 4000 --test 64 \
+    --seed 5 >/dev/null || { echo "FAIL: gen_xc.py 10k"; exit 1; }
+if expect_ok train-xc "${D10}_train.txt" "${D10}_test.txt" --hidden 16 --epochs 1 --threads 2 \
+    --lsh simhash,8,16 --sample topk:200 --max-active 200 --eval-points 64 --out "$TMP/m10k.onnx" --quiet; then
+    py_check "test points as .npy" -c '
+import sys, numpy as np
+x = np.zeros((64, 2000), np.float32)
+with open(sys.argv[1]) as f:
+    f.readline()
+    for r, line in enumerate(f):
+        for tok in line.split()[1:]:
+            i, v = tok.split(":")
+            x[r, int(i)] = float(v)
+np.save(sys.argv[2], x)
+' "${D10}_test.txt" "$TMP/x10k.npy"
+    rm -rf "$TMP/lo"
+    if expect_ok run "$TMP/m10k.onnx" --input features="$TMP/x10k.npy" --lsh-output 8,16,5 --threads 2 \
+        --output "$TMP/lo"; then
+        expect_out "output 'scores_topk_scores': float32 64x5"
+        expect_out "output 'scores_topk_labels': int64 64x5"
+        py_check "lsh-output: labels with their exact logits, best first" -c '
+import sys, numpy as np, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+x = np.load(sys.argv[2]).astype(np.float64)
+logits = np.maximum(x @ w["W1"] + w["b1"], 0) @ w["W2"].T.astype(np.float64) + w["b2"]
+s = np.load(sys.argv[3]); l = np.load(sys.argv[4])
+assert l.dtype == np.int64 and s.shape == l.shape == (64, 5), (l.dtype, s.shape, l.shape)
+assert (l >= 0).all() and (l < 10000).all(), "labels out of range"
+for r in range(64):
+    assert len(set(l[r])) == 5, "row %d: repeated labels %s" % (r, l[r])
+    assert (np.diff(s[r]) <= 0).all(), "row %d: scores not sorted" % r
+    err = np.abs(logits[r, l[r]] - s[r]).max()
+    assert err < 1e-3 * max(1, np.abs(logits[r]).max()), "row %d: score error %g" % (r, err)
+top1 = (l[:, 0] == logits.argmax(1)).mean()
+print("recall@1 against exact %.3f" % top1)
+' "$TMP/m10k.onnx" "$TMP/x10k.npy" "$TMP/lo/scores_topk_scores.npy" "$TMP/lo/scores_topk_labels.npy"
+    fi
+    expect_ok bench "$TMP/m10k.onnx" --batch 8 --lsh-output 10,16,3 --threads 1 --time 0.2 --warmup 0 &&
+        expect_out "recall of 'scores' against exact top-3 on the same 8 rows: recall@1 " &&
+        expect_out "faster than exact"
+    expect_fail 2 "has 2000 outputs|at least 10000" run "$TMP/xc.onnx" --shape features=1x5000 --lsh-output 8,16
+    expect_fail 1 "--lsh-output 8: expected K,L" run "$TMP/m10k.onnx" --lsh-output 8
+    expect_fail 1 "TOPK '0'" bench "$TMP/m10k.onnx" --lsh-output 8,16,0
+fi
 
 finish

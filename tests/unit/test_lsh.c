@@ -9,7 +9,10 @@
  *   - the dense primitives (AVX-512 against the portable versions);
  *   - the XC data reader: good files, and errors naming the line;
  *   - HALOS retrieval against exact scoring; ONNX export read back and run by the
- *     engine. */
+ *     engine;
+ *   - sessions with pillar_options_set_lsh_output: the wide last layer (Gemm, MatMul +
+ *     bias + Softmax) rewritten into a top-k lookup, against exact sessions on every
+ *     kernel level; the errors for models without such a layer. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cpu.h"
+#include "graph/ir.h"
 #include "lsh/halos.h"
 #include "lsh/lsh.h"
 #include "lsh/rng.h"
@@ -804,6 +809,234 @@ static void test_export(void) {
     pl_xc_model_destroy(m);
 }
 
+/* ---------------------------------------------------------------- --lsh-output sessions */
+
+/* A model built in the IR: x [batch, D] -> (Gemm W [C, D]^T + b | MatMul W [D, C] + b
+ * -> Softmax) -> y. W's rows have unit norm, so the best logit is the row closest in
+ * direction to x (the bias is tiny). */
+static pl_model *lo_model(int C, int D, bool gemm, bool softmax, const char *last_op) {
+    pl_model *m = calloc(1, sizeof *m);
+    m->path = strdup("lsh_output_test");
+    m->nopsets = 1;
+    m->opsets = calloc(1, sizeof(pl_opset));
+    m->opsets[0].domain = strdup("");
+    m->opsets[0].version = 13;
+    pl_graph *g = m->graph = pl_graph_new();
+    int x = pl_graph_add_value(g, "x"), w = pl_graph_add_value(g, "W"), b = pl_graph_add_value(g, "b");
+    g->values[x].kind = PL_VALUE_INPUT;
+    g->values[x].declared = true;
+    int64_t xd[2] = {-1, D};
+    pl_tensor_set_shape(&g->values[x].t, PL_F32, 2, xd);
+    g->values[x].dim_names[0] = strdup("batch");
+    g->inputs = malloc(sizeof(int));
+    g->inputs[g->ninputs++] = x;
+    int64_t wd[2] = {gemm ? C : D, gemm ? D : C}, bd[1] = {C};
+    g->values[w].kind = g->values[b].kind = PL_VALUE_CONST;
+    pl_tensor_set_shape(&g->values[w].t, PL_F32, 2, wd);
+    pl_tensor_set_shape(&g->values[b].t, PL_F32, 1, bd);
+    pl_tensor_alloc(&g->values[w].t);
+    pl_tensor_alloc(&g->values[b].t);
+    float *W = g->values[w].t.data, *B = g->values[b].t.data;
+    uint64_t r = 77;
+    for (int j = 0; j < C; j++) {
+        float row[64], n2 = 0;
+        for (int d = 0; d < D; d++) row[d] = pl_gauss_from(pl_rng_next(&r)), n2 += row[d] * row[d];
+        for (int d = 0; d < D; d++) W[gemm ? (int64_t)j * D + d : (int64_t)d * C + j] = row[d] / sqrtf(n2);
+        B[j] = 0.001f * (float)(j % 7);
+    }
+    const char *all[3] = {gemm ? "Gemm" : "MatMul", gemm ? NULL : "Add", softmax ? "Softmax" : NULL}, *ops[3];
+    if (last_op) all[0] = last_op, all[1] = all[2] = NULL;
+    int nops = 0;
+    for (int k = 0; k < 3; k++)
+        if (all[k]) ops[nops++] = all[k];
+    int cur = x;
+    for (int k = 0; k < nops; k++) {
+        bool last = k == nops - 1;
+        char name[16];
+        snprintf(name, sizeof name, "t%d", k);
+        int out = pl_graph_add_value(g, last ? "y" : name);
+        int i = pl_graph_add_node(g);
+        pl_node *n = &g->nodes[i];
+        n->name = strdup(ops[k]);
+        n->op_type = strdup(ops[k]);
+        n->domain = strdup("");
+        n->in = calloc(3, sizeof(int));
+        n->out = calloc(1, sizeof(int));
+        n->in[n->nin++] = cur;
+        if (k == 0 && strcmp(ops[0], "Relu")) n->in[n->nin++] = w;
+        if ((k == 0 && gemm && !last_op) || (k == 1 && !gemm)) n->in[n->nin++] = b;
+        n->out[n->nout++] = out;
+        g->values[out].producer = i;
+        if (k == 0 && gemm && !last_op) {
+            n->attrs = calloc(1, sizeof(pl_attr));
+            n->attrs[0].name = strdup("transB");
+            n->attrs[0].type = PL_ATTR_INT;
+            n->attrs[0].i = 1;
+            n->nattr = 1;
+        }
+        cur = out;
+    }
+    g->values[cur].is_output = true;
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = cur;
+    return m;
+}
+
+static pillar_session *lo_session(pl_model *m, int K, int L, int k, int threads, int batch) {
+    pillar_options *o;
+    pillar_session *s = NULL;
+    pillar_options_create(&o);
+    pillar_options_set_threads(o, threads);
+    pillar_options_set_dim(o, "batch", batch);
+    if (K && pillar_options_set_lsh_output(o, K, L, k) != PILLAR_OK) printf("set: %s\n", pillar_last_error());
+    if (pillar_session_create(m, o, &s) != PILLAR_OK) s = NULL;
+    pillar_options_destroy(o);
+    return s;
+}
+
+/* One model: each query is a noisy copy of a row j (scaled), so row j is the exact
+ * best and collides with it in nearly every table: the LSH session must return j
+ * first, and every label it returns with the exact logit. */
+static void lo_check(bool gemm, bool softmax, int threads) {
+    const int C = 12000, D = 24, N = 37, k = 7;
+    pl_model *m = lo_model(C, D, gemm, softmax, NULL);
+    pillar_session *ex = lo_session(m, 0, 0, 0, threads, N), *ap = lo_session(m, 12, 24, k, threads, N);
+    CHECK(ex && ap, "sessions (gemm %d softmax %d): %s", gemm, softmax, pillar_last_error());
+    if (!ex || !ap) goto out;
+    const char *n0 = NULL, *n1 = NULL;
+    pillar_dtype t0 = PILLAR_UNDEFINED, t1 = PILLAR_UNDEFINED;
+    size_t nd = 0;
+    const int64_t *dims = NULL;
+    CHECK(pillar_session_output_count(ap) == 2, "outputs %zu", pillar_session_output_count(ap));
+    pillar_session_output(ap, 0, &n0, &t0, &nd, &dims);
+    CHECK(n0 && !strcmp(n0, "y_topk_scores") && t0 == PILLAR_FLOAT32 && nd == 2 && dims[0] == N && dims[1] == k,
+          "output 0 '%s'", n0 ? n0 : "");
+    pillar_session_output(ap, 1, &n1, &t1, NULL, NULL);
+    CHECK(n1 && !strcmp(n1, "y_topk_labels") && t1 == PILLAR_INT64, "output 1 '%s'", n1 ? n1 : "");
+    int64_t xd[2] = {N, D};
+    pillar_tensor *x;
+    pillar_tensor_create(PILLAR_FLOAT32, 2, xd, NULL, &x);
+    float *xv = pillar_tensor_data(x);
+    int truth[64];
+    uint64_t r = 5;
+    const float *W = NULL;
+    for (int v = 0; v < m->graph->nvalues; v++)
+        if (!strcmp(m->graph->values[v].name, "W")) W = m->graph->values[v].t.data;
+    for (int i = 0; i < N; i++) {
+        truth[i] = (int)(pl_rng_next(&r) % (uint64_t)C);
+        for (int d = 0; d < D; d++) {
+            float wv = gemm ? W[(int64_t)truth[i] * D + d] : W[(int64_t)d * C + truth[i]];
+            xv[i * D + d] = 4.0f * wv + 0.05f * pl_gauss_from(pl_rng_next(&r));
+        }
+    }
+    const char *in = "x";
+    pillar_tensor *eo[1] = {NULL}, *ao[2] = {NULL, NULL};
+    CHECK(pillar_session_run(ex, 1, &in, (const pillar_tensor *const *)&x, 1, NULL, eo) == PILLAR_OK, "%s",
+          pillar_last_error());
+    CHECK(pillar_session_run(ap, 1, &in, (const pillar_tensor *const *)&x, 2, NULL, ao) == PILLAR_OK, "%s",
+          pillar_last_error());
+    if (eo[0] && ao[0] && ao[1]) {
+        const float *y = pillar_tensor_data(eo[0]), *sc = pillar_tensor_data(ao[0]);
+        const int64_t *lab = pillar_tensor_data(ao[1]);
+        int top_ok = 0, exact_top = 0;
+        for (int i = 0; i < N; i++) {
+            int best = 0;
+            for (int j = 1; j < C; j++)
+                if (y[i * C + j] > y[i * C + best]) best = j;
+            exact_top += best == truth[i];
+            top_ok += lab[i * k] == best;
+            /* logits of the returned labels, recomputed in double */
+            for (int t = 0; t < k; t++) {
+                int64_t l = lab[i * k + t];
+                if (l < 0) {
+                    CHECK(isinf(sc[i * k + t]) && sc[i * k + t] < 0, "empty slot score %g", sc[i * k + t]);
+                    continue;
+                }
+                double z = 0.001 * (double)(l % 7);
+                for (int d = 0; d < D; d++)
+                    z += (double)xv[i * D + d] * (gemm ? W[l * D + d] : W[(int64_t)d * C + l]);
+                CHECK(fabs(z - sc[i * k + t]) < 1e-4, "row %d slot %d label %lld: score %g, logit %g", i, t,
+                      (long long)l, sc[i * k + t], z);
+                CHECK(t == 0 || sc[i * k + t] <= sc[i * k + t - 1], "row %d: scores not sorted at %d", i, t);
+                for (int u = 0; u < t; u++) CHECK(lab[i * k + u] != l, "row %d: label %lld twice", i, (long long)l);
+            }
+        }
+        CHECK(exact_top == N, "test setup: exact best is the planted row in %d of %d", exact_top, N);
+        CHECK(top_ok == N, "gemm %d softmax %d threads %d isa %s: LSH top-1 = exact in %d of %d rows", gemm,
+              softmax, threads, pl_isa_name(pl_cpu_isa()), top_ok, N);
+    }
+    pillar_tensor_destroy(eo[0]);
+    pillar_tensor_destroy(ao[0]);
+    pillar_tensor_destroy(ao[1]);
+    pillar_tensor_destroy(x);
+out:
+    pillar_session_destroy(ex);
+    pillar_session_destroy(ap);
+    pl_model_free(m);
+}
+
+/* Creating the session fails with a message naming the output / node and the reason. */
+static void lo_error(pl_model *m, int K, const char *want) {
+    pillar_session *s = lo_session(m, K, 8, 5, 1, 2);
+    CHECK(!s && strstr(pillar_last_error(), want), "expected an error with '%s', got '%s'", want,
+          s ? "success" : pillar_last_error());
+    pillar_session_destroy(s);
+    pl_model_free(m);
+}
+
+static void test_lsh_output(void) {
+    for (int isa = PL_ISA_REF; isa <= (int)pl_cpu()->best; isa++) {
+        pl_cpu_force_isa(isa);
+        lo_check(true, false, 1);
+        lo_check(false, true, 2);
+        if (isa == PL_ISA_REF) lo_check(true, true, 2);
+    }
+    pl_cpu_force_isa(-1);
+    printf("lsh-output sessions checked on %d kernel levels (%d checks so far)\n", (int)pl_cpu()->best + 1, checks);
+    /* more slots than candidates: the rest are label -1, score -inf */
+    {
+        pl_model *m = lo_model(10000, 8, true, false, NULL);
+        pillar_session *s = lo_session(m, 30, 1, 5000, 1, 1);
+        CHECK(s != NULL, "%s", pillar_last_error());
+        if (s) {
+            int64_t xd[2] = {1, 8};
+            float xv[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+            pillar_tensor *x, *o[2] = {NULL, NULL};
+            pillar_tensor_wrap(PILLAR_FLOAT32, 2, xd, xv, &x);
+            const char *in = "x";
+            CHECK(pillar_session_run(s, 1, &in, (const pillar_tensor *const *)&x, 2, NULL, o) == PILLAR_OK, "%s",
+                  pillar_last_error());
+            if (o[1]) {
+                const int64_t *lab = pillar_tensor_data(o[1]);
+                const float *sc = pillar_tensor_data(o[0]);
+                int found = 0;
+                while (found < 5000 && lab[found] >= 0) found++;
+                CHECK(found >= 10 && found < 5000, "%d labels found of 5000 slots", found);
+                for (int i = found; i < 5000; i++)
+                    if (lab[i] != -1 || !(isinf(sc[i]) && sc[i] < 0)) {
+                        CHECK(false, "slot %d: label %lld score %g", i, (long long)lab[i], sc[i]);
+                        break;
+                    }
+            }
+            pillar_tensor_destroy(o[0]);
+            pillar_tensor_destroy(o[1]);
+            pillar_tensor_destroy(x);
+        }
+        pillar_session_destroy(s);
+        pl_model_free(m);
+    }
+    lo_error(lo_model(5000, 8, true, false, NULL), 8, "'Gemm' (Gemm) has 5000 outputs");
+    lo_error(lo_model(12000, 8, true, false, "Relu"), 8, "output 'y' is made by node 'Relu' (Relu), not by a Gemm");
+    pillar_options *o;
+    pillar_options_create(&o);
+    CHECK(pillar_options_set_lsh_output(o, 31, 8, 5) == PILLAR_ERR_ARGUMENT, "K 31 accepted");
+    CHECK(pillar_options_set_lsh_output(o, 8, 0, 5) == PILLAR_ERR_ARGUMENT, "L 0 accepted");
+    CHECK(pillar_options_set_lsh_output(o, 8, 8, 0) == PILLAR_ERR_ARGUMENT, "topk 0 accepted");
+    CHECK(strstr(pillar_last_error(), "top-k"), "message '%s'", pillar_last_error());
+    CHECK(pillar_options_set_lsh_output(o, 0, 0, 0) == PILLAR_OK, "turning off");
+    pillar_options_destroy(o);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     test_simhash(1.0f, 64, 0.04);
@@ -818,6 +1051,7 @@ int main(void) {
     test_reader();
     test_halos();
     test_export();
+    test_lsh_output();
     printf("test_lsh: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
