@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Training side by side: the same network (from `pillar zoo`, so both start from the same
 # weights) trained on Fashion-MNIST by `pillar train` and by PyTorch (bench/train_torch.py,
-# Debian's python3-torch) with the same data order, batch, optimizer, epochs and threads,
-# one after the other in this run, at each thread count. Prints examples/s of both (training
-# steps only), pillar's ratio over PyTorch, and the test accuracy of both after the last
-# epoch. Before each PyTorch run, a short probe times OMP_WAIT_POLICY unset (libgomp's
-# default) and PASSIVE, and the full run uses the faster: PyTorch at its best setting.
+# Debian's python3-torch) with the same data order, batch, optimizer and threads.
+#
+# Throughput: in each of --rounds rounds, at each thread count, pillar trains
+# --probe-steps steps and then PyTorch does (after 20 warm-up steps), one right after the
+# other, so that both see the same machine load. The table gives the medians over the
+# rounds of examples/s (wall time of the training steps), of pillar's ratio over PyTorch
+# in each round, and of examples per CPU-second (process CPU time of the steps, all
+# threads: the cost of the work, less sensitive to other jobs on a shared machine).
+# Before the rounds, PyTorch's OpenMP wait policy (libgomp's default or PASSIVE) is
+# probed at each thread count and the faster kept: PyTorch at its best setting.
+#
+# Accuracy: then --epochs full epochs with both at the last thread count (--epochs 0
+# skips it): test accuracy of both, and pillar's trained model checked in ONNX Runtime
+# (bench/ort_run.js, when bench/node_modules has it): the share of test images where both
+# predict the same class.
 #
 #   bench/train_compare.sh [--model lenet] [--epochs 5] [--batch 64] [--threads "1 2"]
-#                          [--optimizer adam] [--lr 0.001] [--limit N] [--test-limit N]
-#                          [--precision fp32|bf16] [--seed 0] [--pillar PATH] [--out DIR]
+#                          [--rounds 3] [--probe-steps 150] [--optimizer adam] [--lr 0.001]
+#                          [--limit N] [--test-limit N] [--precision fp32|bf16] [--seed 0]
+#                          [--pillar PATH] [--out DIR]
 #
 # --model is a zoo name (mlp, lenet, lenet_bn, resnet8) or an .onnx file. --out defaults to
-# bench/out/train (git-ignored): the model, each run's CSV log and stderr, pillar's trained
-# models. A pillar model is also checked against ONNX Runtime (bench/ort_run.js) when
-# bench/node_modules has it: the share of test images where both predict the same class.
+# bench/out/train (git-ignored): the model, each run's CSV log and output, pillar's trained
+# model.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +33,8 @@ model=lenet
 epochs=5
 batch=64
 threads="1 2"
+rounds=3
+probe_steps=150
 optimizer=adam
 lr=""
 limit=""
@@ -39,6 +51,8 @@ while [ $# -gt 0 ]; do
         --epochs) epochs="$2"; shift 2 ;;
         --batch) batch="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        --probe-steps) probe_steps="$2"; shift 2 ;;
         --optimizer) optimizer="$2"; shift 2 ;;
         --lr) lr="$2"; shift 2 ;;
         --limit) limit="$2"; shift 2 ;;
@@ -47,7 +61,7 @@ while [ $# -gt 0 ]; do
         --seed) seed="$2"; shift 2 ;;
         --pillar) pillar="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
@@ -66,69 +80,95 @@ else
     "$pillar" zoo "$name" --seed "$seed" --out "$onnx" >/dev/null || die "pillar zoo $name failed"
 fi
 
-common=(--epochs "$epochs" --batch "$batch" --optimizer "$optimizer" --seed "$seed")
+common=(--batch "$batch" --optimizer "$optimizer" --seed "$seed")
 [ -n "$lr" ] && common+=(--lr "$lr")
-[ -n "$limit" ] && common+=(--limit "$limit")
-[ -n "$test_limit" ] && common+=(--test-limit "$test_limit")
+full=(--epochs "$epochs")
+[ -n "$limit" ] && full+=(--limit "$limit")
+[ -n "$test_limit" ] && full+=(--test-limit "$test_limit")
+probe_n=$((probe_steps * batch))
 
 # json FILE KEY: a value from a one-line JSON object
 json() { "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])' "$1" "$2"; }
 
-# pillar's examples/s over all epochs and last test accuracy, from its CSV log
-pillar_stats() {
+# csv_stats CSV: pillar's examples/s (wall), examples per CPU-second, last test accuracy and
+# mean epoch seconds, from its CSV log
+csv_stats() {
     "$PY" - "$1" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-ex = sum(float(r["examples_per_s"]) * float(r["train_seconds"]) for r in rows)
 sec = sum(float(r["train_seconds"]) for r in rows)
-print("%.1f %s %.2f" % (ex / sec, rows[-1]["test_acc"], sum(float(r["seconds"]) for r in rows) / len(rows)))
+ex = sum(float(r["examples_per_s"]) * float(r["train_seconds"]) for r in rows)
+cpu = sum(float(r["train_cpu_seconds"]) for r in rows)
+print("%.1f %.1f %s %.2f" % (ex / sec, ex / cpu, rows[-1]["test_acc"], sum(float(r["seconds"]) for r in rows) / len(rows)))
 EOF
 }
 
-echo "train_compare: $name on Fashion-MNIST, batch $batch, $optimizer${lr:+ lr $lr}, $epochs epochs, pillar $precision," \
+# torch_env POLICY: the environment setting for PyTorch's OpenMP wait policy
+torch_env() { if [ "$1" = PASSIVE ]; then echo OMP_WAIT_POLICY=PASSIVE; else echo TRAIN_COMPARE_OMP=default; fi; }
+
+echo "train_compare: $name on Fashion-MNIST, batch $batch, $optimizer${lr:+ lr $lr}, pillar $precision," \
      "$(nproc) cpus, isa $("$PY" - <<'EOF'
-import re
 flags = open("/proc/cpuinfo").read()
 print("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other")
 EOF
-)"
-results=()
-first_model=""
-for t in $threads; do
-    log="$out/${name}_pillar_t$t.csv"
-    tm="$out/${name}_pillar_t$t.onnx"
-    echo "threads $t: pillar train ..." >&2
-    if ! "$pillar" train "$onnx" --data fashion-mnist "${common[@]}" --threads "$t" --precision "$precision" \
-        --log "$log" --out "$tm" >"$out/${name}_pillar_t$t.out" 2>&1; then
-        tail -3 "$out/${name}_pillar_t$t.out" >&2
-        die "pillar train failed at $t threads"
-    fi
-    read -r p_eps p_acc p_epoch_s < <(pillar_stats "$log")
-    [ -z "$first_model" ] && first_model="$tm"
+), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-    # PyTorch: probe both OpenMP wait policies, keep the faster
-    best_pol="" best_eps=0
+declare -A policy
+for t in $threads; do
+    best_eps=0
     for pol in default PASSIVE; do
-        envs=()
-        [ "$pol" = PASSIVE ] && envs=(OMP_WAIT_POLICY=PASSIVE)
-        env "${envs[@]}" "$PY" "$root/bench/train_torch.py" "$onnx" "${common[@]}" --threads "$t" --probe 150 \
-            >"$out/probe.json" 2>"$out/probe.err" || { cat "$out/probe.err" >&2; die "train_torch.py probe failed"; }
+        env "$(torch_env $pol)" "$PY" "$root/bench/train_torch.py" "$onnx" "${common[@]}" --threads "$t" \
+            --probe 60 >"$out/probe.json" 2>"$out/probe.err" || { cat "$out/probe.err" >&2; die "train_torch.py probe failed"; }
         e=$(json "$out/probe.json" examples_per_s)
         if "$PY" -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$e" "$best_eps"; then
             best_eps=$e
-            best_pol=$pol
+            policy[$t]=$pol
         fi
     done
-    envs=()
-    [ "$best_pol" = PASSIVE ] && envs=(OMP_WAIT_POLICY=PASSIVE)
-    echo "threads $t: torch (OMP_WAIT_POLICY=$best_pol) ..." >&2
-    env "${envs[@]}" "$PY" "$root/bench/train_torch.py" "$onnx" "${common[@]}" --threads "$t" \
-        --csv "$out/${name}_torch_t$t.csv" >"$out/torch_t$t.json" 2>"$out/${name}_torch_t$t.err" ||
-        { tail -3 "$out/${name}_torch_t$t.err" >&2; die "train_torch.py failed at $t threads"; }
-    t_eps=$(json "$out/torch_t$t.json" examples_per_s)
-    t_acc=$(json "$out/torch_t$t.json" test_acc)
-    results+=("$t $p_eps $t_eps $p_acc $t_acc $best_pol $p_epoch_s")
 done
+
+# the rounds: pillar then PyTorch at each thread count; one line per pair in rounds.txt
+: >"$out/rounds.txt"
+for r in $(seq 1 "$rounds"); do
+    for t in $threads; do
+        echo "round $r/$rounds, $t thread(s): pillar, then torch ..." >&2
+        log="$out/probe_pillar_t$t.csv"
+        "$pillar" train "$onnx" --data fashion-mnist "${common[@]}" --epochs 1 --limit "$probe_n" --test-limit 1 \
+            --threads "$t" --precision "$precision" --log "$log" --out "$out/probe_pillar.onnx" --quiet \
+            >"$out/probe_pillar.out" 2>&1 || { tail -3 "$out/probe_pillar.out" >&2; die "pillar train failed at $t threads"; }
+        read -r p_eps p_cps _ _ < <(csv_stats "$log")
+        env "$(torch_env "${policy[$t]}")" "$PY" "$root/bench/train_torch.py" "$onnx" "${common[@]}" --threads "$t" \
+            --probe "$probe_steps" >"$out/probe.json" 2>"$out/probe.err" ||
+            { cat "$out/probe.err" >&2; die "train_torch.py probe failed"; }
+        echo "$t $p_eps $p_cps $(json "$out/probe.json" examples_per_s) $(json "$out/probe.json" examples_per_cpu_s)" \
+            >>"$out/rounds.txt"
+    done
+done
+
+# full runs at the last thread count: accuracy after the same epochs
+acc_line="" first_model=""
+t_acc=$(echo $threads | awk '{print $NF}')
+if [ "$epochs" -gt 0 ]; then
+    log="$out/${name}_pillar_t$t_acc.csv"
+    tm="$out/${name}_pillar_t$t_acc.onnx"
+    echo "full run, $t_acc thread(s): pillar train ..." >&2
+    "$pillar" train "$onnx" --data fashion-mnist "${common[@]}" "${full[@]}" --threads "$t_acc" \
+        --precision "$precision" --log "$log" --out "$tm" >"$out/${name}_pillar_t$t_acc.out" 2>&1 ||
+        { tail -3 "$out/${name}_pillar_t$t_acc.out" >&2; die "pillar train failed"; }
+    read -r fp_eps _ fp_acc fp_epoch_s < <(csv_stats "$log")
+    first_model="$tm"
+    echo "full run, $t_acc thread(s): torch ..." >&2
+    env "$(torch_env "${policy[$t_acc]}")" "$PY" "$root/bench/train_torch.py" "$onnx" "${common[@]}" "${full[@]}" \
+        --threads "$t_acc" --csv "$out/${name}_torch_t$t_acc.csv" >"$out/torch_t$t_acc.json" \
+        2>"$out/${name}_torch_t$t_acc.err" || { tail -3 "$out/${name}_torch_t$t_acc.err" >&2; die "train_torch.py failed"; }
+    acc_line=$("$PY" -c '
+import sys
+t, e, pa, ta, pe, te, es = sys.argv[1:]
+print("accuracy after %s epochs at %s thread(s): pillar %.2f%%, PyTorch %.2f%%; examples/s of those runs: "
+      "pillar %.0f, PyTorch %.0f (%.2fx); pillar epoch %s s with evaluation" % (e, t, 100 * float(pa), 100 * float(ta),
+      float(pe), float(te), float(pe) / float(te), es))' "$t_acc" "$epochs" "$fp_acc" \
+        "$(json "$out/torch_t$t_acc.json" test_acc)" "$fp_eps" "$(json "$out/torch_t$t_acc.json" examples_per_s)" "$fp_epoch_s")
+fi
 
 # ONNX Runtime agrees with pillar on the trained model?
 ort_line="ONNX Runtime check skipped (no bench/node_modules/onnxruntime-node)"
@@ -159,15 +199,22 @@ EOF
 fi
 
 echo
-printf "%-8s %12s %12s %8s %11s %11s %14s %10s\n" threads "pillar ex/s" "torch ex/s" ratio "pillar acc" "torch acc" \
-    "torch OMP_WAIT" "epoch s"
-for r in "${results[@]}"; do
-    read -r t pe te pa ta pol es <<<"$r"
-    "$PY" -c '
-import sys
-t, pe, te, pa, ta, pol, es = sys.argv[1:]
-print("%-8s %12.0f %12.0f %7.2fx %10.2f%% %10.2f%% %14s %10s" % (t, float(pe), float(te), float(pe) / float(te),
-      100 * float(pa), 100 * float(ta), pol, es))' "$t" "$pe" "$te" "$pa" "$ta" "$pol" "$es"
-done
-echo "$ort_line"
-echo "(examples/s: training steps only; epoch s: pillar's mean wall time per epoch with evaluation)"
+"$PY" - "$out/rounds.txt" "$rounds" "$probe_n" <<'EOF'
+import statistics as st, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+print("throughput: %s round(s) of %s training examples each; medians (per-round ratio min-max)" % (sys.argv[2], sys.argv[3]))
+print("%-8s %12s %12s %18s %16s %15s %10s" % ("threads", "pillar ex/s", "torch ex/s", "ratio", "pillar ex/cpu-s",
+                                            "torch ex/cpu-s", "cpu ratio"))
+for t in sorted({r[0] for r in rows}, key=int):
+    rr = [[float(x) for x in r[1:]] for r in rows if r[0] == t]
+    ratio = [r[0] / r[2] for r in rr]
+    cratio = [r[1] / r[3] for r in rr]
+    print("%-8s %12.0f %12.0f %7.2fx (%.2f-%.2f) %16.0f %15.0f %9.2fx" % (t, st.median(r[0] for r in rr),
+          st.median(r[2] for r in rr), st.median(ratio), min(ratio), max(ratio), st.median(r[1] for r in rr),
+          st.median(r[3] for r in rr), st.median(cratio)))
+EOF
+echo "PyTorch's OpenMP wait policy: $(for t in $threads; do printf "%s thread(s) %s; " "$t" "${policy[$t]}"; done)"
+if [ -n "$acc_line" ]; then
+    echo "$acc_line"
+    echo "$ort_line"
+fi

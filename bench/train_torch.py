@@ -12,7 +12,8 @@ accuracy.
 The network is rebuilt from the ONNX graph as torch operations whose parameters are the
 model's float initializers, so both trainers start from identical weights. Examples/s
 counts training steps only (the batch gathering included, evaluation excluded), as
-pillar's examples_per_s does. --probe STEPS times only STEPS steps after a warm-up (used
+pillar's examples_per_s does; examples_per_cpu_s divides by the process CPU time of those
+steps instead (all threads), as pillar's train_cpu_seconds column does. --probe STEPS times only STEPS steps after a warm-up (used
 to choose PyTorch's fastest OpenMP setting before the full run).
 """
 import argparse
@@ -236,25 +237,25 @@ def main():
         for s in range(warm):
             step(perm[s * b:(s + 1) * b])
         steps = min(a.probe, spe - warm)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for s in range(warm, warm + steps):
             step(perm[s * b:(s + 1) * b])
-        dt = time.perf_counter() - t0
-        print(json.dumps({"examples_per_s": steps * b / dt, "threads": a.threads,
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        print(json.dumps({"examples_per_s": steps * b / dt, "examples_per_cpu_s": steps * b / dc, "threads": a.threads,
                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}))
         return
 
-    rows, seen_all, train_s_all = [], 0, 0.0
+    rows, seen_all, train_s_all, train_cpu_all = [], 0, 0.0, 0.0
     for epoch in range(1, a.epochs + 1):
         net.train()
         perm = torch.from_numpy(permutation(n, (a.seed * 0x9E3779B97F4A7C15 + epoch) & MASK))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lsum, correct = 0.0, 0
         for s in range(spe):
             l, c = step(perm[s * b:(s + 1) * b])
             lsum += l * b
             correct += c
-        train_s = time.perf_counter() - t0
+        train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         net.eval()
         with torch.no_grad():
             tl, tc = 0.0, 0
@@ -264,10 +265,11 @@ def main():
                 tc += int((out.argmax(1) == yte_t[i:i + 1000]).sum())
         row = {"epoch": epoch, "train_loss": lsum / (spe * b), "train_acc": correct / (spe * b),
                "test_loss": tl / len(xte_t), "test_acc": tc / len(xte_t), "seconds": time.perf_counter() - t0,
-               "train_seconds": train_s, "examples_per_s": spe * b / train_s}
+               "train_seconds": train_s, "examples_per_s": spe * b / train_s, "train_cpu_seconds": train_cpu}
         rows.append(row)
         seen_all += spe * b
         train_s_all += train_s
+        train_cpu_all += train_cpu
         print("torch epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.1f s  %.0f ex/s" % (
             epoch, a.epochs, row["train_loss"], 100 * row["train_acc"], row["test_loss"], 100 * row["test_acc"],
             row["seconds"], row["examples_per_s"]), file=sys.stderr, flush=True)
@@ -277,7 +279,8 @@ def main():
             f.write(",".join(keys) + "\n")
             for r in rows:
                 f.write(",".join(str(r[k]) for k in keys) + "\n")
-    print(json.dumps({"examples_per_s": seen_all / train_s_all, "test_acc": rows[-1]["test_acc"],
+    print(json.dumps({"examples_per_s": seen_all / train_s_all, "examples_per_cpu_s": seen_all / train_cpu_all,
+                      "test_acc": rows[-1]["test_acc"],
                       "test_loss": rows[-1]["test_loss"], "threads": a.threads,
                       "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                       "torch": torch.__version__}))

@@ -32,6 +32,8 @@ struct pillar_train_options {
     pillar_loss loss;
     char *output;
     int prune_rows, prune_cols;
+    bool prune_keep_ends; /* first and last prunable layers stay dense */
+    char *prune_skip;     /* comma-separated node or weight names kept dense, or NULL */
 };
 
 typedef struct tr_param {
@@ -101,6 +103,7 @@ pillar_status pillar_train_options_create(pillar_train_options **out) {
 void pillar_train_options_destroy(pillar_train_options *o) {
     if (!o) return;
     free(o->output);
+    free(o->prune_skip);
     free(o);
 }
 
@@ -177,6 +180,18 @@ pillar_status pillar_train_options_set_prune_block(pillar_train_options *o, int 
     return PL_OK;
 }
 
+pillar_status pillar_train_options_set_prune_skip(pillar_train_options *o, int keep_first_last,
+                                                  const char *skip) {
+    if (!o)
+        return pl_error(PL_ERR_ARGUMENT, "pillar_train_options_set_prune_skip: options is NULL");
+    char *s = NULL;
+    if (skip && *skip && !(s = strdup(skip))) return nomem();
+    free(o->prune_skip);
+    o->prune_skip = s;
+    o->prune_keep_ends = keep_first_last != 0;
+    return PL_OK;
+}
+
 /* ------------------------------------------------------------------ create */
 
 static bool binary_arith(const char *op) {
@@ -233,6 +248,88 @@ static bool prunable_use(const pl_graph *g, int v) {
     return false;
 }
 
+static int param_of_value(const pillar_trainer *t, int v) {
+    for (int p = 0; p < t->nparams; p++)
+        if (t->params[p].value == v) return p;
+    return -1;
+}
+
+/* Counts the prunable parameters that node n uses as its weight (Conv and Gemm input
+ * 1, either MatMul input); with `clear`, makes them not prunable. */
+static int node_prunable(pillar_trainer *t, const pl_node *n, bool clear) {
+    int count = 0;
+    const bool cg = !strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Gemm");
+    const bool mm = !strcmp(n->op_type, "MatMul");
+    if (n->domain[0] || (!cg && !mm)) return 0;
+    for (int k = 0; k < n->nin; k++) {
+        if (n->in[k] < 0 || (cg && k != 1)) continue;
+        int p = param_of_value(t, n->in[k]);
+        if (p < 0 || !t->params[p].prunable) continue;
+        count++;
+        if (clear) t->params[p].prunable = false;
+    }
+    return count;
+}
+
+/* Weights that pruning leaves dense: with keep_ends those of the first and the last
+ * layer (graph order) that have a prunable weight -- the input layer is small and
+ * sensitive, the last one is the classifier -- and those named in `skip` (node or
+ * weight names, comma-separated). A name that matches no prunable layer is an error,
+ * so that a typo does not silently prune the layer it meant. */
+static pl_status apply_prune_skip(pillar_trainer *t, bool keep_ends, const char *skip) {
+    pl_graph *g = t->g;
+    int first = -1, last = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (node_prunable(t, &g->nodes[i], false)) {
+            if (first < 0) first = i;
+            last = i;
+        }
+    /* names are checked against the prunable set before anything is cleared */
+    bool *drop = calloc((size_t)t->nparams + 1, sizeof(bool));
+    char *list = skip ? strdup(skip) : NULL;
+    if (!drop || (skip && !list)) {
+        free(drop);
+        free(list);
+        return nomem();
+    }
+    pl_status st = PL_OK;
+    for (char *save = NULL, *tok = list ? strtok_r(list, ",", &save) : NULL; tok && st == PL_OK;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        for (size_t n = strlen(tok); n > 0 && tok[n - 1] == ' '; n--) tok[n - 1] = 0;
+        if (!*tok) continue;
+        bool found = false;
+        for (int i = 0; i < g->nnodes; i++) {
+            const pl_node *n = &g->nodes[i];
+            if (!n->name || strcmp(n->name, tok)) continue;
+            const bool cg = !strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "Gemm");
+            const bool mm = !strcmp(n->op_type, "MatMul");
+            for (int k = 0; k < n->nin && (cg || mm) && !n->domain[0]; k++) {
+                int p = n->in[k] >= 0 && (!cg || k == 1) ? param_of_value(t, n->in[k]) : -1;
+                if (p >= 0 && t->params[p].prunable) found = drop[p] = true;
+            }
+        }
+        int p = param_of_value(t, pl_graph_find_value(g, tok));
+        if (p >= 0 && t->params[p].prunable) found = drop[p] = true;
+        if (!found)
+            st = pl_error(PL_ERR_ARGUMENT,
+                          "%s: prune skip list: '%s' is not a Conv, Gemm or MatMul node (or weight) "
+                          "with a prunable weight",
+                          t->path, tok);
+    }
+    if (st == PL_OK) {
+        if (keep_ends && first >= 0) {
+            node_prunable(t, &g->nodes[first], true);
+            node_prunable(t, &g->nodes[last], true);
+        }
+        for (int p = 0; p < t->nparams; p++)
+            if (drop[p]) t->params[p].prunable = false;
+    }
+    free(drop);
+    free(list);
+    return st;
+}
+
 void pillar_trainer_destroy(pillar_trainer *t) {
     if (!t) return;
     for (int r = 0; t->rep && r < t->nthreads; r++) tr_replica_destroy(t->rep[r]);
@@ -260,6 +357,7 @@ void pillar_trainer_destroy(pillar_trainer *t) {
     free(t->res);
     free(t->commit_nodes);
     free(t->o.output);
+    free(t->o.prune_skip);
     free(t);
 }
 
@@ -288,6 +386,7 @@ pillar_status pillar_trainer_create(const pillar_model *m, const pillar_train_op
     bool *is_param = NULL;
     t->o = *o;
     t->o.output = NULL;
+    t->o.prune_skip = NULL; /* applied below, not kept */
     if (o->output && !(t->o.output = strdup(o->output))) goto oom;
     if (!(t->path = strdup(m->path ? m->path : "model"))) goto oom;
     if (m->producer && !(t->producer = strdup(m->producer))) goto oom;
@@ -351,6 +450,7 @@ pillar_status pillar_trainer_create(const pillar_model *m, const pillar_train_op
         st = pl_error(PL_ERR_MODEL, "%s: the model has no float32 initializers to train", t->path);
         goto fail;
     }
+    if ((st = apply_prune_skip(t, o->prune_keep_ends, o->prune_skip)) != PL_OK) goto fail;
     t->flat_n = off;
     if (!(t->w = alloc_floats(off))) goto oom;
     for (int p = 0; p < t->nparams; p++) {

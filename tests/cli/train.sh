@@ -3,7 +3,8 @@
 # trained 2 epochs on a 6,000-example subset of Fashion-MNIST must pass 70% test
 # accuracy and write the CSV log, the SVG plot and a model that `pillar run` runs;
 # 1 epoch + --resume to epoch 2 must give the same numbers as 2 epochs straight; Ctrl-C
-# must stop with exit 130 after writing a checkpoint that --resume continues from; bad
+# must stop with exit 130 after writing a checkpoint that --resume continues from; pruning
+# keeps the first and last layers dense unless asked (--prune-all, --prune-skip); bad
 # data must fail with exit 3 and one line naming the file and the record.
 source "$(dirname "$0")/lib.bash"
 
@@ -138,6 +139,39 @@ expect_fail 3 "magic/train-images-idx3-ubyte|wrong magic" train "$M" --data "$D/
 expect_fail 3 "empty|no train-images" train "$M" --data "$D/empty" --out "$D/o.onnx"
 expect_fail 3 "nosuch.npy|cannot open" train "$M" --data "$D/nosuch.npy,$D/y.npy" --out "$D/o.onnx"
 expect_fail 3 "784|3072" train "$D/lenet32.onnx" --data "$D/x.npy,$D/y.npy" --out "$D/o.onnx"
+
+# ---------------------------------------------------------------- which layers pruning touches
+# the zoo MLP has three Gemm layers: by default the first and last stay dense and the
+# middle one reaches the target; --prune-all prunes all three; --prune-skip keeps named
+# ones dense. (inspect's per-node sparsity counts the bias too: 0.8 of the weight is
+# 0.797 of fc2's parameters and 0.794 of fc3's.)
+PR=(--data fashion-mnist --limit 1024 --test-limit 200 --batch 64 --threads 2 --epochs 1 --prune 0.8 --prune-end 1)
+# prune_check MODEL SPARSITY_OR_D... : 'D' = dense (< 1% zeros), a number = within 0.01 of it
+prune_check() {
+    local model=$1
+    shift
+    if expect_ok inspect "$model" --dim batch=1 --json; then
+        py_check "per-layer sparsity of $(basename "$model"): $*" -c '
+import json, sys
+nodes = [n for n in json.load(open(sys.argv[1]))["nodes"] if n["op"] == "Gemm"]
+want = sys.argv[2:]
+if len(nodes) != len(want): sys.exit("%d Gemm nodes, expected %d" % (len(nodes), len(want)))
+for n, w in zip(nodes, want):
+    s = n["sparsity"]
+    if (w == "D" and s >= 0.01) or (w != "D" and abs(s - float(w)) > 0.01):
+        sys.exit("%s: sparsity %.4f, expected %s" % (n["name"], s, "dense" if w == "D" else w))
+' "$OUT" "$@"
+    fi
+}
+if expect_ok train "$M" "${PR[@]}" --out "$D/p_ends.onnx"; then
+    expect_out "first and last prunable layers kept dense"
+    prune_check "$D/p_ends.onnx" D 0.797 D
+fi
+expect_ok train "$M" "${PR[@]}" --prune-all --out "$D/p_all.onnx" && prune_check "$D/p_all.onnx" 0.798 0.797 0.794
+expect_ok train "$M" "${PR[@]}" --prune-all --prune-skip fc1 --out "$D/p_skip.onnx" &&
+    prune_check "$D/p_skip.onnx" D 0.797 0.794
+expect_fail 1 "prune skip|'nope'" train "$M" "${PR[@]}" --prune-skip fc2,nope --out "$D/o.onnx"
+expect_fail 1 "need --prune" train "$M" --data "$D/x.npy,$D/y.npy" --prune-all --out "$D/o.onnx"
 
 # ---------------------------------------------------------------- usage errors: exit 1
 expect_fail 1 "--out" train "$M" --data "$D/x.npy,$D/y.npy"

@@ -3,7 +3,8 @@
  * checkpoint/restore resumes exactly; the saved model, loaded again with
  * pillar_model_load and run by a session, gives the predictions and loss that
  * pillar_trainer_evaluate gives (also for a CNN with BatchNorm, exported in inference
- * form); pruning holds its masks; optimizers, BF16 and bad inputs. */
+ * form); pruning holds its masks and leaves the first/last or named layers dense when
+ * asked; optimizers, BF16 and bad inputs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,6 +503,106 @@ static void test_prune(void) {
     free_data(&te);
 }
 
+/* in -> Gemm fc1 -> Relu -> MatMul fc2 -> Relu -> Gemm fc3 -> Relu -> Gemm fc4: four
+ * prunable layers, the second a MatMul with its weight as input 1. */
+static pl_model *deep_mlp(void) {
+    int x = begin_model(2, D(-1, 16));
+    int y = node("Gemm", 3, (int[]){x, weight("fc1.weight", 2, D(32, 16), 0.4, 0), weight("fc1.bias", 1, D(32), 0, 0)});
+    attr("transB", -1, D(1));
+    y = node("Relu", 1, &y);
+    y = node("MatMul", 2, (int[]){y, weight("fc2.weight", 2, D(32, 24), 0.3, 0)});
+    y = node("Relu", 1, &y);
+    y = node("Gemm", 3, (int[]){y, weight("fc3.weight", 2, D(20, 24), 0.3, 0), weight("fc3.bias", 1, D(20), 0, 0)});
+    attr("transB", -1, D(1));
+    y = node("Relu", 1, &y);
+    y = node("Gemm", 3, (int[]){y, weight("fc4.weight", 2, D(4, 20), 0.3, 0), weight("fc4.bias", 1, D(4), 0, 0)});
+    attr("transB", -1, D(1));
+    return finish_model(y, "deep_mlp");
+}
+
+/* Fraction of zeros of weight `name` in the model saved at `path`; -1 if missing. */
+static double saved_sparsity(const char *path, const char *name) {
+    pillar_model *mm = NULL;
+    OK(pillar_model_load(path, &mm));
+    if (!mm) return -1;
+    int id = pl_graph_find_value(mm->graph, name);
+    double r = -1;
+    if (id >= 0 && mm->graph->values[id].t.data) {
+        const pl_tensor *w = &mm->graph->values[id].t;
+        int64_t z = 0, n = pl_numel(w);
+        for (int64_t i = 0; i < n; i++) z += ((const float *)w->data)[i] == 0.0f;
+        r = (double)z / (double)n;
+    }
+    pillar_model_destroy(mm);
+    return r;
+}
+
+/* Which layers pruning touches: all by default; with keep_first_last the first (fc1) and
+ * last (fc4) stay exactly dense while the others reach the target, through training
+ * steps too; names in the skip list (a node or a weight) stay dense; a name that is not
+ * a prunable layer fails trainer creation with a message naming it. */
+static void test_prune_skip(void) {
+    make_centres(4, 16);
+    dataset tr = make_data(512, 16, 4, 1.0);
+    pl_model *m = deep_mlp();
+    const char *names[4] = {"fc1.weight", "fc2.weight", "fc3.weight", "fc4.weight"};
+    const char *mm_node = m->graph->nodes[2].name; /* the MatMul */
+    struct {
+        int keep;
+        const char *skip;
+        int dense[4];
+    } cases[] = {
+        {0, NULL, {0, 0, 0, 0}},
+        {1, NULL, {1, 0, 0, 1}},
+        {1, " fc3.weight ", {1, 0, 1, 1}},
+        {0, mm_node, {0, 1, 0, 0}},
+        {1, "", {1, 0, 0, 1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        pillar_train_options *o = options(PILLAR_OPTIMIZER_SGD, 0.05f, 0.9f, 2, 3);
+        OK(pillar_train_options_set_prune_skip(o, cases[c].keep, cases[c].skip));
+        pillar_trainer *t = NULL;
+        OK(pillar_trainer_create(m, o, &t));
+        if (!t) {
+            pillar_train_options_destroy(o);
+            continue;
+        }
+        OK(pillar_trainer_prune(t, 0.8f));
+        CHECK(fabs(pillar_trainer_sparsity(t) - 0.8) < 0.01, "case %zu: sparsity %.4f over the pruned layers", c,
+              pillar_trainer_sparsity(t));
+        train(t, &tr, 32, 0, 5, 0, NULL);
+        char path[512];
+        snprintf(path, sizeof path, "%s/skip%zu.onnx", tmpdir, c);
+        OK(pillar_trainer_save(t, path));
+        for (int k = 0; k < 4; k++) {
+            double sp = saved_sparsity(path, names[k]);
+            if (cases[c].dense[k])
+                CHECK(sp == 0.0, "case %zu: %s should stay dense, sparsity %.4f", c, names[k], sp);
+            else
+                CHECK(fabs(sp - 0.8) < 0.01, "case %zu: %s sparsity %.4f, want 0.8", c, names[k], sp);
+        }
+        pillar_trainer_destroy(t);
+        pillar_train_options_destroy(o);
+    }
+    /* names that are not prunable layers */
+    const char *bad[] = {"fc9", "fc1.bias", m->graph->nodes[1].name /* a Relu */, "fc2.weight,nope"};
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        pillar_train_options *o = options(PILLAR_OPTIMIZER_SGD, 0.05f, 0.9f, 1, 3);
+        OK(pillar_train_options_set_prune_skip(o, 1, bad[b]));
+        pillar_trainer *t = NULL;
+        pillar_status st = pillar_trainer_create(m, o, &t);
+        const char *want = b == 3 ? "'nope'" : bad[b];
+        CHECK(st == PILLAR_ERR_ARGUMENT && !t && strstr(pillar_last_error(), want) &&
+                  strstr(pillar_last_error(), "prune skip"),
+              "skip '%s': status %d, message '%s'", bad[b], st, pillar_last_error());
+        pillar_trainer_destroy(t);
+        pillar_train_options_destroy(o);
+    }
+    CHECK(pillar_train_options_set_prune_skip(NULL, 1, NULL) == PILLAR_ERR_ARGUMENT, "NULL options accepted");
+    pl_model_free(m);
+    free_data(&tr);
+}
+
 static void test_bf16_and_losses(void) {
     make_centres(4, 16);
     dataset tr = make_data(4096, 16, 4, 1.5), te = make_data(1024, 16, 4, 1.5);
@@ -705,6 +806,7 @@ int main(void) {
     test_reproducible();
     test_cnn_batchnorm();
     test_prune();
+    test_prune_skip();
     test_bf16_and_losses();
     test_param_choice();
     test_embedding();

@@ -22,6 +22,12 @@ double progress_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+double progress_cpu_now(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 const char *progress_hms(char *buf, size_t n, double s) {
     if (!(s >= 0) || s > 1e8) {
         snprintf(buf, n, "?");

@@ -18,6 +18,8 @@ typedef struct train_row {
     double examples_per_s; /* training examples / train_seconds */
     double lr;             /* learning rate at the end of the epoch */
     double sparsity;       /* fraction of zeros in the prunable weights */
+    double train_cpu_seconds; /* process CPU time of the training steps (all threads);
+                               * a load-independent cost measure on a busy machine */
 } train_row;
 
 typedef struct progress {
@@ -35,6 +37,8 @@ typedef struct progress {
 
 /* Monotonic seconds. */
 double progress_now(void);
+/* CPU seconds used by the process so far (all threads). */
+double progress_cpu_now(void);
 
 /* `tty`: draw a live bar (else print a plain line at most every 10 s of an epoch). */
 void progress_init(progress *p, FILE *f, bool tty, bool quiet, int epochs, int64_t steps_per_epoch,

@@ -84,6 +84,10 @@ void help_train(void) {
         "                       before the last, so the last epochs fine-tune)\n"
         "  --prune-every K      prune every K steps (default: at the start of each epoch)\n"
         "  --prune-block RxC    prune blocks of R x C weights (default 1x1)\n"
+        "  --prune-all          prune the first and last prunable layers too (by default\n"
+        "                       they stay dense, as in 'pillar prune': the input layer is\n"
+        "                       small and sensitive, the last one is the classifier)\n"
+        "  --prune-skip N,...   also keep these Conv/Gemm/MatMul nodes (or weights) dense\n"
         "                       The sparsity follows s = S * (1 - (1 - (t - t0)/(t1 - t0))^3)\n"
         "                       from t0 = start of E0 to t1 = end of E1; masks stay fixed after.\n"
         "\n"
@@ -91,7 +95,8 @@ void help_train(void) {
         "  --out FILE           the trained model (ONNX); required\n"
         "  --log FILE.csv       one row per epoch: epoch, train_loss, train_acc, test_loss,\n"
         "                       test_acc (fractions), seconds, train_seconds, examples_per_s,\n"
-        "                       lr, sparsity\n"
+        "                       lr, sparsity, train_cpu_seconds (CPU time of the steps,\n"
+        "                       all threads)\n"
         "  --plot FILE.svg      loss and accuracy per epoch (and sparsity when pruning)\n"
         "  --checkpoint FILE    full training state after every epoch (and FILE.meta)\n"
         "  --resume FILE        continue from a checkpoint, mid-epoch if it was interrupted\n"
@@ -125,6 +130,8 @@ typedef struct train_cfg {
     int64_t prune_start, prune_end, prune_every;
     bool prune_start_given, prune_end_given;
     int prune_rows, prune_cols;
+    bool prune_all;
+    const char *prune_skip;
     bool quiet;
 } train_cfg;
 
@@ -159,12 +166,17 @@ static int parse_args(train_cfg *c, int argc, char **argv, bool *help) {
             c->quiet = true;
             continue;
         }
+        if (!strcmp(flag, "--prune-all")) {
+            if (cli_args_has_inline_value(&a)) return cli_usage_error(cmd, "--prune-all takes no value");
+            c->prune_all = true;
+            continue;
+        }
         /* every other flag takes a value */
         static const char *const known[] = {"--data", "--test", "--holdout", "--limit", "--test-limit", "--epochs",
                                             "--batch", "--optimizer", "--lr", "--momentum", "--weight-decay",
                                             "--lr-schedule", "--lr-step", "--lr-gamma", "--loss", "--logits",
                                             "--threads", "--seed", "--precision", "--eval-batch", "--prune",
-                                            "--prune-start", "--prune-end", "--prune-every", "--prune-block", "--out",
+                                            "--prune-start", "--prune-end", "--prune-every", "--prune-block", "--prune-skip", "--out",
                                             "--log", "--plot", "--checkpoint", "--resume"};
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(flag, known[i]);
@@ -194,6 +206,7 @@ static int parse_args(train_cfg *c, int argc, char **argv, bool *help) {
         if (!strcmp(flag, "--checkpoint")) { c->checkpoint = v; continue; }
         if (!strcmp(flag, "--resume")) { c->resume = v; continue; }
         if (!strcmp(flag, "--logits")) { c->logits = v; continue; }
+        if (!strcmp(flag, "--prune-skip")) { c->prune_skip = v; continue; }
         DBL_OPT("--holdout", 0, 0.99, c->data.holdout, "a fraction from 0 to 0.99")
         INT_OPT("--limit", 1, INT64_MAX, c->data.limit)
         INT_OPT("--test-limit", 1, INT64_MAX, c->data.test_limit)
@@ -306,8 +319,10 @@ static int parse_args(train_cfg *c, int argc, char **argv, bool *help) {
         if (c->prune_end > c->epochs)
             return cli_usage_error(cmd, "--prune-end %lld is after the last epoch (%lld)", (long long)c->prune_end,
                                    (long long)c->epochs);
-    } else if (c->prune_start_given || c->prune_end_given || c->prune_every || c->prune_rows) {
-        return cli_usage_error(cmd, "--prune-start/--prune-end/--prune-every/--prune-block need --prune S");
+    } else if (c->prune_start_given || c->prune_end_given || c->prune_every || c->prune_rows || c->prune_all ||
+               c->prune_skip) {
+        return cli_usage_error(cmd, "--prune-start/--prune-end/--prune-every/--prune-block/--prune-all/--prune-skip "
+                                    "need --prune S");
     }
     return CLI_OK;
 }
@@ -459,6 +474,7 @@ typedef struct run_state {
     double loss_sum;      /* this epoch so far: summed loss, examples, correct, time */
     int64_t seen, correct;
     double train_seconds, elapsed;
+    double train_cpu;     /* CPU seconds of this epoch's steps so far */
     train_row *rows;      /* finished epochs */
     size_t nrows, caprows;
 } run_state;
@@ -519,7 +535,7 @@ static int write_csv(const char *path, const run_state *s) {
     char *tmp;
     FILE *f = open_tmp(path, &tmp);
     if (!f) return -1;
-    fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,train_seconds,examples_per_s,lr,sparsity\n");
+    fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,train_seconds,examples_per_s,lr,sparsity,train_cpu_seconds\n");
     for (size_t i = 0; i < s->nrows; i++) {
         const train_row *r = &s->rows[i];
         fprintf(f, "%d", r->epoch);
@@ -532,6 +548,7 @@ static int write_csv(const char *path, const run_state *s) {
         csv_num(f, r->examples_per_s, "%.1f");
         csv_num(f, r->lr, "%.6g");
         csv_num(f, r->sparsity, "%.6f");
+        csv_num(f, r->train_cpu_seconds, "%.3f");
         fputc('\n', f);
     }
     return close_tmp(f, tmp, path);
@@ -550,11 +567,13 @@ static int write_meta(const char *path, const train_cfg *c, const td_data *d, co
             (long long)s->global_step);
     fprintf(f, "prune_level %.17g\nloss_sum %.17g\nseen %lld\ncorrect %lld\ntrain_seconds %.17g\nelapsed %.17g\n",
             s->prune_level, s->loss_sum, (long long)s->seen, (long long)s->correct, s->train_seconds, s->elapsed);
+    fprintf(f, "train_cpu %.17g\n", s->train_cpu);
     fprintf(f, "rows %zu\n", s->nrows);
     for (size_t i = 0; i < s->nrows; i++) {
         const train_row *r = &s->rows[i];
-        fprintf(f, "row %d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", r->epoch, r->train_loss, r->train_acc,
-                r->test_loss, r->test_acc, r->seconds, r->train_seconds, r->examples_per_s, r->lr, r->sparsity);
+        fprintf(f, "row %d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", r->epoch, r->train_loss,
+                r->train_acc, r->test_loss, r->test_acc, r->seconds, r->train_seconds, r->examples_per_s, r->lr, r->sparsity,
+                r->train_cpu_seconds);
     }
     return close_tmp(f, tmp, path);
 }
@@ -596,11 +615,15 @@ static int read_meta(const char *path, const char *ckpt, const train_cfg *c, con
         else if (!strcmp(key, "correct")) ok = sscanf(val, "%lld", &ll) == 1 && (s->correct = ll) >= 0;
         else if (!strcmp(key, "train_seconds")) ok = sscanf(val, "%lf", &s->train_seconds) == 1;
         else if (!strcmp(key, "elapsed")) ok = sscanf(val, "%lf", &s->elapsed) == 1;
+        else if (!strcmp(key, "train_cpu")) ok = sscanf(val, "%lf", &s->train_cpu) == 1;
         else if (!strcmp(key, "rows")) ok = true;
         else if (!strcmp(key, "row")) {
             train_row r;
-            ok = sscanf(val, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf", &r.epoch, &r.train_loss, &r.train_acc, &r.test_loss,
-                        &r.test_acc, &r.seconds, &r.train_seconds, &r.examples_per_s, &r.lr, &r.sparsity) == 10;
+            r.train_cpu_seconds = NAN; /* absent from older state files */
+            int got = sscanf(val, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf", &r.epoch, &r.train_loss, &r.train_acc,
+                             &r.test_loss, &r.test_acc, &r.seconds, &r.train_seconds, &r.examples_per_s, &r.lr,
+                             &r.sparsity, &r.train_cpu_seconds);
+            ok = got == 10 || got == 11;
             if (ok && !add_row(s, &r)) {
                 rc = cli_fail(CLI_OTHER, "out of memory");
                 break;
@@ -744,6 +767,7 @@ static int make_trainer(const train_cfg *c, const pillar_model *m, const model_i
     if (st == PILLAR_OK) st = pillar_train_options_set_precision(o, c->precision);
     if (st == PILLAR_OK) st = pillar_train_options_set_loss(o, c->loss, c->logits ? c->logits : io->out_name);
     if (st == PILLAR_OK && c->prune_rows) st = pillar_train_options_set_prune_block(o, c->prune_rows, c->prune_cols);
+    if (st == PILLAR_OK && c->prune > 0) st = pillar_train_options_set_prune_skip(o, !c->prune_all, c->prune_skip);
     if (st == PILLAR_OK) st = pillar_trainer_create(m, o, out);
     pillar_train_options_destroy(o);
     if (st != PILLAR_OK) {
@@ -879,8 +903,10 @@ static void print_intro(run *r, int64_t spe) {
            (long long)c->epochs, (long long)spe, loss_name(c->loss),
            c->precision == PILLAR_PRECISION_BF16 ? "bf16" : "fp32", th, (unsigned long long)c->seed);
     if (c->prune > 0)
-        printf("pruning to %.1f%% sparsity from epoch %lld to the end of epoch %lld%s\n", c->prune * 100,
-               (long long)c->prune_start, (long long)c->prune_end, c->prune_rows ? " (blocks)" : "");
+        printf("pruning to %.1f%% sparsity from epoch %lld to the end of epoch %lld%s; %s%s%s\n", c->prune * 100,
+               (long long)c->prune_start, (long long)c->prune_end, c->prune_rows ? " (blocks)" : "",
+               c->prune_all ? "all prunable layers" : "first and last prunable layers kept dense",
+               c->prune_skip ? ", also kept dense: " : "", c->prune_skip ? c->prune_skip : "");
     if (r->c.resume)
         printf("resuming from %s at epoch %lld, step %lld\n", r->c.resume, (long long)r->s.epoch, (long long)r->s.step);
     fflush(stdout);
@@ -926,7 +952,7 @@ static int train_loop(run *r, int64_t spe, bool *stopped) {
                 if (st != PILLAR_OK) return cli_fail_status(st, CLI_OTHER);
                 cur_lr = lr;
             }
-            double t0 = progress_now();
+            double t0 = progress_now(), c0 = progress_cpu_now();
             int rc = maybe_prune(r, spe, false);
             if (rc) return rc;
             pillar_tensor *xt = NULL, *yt = NULL;
@@ -952,6 +978,7 @@ static int train_loop(run *r, int64_t spe, bool *stopped) {
             s->global_step++;
             double t1 = progress_now();
             s->train_seconds += t1 - t0;
+            s->train_cpu += progress_cpu_now() - c0;
             progress_step(&r->p, s->step, s->seen, s->loss_sum, s->correct, s->train_seconds);
         }
         if (g_stop) {
@@ -995,6 +1022,7 @@ static int train_loop(run *r, int64_t spe, bool *stopped) {
             .examples_per_s = s->train_seconds > 0 ? (double)s->seen / s->train_seconds : 0,
             .lr = cur_lr >= 0 ? cur_lr : lr_at(c, s->global_step, spe),
             .sparsity = c->prune > 0 ? pillar_trainer_sparsity(r->t) : 0,
+            .train_cpu_seconds = s->train_cpu,
         };
         if (!add_row(s, &row)) return cli_fail(CLI_OTHER, "out of memory");
         progress_epoch_end(&r->p, &row, eval_s);
@@ -1002,7 +1030,7 @@ static int train_loop(run *r, int64_t spe, bool *stopped) {
         s->step = 0;
         s->loss_sum = 0;
         s->seen = s->correct = 0;
-        s->train_seconds = s->elapsed = 0;
+        s->train_seconds = s->elapsed = s->train_cpu = 0;
         s->epoch++;
         int rc = write_reports(r);
         if (!rc) rc = save_checkpoint(r);
