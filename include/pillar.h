@@ -147,6 +147,21 @@ pillar_status pillar_options_set_shape(pillar_options *o, const char *input, siz
 /* Gives a value to a named symbolic dimension ("batch" = 4) for every input using it. */
 pillar_status pillar_options_set_dim(pillar_options *o, const char *symbol, int64_t value);
 
+/* HALOS-style sub-linear output layer (hash-based sparsity, README "LSH"). With K > 0,
+ * session creation finds the model's last layer -- the first graph output made by a
+ * Gemm or MatMul with a constant weight of at least 10,000 outputs (a Softmax,
+ * LogSoftmax or Sigmoid after it is dropped: it does not change the ranking) -- builds
+ * an LSH index over its output neurons (SimHash, K bits per key, L tables) and scores
+ * only the neurons the index retrieves for each input. That output is replaced, at the
+ * same position, by two:
+ *   "<output>_topk_scores"  float32 [..., topk]  the layer's logits, best first
+ *   "<output>_topk_labels"  int64   [..., topk]  their indices (-1: fewer were found)
+ * Approximate: compare with a session without this option (pillar bench --lsh-output
+ * reports recall). Session creation fails (PILLAR_ERR_UNSUPPORTED, naming the output
+ * and node) for a model without such a layer. K = 0 turns it off. Ranges: K 1..30,
+ * L 1..1024, topk 1..10000. */
+pillar_status pillar_options_set_lsh_output(pillar_options *o, int K, int L, int topk);
+
 /* ---------------------------------------------------------------- sessions */
 
 /* Plans execution of `m` with options `o` (NULL for defaults): shape inference, constant
@@ -155,6 +170,14 @@ pillar_status pillar_options_set_dim(pillar_options *o, const char *symbol, int6
  * pillar_session_destroy. The session copies what it needs from the model. */
 pillar_status pillar_session_create(const pillar_model *m, const pillar_options *o,
                                     pillar_session **out);
+/* Like pillar_session_create, but the session takes the model over: *m is destroyed and
+ * set to NULL, whether or not the call succeeds. With every input shape fixed (see
+ * pillar_session_released_bytes), each raw weight is then freed as soon as its kernel
+ * has packed it, so creating the session needs little more memory than the weights
+ * once, where pillar_session_create + pillar_model_destroy holds the model's copy and
+ * the packed one together for a while. */
+pillar_status pillar_session_create_from(pillar_model **m, const pillar_options *o,
+                                         pillar_session **out);
 void pillar_session_destroy(pillar_session *s);
 
 /* Runs the model once. Inputs are matched by name (names[i] for inputs[i]); each must
@@ -199,6 +222,23 @@ const char *pillar_session_node_kernel(const pillar_session *s, size_t i);
  * time). */
 size_t pillar_session_arena_bytes(const pillar_session *s);
 
+/* ---------------------------------------------------------------- profiling, memory */
+
+/* Per-node timing of the session's runs: on != 0 starts it (clearing earlier counts),
+ * 0 stops it (the default; then a run reads no clock). */
+pillar_status pillar_session_set_profiling(pillar_session *s, int on);
+/* Node i's (as pillar_session_node) total wall time in ms over the runs profiled so far,
+ * and the number of those runs. Either out may be NULL. Times restart at 0 when a change
+ * of input shapes re-plans the session. */
+pillar_status pillar_session_node_time(const pillar_session *s, size_t i, double *ms_total_out,
+                                       int64_t *calls_out);
+/* A session shares its model's weights (destroying the model first is fine and frees
+ * what the session does not need). When every input shape is fixed (by the model, or by
+ * pillar_options_set_shape / _set_dim), the session also lets go of the raw weights
+ * that its kernels packed into their own layout; this is how many bytes that was (0 for
+ * sessions whose input shapes may still change: re-planning needs the raw weights). */
+size_t pillar_session_released_bytes(const pillar_session *s);
+
 /* ---------------------------------------------------------------- model zoo, saving */
 
 /* A ready-made architecture with seeded random weights, as an ONNX-equivalent model:
@@ -216,6 +256,83 @@ pillar_status pillar_model_save(const pillar_model *m, const char *path);
 /* The instruction set the kernels use on this machine ("avx512", "avx2", "ref"),
  * after any PILLAR_ISA override. Borrowed, static. */
 const char *pillar_cpu_isa(void);
+
+/* ---------------------------------------------------------------- INT8 quantisation */
+
+/* Static INT8 quantisation in ONNX Runtime's QDQ format: the constant weights of Conv,
+ * Gemm and MatMul become int8 initializers (symmetric, zero point 0, one scale per output
+ * channel unless per-tensor) read through DequantizeLinear; the float inputs of those
+ * nodes, and their outputs (after a Relu/Clip(0, ...) that the uint8 range makes
+ * redundant, which is removed), pass through QuantizeLinear -> DequantizeLinear with a
+ * uint8 scale and zero point from calibration; biases become int32 with scale
+ * input scale x weight scale. Zeros in the weights (pruning) stay exactly zero. */
+typedef struct pillar_quantize_options pillar_quantize_options;
+
+typedef enum pillar_calibration {
+    PILLAR_CALIBRATE_MINMAX = 0,    /* the smallest and largest value seen */
+    PILLAR_CALIBRATE_PERCENTILE = 1 /* cut (100 - percentile) / 2 % off each tail */
+} pillar_calibration;
+
+/* Owned: pillar_quantize_options_destroy. Defaults: min-max, per-channel weights,
+ * nothing excluded, threads 0 (one per physical core). */
+pillar_status pillar_quantize_options_create(pillar_quantize_options **out);
+void pillar_quantize_options_destroy(pillar_quantize_options *o);
+/* `percentile` in (50, 100]: used by PILLAR_CALIBRATE_PERCENTILE (e.g. 99.99). */
+pillar_status pillar_quantize_options_set_method(pillar_quantize_options *o, pillar_calibration method,
+                                                 double percentile);
+/* Non-zero: one scale per weight tensor instead of one per output channel. */
+pillar_status pillar_quantize_options_set_per_tensor(pillar_quantize_options *o, int per_tensor);
+/* Leaves the node named `node` in float32 (call once per node). Copied. */
+pillar_status pillar_quantize_options_exclude(pillar_quantize_options *o, const char *node);
+pillar_status pillar_quantize_options_set_threads(pillar_quantize_options *o, int threads);
+
+/* Calibrates `m` on `n_samples` runs and returns the quantized model. `samples` holds
+ * n_samples x (number of model inputs) tensors, run s feeding samples[s * ninputs + i]
+ * to model input i (in pillar_model_input order); a tensor may hold a batch. Borrowed:
+ * only read during the call. `o` may be NULL (defaults). Owned: pillar_model_destroy;
+ * save with pillar_model_save. */
+pillar_status pillar_model_quantize(const pillar_model *m, const pillar_quantize_options *o, size_t n_samples,
+                                    const pillar_tensor *const *samples, pillar_model **out);
+
+/* ---------------------------------------------------------------- pruning */
+
+typedef struct pillar_prune_options pillar_prune_options;
+typedef struct pillar_prune_report pillar_prune_report;
+
+/* Options of pillar_model_prune. Owned: pillar_prune_options_destroy. Defaults:
+ * sparsity 0, block 1 (unstructured), layer scope, first and last layers kept dense. */
+pillar_status pillar_prune_options_create(pillar_prune_options **out);
+void pillar_prune_options_destroy(pillar_prune_options *o);
+/* Fraction (0..1) of each pruned layer's weights to zero (of all pruned layers'
+ * weights together with the global scope). */
+pillar_status pillar_prune_options_set_sparsity(pillar_prune_options *o, double sparsity);
+/* Blocks of `block` (1..1024) consecutive weights along the reduction axis (a Conv's
+ * input channels at each output channel and tap, a MatMul weight's K rows at each
+ * column) are kept or zeroed together. */
+pillar_status pillar_prune_options_set_block(pillar_prune_options *o, int block);
+/* 0: each layer to the sparsity (default); 1: all layers' blocks ranked together. */
+pillar_status pillar_prune_options_set_global(pillar_prune_options *o, int global);
+/* 1 (default): the first and last prunable layers stay dense; 0: they are pruned too. */
+pillar_status pillar_prune_options_set_keep_first_last(pillar_prune_options *o, int keep);
+/* Keeps node `node` dense (name copied); pillar_model_prune fails if it names no
+ * prunable node. */
+pillar_status pillar_prune_options_skip(pillar_prune_options *o, const char *node);
+
+/* One-shot magnitude pruning, in place, of the constant float32 weights (input 1) of
+ * the Conv, Gemm and MatMul nodes of `m`: the weakest blocks by mean |w| are zeroed.
+ * Save the result with pillar_model_save. `report_out` (may be NULL) receives each
+ * candidate layer's sparsity before and after; owned: pillar_prune_report_destroy. */
+pillar_status pillar_model_prune(pillar_model *m, const pillar_prune_options *o,
+                                 pillar_prune_report **report_out);
+size_t pillar_prune_report_count(const pillar_prune_report *r);
+/* Layer i in graph order: node name, op type, weight shape (borrowed, valid while the
+ * report lives), weight count, zero fraction before and after, and "" if it was
+ * pruned or why it was kept ("first layer", "last layer", "skipped"). Outs may be NULL. */
+pillar_status pillar_prune_report_layer(const pillar_prune_report *r, size_t i, const char **node_out,
+                                        const char **op_out, size_t *ndim_out, const int64_t **dims_out,
+                                        int64_t *params_out, double *before_out, double *after_out,
+                                        const char **note_out);
+void pillar_prune_report_destroy(pillar_prune_report *r);
 
 /* ---------------------------------------------------------------- training */
 
@@ -256,6 +373,12 @@ pillar_status pillar_train_options_set_precision(pillar_train_options *o, pillar
 pillar_status pillar_train_options_set_loss(pillar_train_options *o, pillar_loss loss, const char *output);
 /* Pruning masks in blocks of rows x cols of each weight matrix (1x1: unstructured). */
 pillar_status pillar_train_options_set_prune_block(pillar_train_options *o, int rows, int cols);
+/* Weights pruning leaves dense: with keep_first_last non-zero, those of the first and the
+ * last layer (graph order) with a prunable weight; and those of the nodes or weights
+ * named in `skip` (comma-separated; NULL or "" for none; a name that is no Conv, Gemm or
+ * MatMul with a trainable weight fails pillar_trainer_create). Default: 0, NULL. */
+pillar_status pillar_train_options_set_prune_skip(pillar_train_options *o, int keep_first_last,
+                                                  const char *skip);
 
 /* Prepares to train every float initializer of `m` that feeds a trainable input
  * (weights, biases, normalisation scales) from the options. The trainer copies what it
@@ -275,7 +398,7 @@ pillar_status pillar_trainer_evaluate(pillar_trainer *t, const pillar_tensor *x,
                                       float *loss_out, int64_t *correct_out);
 pillar_status pillar_trainer_set_lr(pillar_trainer *t, float lr);
 /* Magnitude pruning now, to `sparsity` (0..1) of each prunable weight (Conv, Gemm,
- * MatMul weights; the first and last layers are pruned too unless skipped by name);
+ * MatMul weights, except those kept by pillar_train_options_set_prune_skip);
  * the masks stay fixed through later steps until the next call. */
 pillar_status pillar_trainer_prune(pillar_trainer *t, float sparsity);
 /* Fraction of zeros over the prunable weights. */

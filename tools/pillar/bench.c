@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lsh_output.h"
 
 #define DEFAULT_MODEL "zoo:resnet50"
 #define ZOO_SEED 0          /* weights of built-in models: the same on every run */
@@ -22,7 +23,7 @@
 void help_bench(void) {
     printf("usage: pillar bench [MODEL] [--batch N] [--shape NAME=DIMS]... [--dim SYMBOL=N]...\n"
            "                    [--threads N] [--time SECONDS] [--warmup SECONDS] [--seed S]\n"
-           "                    [--json] [--verbose]\n"
+           "                    [--json] [--verbose] [--lsh-output K,L[,TOPK]]\n"
            "\n"
            "Times MODEL (an ONNX file, or zoo:NAME for a built-in architecture with seeded\n"
            "random weights: zoo:resnet50, zoo:mobilenet_v2; default zoo:resnet50) on random\n"
@@ -47,8 +48,16 @@ void help_bench(void) {
            "  --json              end with one line holding a JSON object: model, batch,\n"
            "                      threads, isa, mean_ms, median_ms, p90_ms, p99_ms, min_ms,\n"
            "                      max_ms, runs, items_per_s, peak_rss_mb, arena_bytes, macs\n"
-           "  --verbose           also list the planned layers (per-layer times are not\n"
-           "                      measured yet)\n"
+           "  --verbose           also time each layer during the timed runs and list the\n"
+           "                      layers in execution order: name, op, the kernel chosen,\n"
+           "                      output shape, weight sparsity, MACs, mean ms per run and\n"
+           "                      share of the layers' total, then a total line (reading\n"
+           "                      the clock around each layer adds well under a microsecond\n"
+           "                      per layer)\n"
+           CLI_LSH_OUTPUT_HELP
+           "                      bench then also times the exact model on the same inputs\n"
+           "                      and prints the speed-up and recall@1 / recall@TOPK of the\n"
+           "                      LSH top-k against the exact top-k\n"
            "  -h, --help          show this help\n");
 }
 
@@ -60,6 +69,7 @@ typedef struct bench_args {
     double time_s, warmup_s;
     uint64_t seed;
     bool json, verbose;
+    cli_lsh_output lsh; /* --lsh-output */
 } bench_args;
 
 /* ---------------------------------------------------------------- helpers */
@@ -226,6 +236,9 @@ static int parse_args(bench_args *b, int argc, char **argv, bool *help) {
             if (!parse_seconds(v, flag[2] == 't' ? &b->time_s : &b->warmup_s))
                 return cli_usage_error("bench", "%s: '%s' is not a number of seconds from 0 to 1e6",
                                        flag, v);
+        } else if (strcmp(flag, "--lsh-output") == 0) {
+            if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
+            if (cli_lsh_output_parse("bench", v, &b->lsh) != CLI_OK) return CLI_USAGE;
         } else if (strcmp(flag, "--seed") == 0) {
             int64_t s;
             if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
@@ -315,9 +328,52 @@ static int apply_batch(const bench_args *b, const pillar_model *m, pillar_option
     return CLI_OK;
 }
 
+/* The model's input names and symbolic dimension names, kept for the messages of
+ * make_inputs after the session has taken the model over. */
+typedef struct input_syms {
+    size_t n;
+    char **name;
+    char *(*sym)[PILLAR_MAX_DIMS];
+} input_syms;
+
+static void syms_free(input_syms *y) {
+    for (size_t i = 0; i < y->n; i++) {
+        free(y->name[i]);
+        for (int d = 0; d < PILLAR_MAX_DIMS; d++) free(y->sym[i][d]);
+    }
+    free(y->name);
+    free(y->sym);
+    memset(y, 0, sizeof *y);
+}
+
+static int syms_copy(const pillar_model *m, input_syms *y) {
+    size_t n = pillar_model_input_count(m);
+    y->name = calloc(n + 1, sizeof *y->name);
+    y->sym = calloc(n + 1, sizeof *y->sym);
+    if (!y->name || !y->sym) return cli_fail(CLI_OTHER, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = NULL;
+        y->n = i + 1;
+        if (pillar_model_input(m, i, &name, NULL, NULL, NULL) != PILLAR_OK || !name) continue;
+        if (!(y->name[i] = strdup(name))) return cli_fail(CLI_OTHER, "out of memory");
+        for (int d = 0; d < PILLAR_MAX_DIMS; d++) {
+            const char *sym = pillar_model_input_dim_name(m, i, (size_t)d);
+            if (sym && !(y->sym[i][d] = strdup(sym))) return cli_fail(CLI_OTHER, "out of memory");
+        }
+    }
+    return CLI_OK;
+}
+
+static const char *syms_find(const input_syms *y, const char *input, size_t d) {
+    for (size_t i = 0; i < y->n; i++)
+        if (y->name[i] && !strcmp(y->name[i], input))
+            return d < PILLAR_MAX_DIMS ? y->sym[i][d] : NULL;
+    return NULL;
+}
+
 /* Random inputs of the session's resolved shapes; *batch gets the leading dimension of
  * the first input that has one. */
-static int make_inputs(const bench_args *b, const pillar_model *m, const pillar_session *s,
+static int make_inputs(const bench_args *b, const input_syms *y, const pillar_session *s,
                        pillar_tensor **ins, const char **names, int64_t *batch) {
     uint64_t rng = b->seed;
     size_t n = pillar_session_input_count(s);
@@ -328,10 +384,9 @@ static int make_inputs(const bench_args *b, const pillar_model *m, const pillar_
         const int64_t *dims = NULL;
         pillar_status st = pillar_session_input(s, i, &names[i], &dt, &nd, &dims);
         if (st != PILLAR_OK) return cli_fail_status(st, CLI_OTHER);
-        long mi = cli_model_input_index(m, names[i]);
         for (size_t d = 0; d < nd; d++) {
             if (dims[d] >= 0) continue;
-            const char *sym = mi >= 0 ? pillar_model_input_dim_name(m, (size_t)mi, d) : NULL;
+            const char *sym = syms_find(y, names[i], d);
             if (sym)
                 return cli_fail(CLI_INPUT,
                                 "input '%s' has symbolic dimension '%s' (dimension %zu): give "
@@ -369,28 +424,59 @@ static int run_once(pillar_session *s, size_t nin, const char **names, pillar_te
     return CLI_OK;
 }
 
-/* The planned layers and their multiply-accumulates; per-layer times need a timing
- * hook in the session API, which does not exist yet. Returns the total MACs. */
-static int64_t layers(const pillar_session *s, bool print) {
+/* The planned layers' multiply-accumulates (returned: the total), and with `print` the
+ * per-layer table of --verbose, in execution order, from the profiled timed runs:
+ * mean ms per run and share of the layers' sum; `run_ms` is the mean latency of a whole
+ * run, so the total line also shows the time spent outside the layers. */
+static int64_t layers(const pillar_session *s, bool print, double run_ms) {
     size_t n = pillar_session_node_count(s);
     int64_t total = 0;
+    double sum_ms = 0;
+    int64_t runs = 0;
+    for (size_t i = 0; i < n; i++) {
+        double ms = 0;
+        int64_t calls = 0;
+        if (pillar_session_node_time(s, i, &ms, &calls) == PILLAR_OK && calls > 0) {
+            sum_ms += ms / (double)calls;
+            if (calls > runs) runs = calls;
+        }
+    }
     if (print)
-        printf("layers (%zu; per-layer times are not measured yet):\n"
-               "     #  %-40s %-18s %-18s %14s\n",
-               n, "name", "op", "output", "MACs");
+        printf("layers (%zu, mean of %lld profiled runs):\n"
+               "  %4s  %-36s %-16s %-20s %-18s %8s %14s %10s %6s\n",
+               n, (long long)runs, "#", "name", "op", "kernel", "output", "sparsity", "MACs", "ms",
+               "%");
     for (size_t i = 0; i < n; i++) {
         const char *name = NULL, *op = NULL;
         int ndim = -1;
         const int64_t *dims = NULL;
-        int64_t macs = 0;
-        if (pillar_session_node(s, i, &name, &op, &ndim, &dims, NULL, NULL, &macs) != PILLAR_OK)
+        int64_t macs = 0, params = 0, calls = 0;
+        double sparsity = 0, ms = 0;
+        if (pillar_session_node(s, i, &name, &op, &ndim, &dims, &params, &sparsity, &macs) !=
+            PILLAR_OK)
             continue;
         total += macs;
         if (!print) continue;
-        char shape[256];
-        printf("  %4zu  %-40s %-18s %-18s %14lld\n", i, name ? name : "", op ? op : "",
-               cli_dims_str(shape, sizeof shape, ndim, dims, NULL), (long long)macs);
+        if (pillar_session_node_time(s, i, &ms, &calls) != PILLAR_OK || calls == 0)
+            ms = 0;
+        else
+            ms /= (double)calls;
+        const char *kernel = pillar_session_node_kernel(s, i);
+        char shape[256], sp[32];
+        if (params > 0)
+            snprintf(sp, sizeof sp, "%.1f%%", 100.0 * sparsity);
+        else
+            snprintf(sp, sizeof sp, "-");
+        printf("  %4zu  %-36s %-16s %-20s %-18s %8s %14lld %10.4f %6.2f\n", i, name ? name : "",
+               op ? op : "", kernel[0] ? kernel : "-",
+               cli_dims_str(shape, sizeof shape, ndim, dims, NULL), sp, (long long)macs, ms,
+               sum_ms > 0 ? 100.0 * ms / sum_ms : 0.0);
     }
+    if (print)
+        printf("  %4s  %-36s %-16s %-20s %-18s %8s %14lld %10.4f %6.2f\n"
+               "  (a run took %.4f ms on average: %.4f ms outside the layers)\n",
+               "", "total", "", "", "", "", (long long)total, sum_ms, sum_ms > 0 ? 100.0 : 0.0,
+               run_ms, run_ms - sum_ms);
     return total;
 }
 
@@ -409,6 +495,10 @@ static int measure(const bench_args *b, pillar_session *s, size_t nin, const cha
         r->warm_runs++;
     } while (now_s() - t0 < b->warmup_s);
     r->warm_s = now_s() - t0;
+    if (b->verbose) {
+        pillar_status st = pillar_session_set_profiling(s, 1);
+        if (st != PILLAR_OK) return cli_fail_status(st, CLI_OTHER);
+    }
     size_t cap = 1024;
     double *ms = malloc(cap * sizeof *ms);
     if (!ms) return cli_fail(CLI_OTHER, "out of memory");
@@ -478,6 +568,27 @@ static void report(const bench_args *b, const stats *r, int64_t batch, int threa
            (long long)macs);
 }
 
+/* --lsh-output: the same model without it, timed the same way on the same inputs (its
+ * latency in *re), and the recall of the LSH session's top-k against it. */
+static int bench_exact(const bench_args *b, const pillar_model *m, pillar_options *opt,
+                       pillar_session *approx, size_t nin, const char **names,
+                       pillar_tensor **ins, stats *re) {
+    pillar_session *e = NULL;
+    pillar_status st = pillar_options_set_lsh_output(opt, 0, 0, 0);
+    if (st == PILLAR_OK) st = pillar_session_create(m, opt, &e);
+    if (st != PILLAR_OK) return cli_fail_status(st, CLI_MODEL);
+    size_t nout = pillar_session_output_count(e);
+    pillar_tensor **outs = calloc(nout + 1, sizeof *outs);
+    bench_args quiet = *b;
+    quiet.verbose = false;
+    int rc = outs ? measure(&quiet, e, nin, names, ins, nout, outs, re) : cli_fail(CLI_OTHER, "out of memory");
+    if (rc == CLI_OK) rc = cli_lsh_recall(approx, e, nin, names, ins);
+    for (size_t i = 0; outs && i < nout; i++) pillar_tensor_destroy(outs[i]);
+    free(outs);
+    pillar_session_destroy(e);
+    return rc;
+}
+
 static int bench_model(const bench_args *b) {
     pillar_model *m = NULL;
     pillar_options *opt = NULL;
@@ -485,12 +596,18 @@ static int bench_model(const bench_args *b) {
     pillar_tensor **ins = NULL, **outs = NULL;
     const char **names = NULL;
     size_t nin = 0, nout = 0;
+    input_syms syms = {0};
     pillar_status st;
     int rc = load_model(b, &m);
     if (rc != CLI_OK) goto done;
     if ((rc = cli_make_options(&b->mo, m, &opt)) != CLI_OK) goto done;
     if ((rc = apply_batch(b, m, opt)) != CLI_OK) goto done;
-    if ((st = pillar_session_create(m, opt, &s)) != PILLAR_OK) {
+    if ((rc = cli_lsh_output_apply(&b->lsh, opt)) != CLI_OK) goto done;
+    if ((rc = syms_copy(m, &syms)) != CLI_OK) goto done;
+    /* the session takes the model over, so raw weights go as their kernels pack them;
+     * --lsh-output needs the model for a second session */
+    st = b->lsh.K ? pillar_session_create(m, opt, &s) : pillar_session_create_from(&m, opt, &s);
+    if (st != PILLAR_OK) {
         rc = cli_fail_status(st, CLI_MODEL);
         goto done;
     }
@@ -504,12 +621,23 @@ static int bench_model(const bench_args *b) {
         goto done;
     }
     int64_t batch = 1;
-    if ((rc = make_inputs(b, m, s, ins, names, &batch)) != CLI_OK) goto done;
+    if ((rc = make_inputs(b, &syms, s, ins, names, &batch)) != CLI_OK) goto done;
+    stats rex; /* --lsh-output: the exact model, measured while the model is loaded */
+    memset(&rex, 0, sizeof rex);
+    if (b->lsh.K && (rc = bench_exact(b, m, opt, s, nin, names, ins, &rex)) != CLI_OK) goto done;
+    /* the session holds what it needs of the model's weights: free the rest now */
+    pillar_model_destroy(m);
+    m = NULL;
     stats r;
     memset(&r, 0, sizeof r);
     if ((rc = measure(b, s, nin, names, ins, nout, outs, &r)) != CLI_OK) goto done;
     int threads = b->mo.threads > 0 ? b->mo.threads : physical_cores();
-    int64_t macs = layers(s, b->verbose);
+    int64_t macs = layers(s, b->verbose, r.mean);
+    if (b->lsh.K)
+        printf("lsh-output %d,%d,%d: latency ms median %.3f, mean %.3f; exact model median %.3f, "
+               "mean %.3f: %.2fx faster than exact (median)\n",
+               b->lsh.K, b->lsh.L, b->lsh.topk, r.median, r.mean, rex.median, rex.mean,
+               r.median > 0 ? rex.median / r.median : 0);
     report(b, &r, batch, threads, pillar_session_arena_bytes(s), macs);
 done:
     for (size_t i = 0; outs && i < nout; i++) pillar_tensor_destroy(outs[i]);
@@ -520,6 +648,7 @@ done:
     pillar_session_destroy(s);
     pillar_options_destroy(opt);
     pillar_model_destroy(m);
+    syms_free(&syms);
     return rc;
 }
 

@@ -15,6 +15,10 @@ int cmd_zoo(int argc, char **argv);
 void help_zoo(void);
 int cmd_serve(int argc, char **argv);
 void help_serve(void); /* serve.c */
+int cmd_quantize(int argc, char **argv); /* quantize.c */
+void help_quantize(void);
+int cmd_prune(int argc, char **argv);
+void help_prune(void); /* prune.c */
 
 typedef struct command {
     const char *name;
@@ -37,6 +41,10 @@ static const command commands[] = {
      help_train_xc},
     {"serve", "serve models over HTTP (KServe v2 REST, dynamic batching, metrics)", cmd_serve,
      help_serve},
+    {"quantize", "INT8-quantize a model (QDQ format) from calibration data", cmd_quantize,
+     help_quantize},
+    {"prune", "zero a model's smallest weights (magnitude pruning) and save it as ONNX", cmd_prune,
+     help_prune},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

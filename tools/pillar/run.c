@@ -9,11 +9,13 @@
 #include <time.h>
 
 #include "cli.h"
+#include "lsh_output.h"
 
 void help_run(void) {
     printf(
         "usage: pillar run MODEL [--input NAME=FILE.npy]... [--shape NAME=DIMS]...\n"
         "                  [--dim SYMBOL=N]... [--output DIR] [--threads N] [--seed S]\n"
+        "                  [--lsh-output K,L[,TOPK]]\n"
         "\n"
         "Runs MODEL (an ONNX file) once. Inputs not given with --input get random values\n"
         "(floats uniform in [0,1), integers in [0,10), bools 0/1; reproducible with\n"
@@ -28,6 +30,7 @@ void help_run(void) {
         "  --output DIR        write each output to DIR/<output name>.npy (DIR is created)\n"
         "  --threads N         worker threads (0 = one per core, the default)\n"
         "  --seed S            seed of the random inputs (default 1)\n"
+        CLI_LSH_OUTPUT_HELP
         "  -h, --help          show this help\n");
 }
 
@@ -216,6 +219,7 @@ typedef struct run_args {
     cli_model_opts mo;
     const char *out_dir;
     uint64_t seed;
+    cli_lsh_output lsh; /* --lsh-output */
 } run_args;
 
 static int parse_args(run_args *r, int argc, char **argv, bool *help) {
@@ -246,6 +250,9 @@ static int parse_args(run_args *r, int argc, char **argv, bool *help) {
             if (!cli_parse_int(v, 0, INT64_MAX, &s))
                 return cli_usage_error("run", "--seed: '%s' is not a non-negative integer", v);
             r->seed = (uint64_t)s;
+        } else if (strcmp(flag, "--lsh-output") == 0) {
+            if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
+            if (cli_lsh_output_parse("run", v, &r->lsh) != CLI_OK) return CLI_USAGE;
         } else {
             int h = cli_model_opts_parse(&r->mo, &a, flag);
             if (h < 0) return CLI_USAGE;
@@ -507,6 +514,7 @@ static int run_model(run_args *r) {
     }
     if ((rc = load_inputs(r, m, files)) != CLI_OK) goto done;
     if ((rc = cli_make_options(&r->mo, m, &opt)) != CLI_OK) goto done;
+    if ((rc = cli_lsh_output_apply(&r->lsh, opt)) != CLI_OK) goto done;
     if ((rc = check_open_dims(r, m, files)) != CLI_OK) goto done;
     /* Inputs given by file fix their own shapes when the model leaves dims open. */
     for (size_t i = 0; i < nmi; i++) {
@@ -529,7 +537,7 @@ static int run_model(run_args *r) {
         goto done;
     }
     nsi = pillar_session_input_count(s);
-    nout = pillar_model_output_count(m);
+    nout = pillar_session_output_count(s); /* --lsh-output changes the outputs */
     ins = calloc(nsi + 1, sizeof *ins);
     names = calloc(nsi + 1, sizeof *names);
     outs = calloc(nout + 1, sizeof *outs);
@@ -538,6 +546,8 @@ static int run_model(run_args *r) {
         goto done;
     }
     if ((rc = build_inputs(r, m, s, files, ins, names, &n_in)) != CLI_OK) goto done;
+    pillar_model_destroy(m); /* the session keeps the weights it needs */
+    m = NULL;
     double t0 = now_ms();
     st = pillar_session_run(s, n_in, names, (const pillar_tensor *const *)ins, nout, NULL, outs);
     double t1 = now_ms();
