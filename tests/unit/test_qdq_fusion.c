@@ -15,24 +15,8 @@
 #include "graph/ir.h"
 #include "pillar.h"
 
-static int failures, cases;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t rng_state = 0x8a5cd789635d2dffull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
+#define CHECK_SEED 0x8a5cd789635d2dffull
+#include "check.h"
 static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 /* ------------------------------------------------------------------ graph building */

@@ -14,26 +14,7 @@
 #include "core/threadpool.h"
 #include "kernels/qgemm/qgemm.h"
 
-static int failures, cases;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            if (failures < 30) {                                                                   \
-                printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-                printf(__VA_ARGS__);                                                               \
-                printf("\n");                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
+#include "check.h"
 
 static size_t osize(pl_q8_out o) { return o == PL_Q8_OUT_U8 || o == PL_Q8_OUT_S8 ? 1 : 4; }
 

@@ -18,27 +18,7 @@
 #include "kernels/conv/conv_fast.h"
 #include "kernels/sparse/sparse.h"
 
-static int failures, cases;
-#define CHECK(cond, ...)                                                                    \
-    do {                                                                                    \
-        cases++;                                                                            \
-        if (!(cond)) {                                                                      \
-            failures++;                                                                     \
-            if (failures < 30) {                                                            \
-                printf("FAIL %s:%d: ", __FILE__, __LINE__);                                 \
-                printf(__VA_ARGS__);                                                        \
-                printf("\n");                                                               \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
+#include "check.h"
 static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 static float *rand_buf(int64_t n) {
