@@ -73,7 +73,7 @@ sparse_init "$out" "$pillar" || die "cannot create $out/sparse"
 
 variants="dense"
 for s in $sparsities; do variants="$variants s$s"; done
-variants="$variants int8 s90_int8"
+variants="$variants int8 s90_int8 s90b4_int8"
 
 # make every file first (pruning and calibration are not timed)
 status=0
@@ -131,7 +131,7 @@ round() {
             [ "$v" = dense ] || run ort "$m" "$v" "$r"
         fi
     done
-    if [ "$m" = resnet50 ] && [ "$avx2" = 1 ]; then run pillar "$m" s90_int8 "$r" avx2; fi
+    if [ "$m" = resnet50 ] && [ "$avx2" = 1 ]; then run pillar "$m" s90b4_int8 "$r" avx2; fi
 }
 
 for ((r = 1; r <= rounds; r++)); do

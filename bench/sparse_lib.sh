@@ -4,7 +4,8 @@
 #
 # Variants: dense (the exported float model), sNN (pruned to NN% with `pillar prune
 # --sparsity 0.NN`, first and last layers dense), int8 (the dense model quantized), sNN_int8
-# (sNN quantized). Calibration: 8 random samples (standard normal images; token ids in
+# (sNN quantized), sNNb4 / sNNb4_int8 (pruned in blocks of 4 input channels, the
+# layout the INT8 sparse kernel skips). Calibration: 8 random samples (standard normal images; token ids in
 # [0, 30000) with a full attention mask for bert_like), per-channel min-max.
 
 # sparse_init OUT PILLAR: exports the models if missing; sets SPARSE_OUT, SPARSE_PILLAR,
@@ -70,6 +71,9 @@ sparse_variant() {
             int8)
                 cal=$(sparse_calib "$m") || return 1
                 "$SPARSE_PILLAR" quantize "$SPARSE_OUT/$m.onnx" --calibration "$cal" --out "$f.tmp" >&2 ;;
+            s[0-9]*b4)
+                v=${v%b4}
+                "$SPARSE_PILLAR" prune "$SPARSE_OUT/$m.onnx" --sparsity "0.${v#s}" --block 4 --out "$f.tmp" >/dev/null ;;
             s[0-9]*)
                 "$SPARSE_PILLAR" prune "$SPARSE_OUT/$m.onnx" --sparsity "0.${v#s}" --out "$f.tmp" >/dev/null ;;
             *) echo "sparse: unknown variant '$v'" >&2; return 1 ;;

@@ -24,7 +24,10 @@ def variant_name(v, isa=None):
     elif v == "int8":
         s = "dense INT8"
     elif v.endswith("_int8"):
-        s = "%s%% + INT8" % v[1:-5]
+        base = v[1:-5]
+        s = ("%s%% (blocks of 4) + INT8" % base[:-2]) if base.endswith("b4") else "%s%% + INT8" % base
+    elif v.endswith("b4"):
+        s = "%s%% (blocks of 4) fp32" % v[1:-2]
     else:
         s = "%s%% fp32" % v[1:]
     return s + (" (PILLAR_ISA=%s)" % isa if isa else "")
