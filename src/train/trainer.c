@@ -339,8 +339,8 @@ void pillar_trainer_destroy(pillar_trainer *t) {
     if (t->g)
         for (int p = 0; p < t->nparams; p++) {
             pl_tensor *pt = &t->g->values[t->params[p].value].t;
+            if (pt->owns) continue; /* not moved into t->w yet (creation failed): freed below */
             pt->data = NULL;
-            pt->owns = false;
         }
     pl_graph_free(t->g);
     for (int i = 0; i < t->nopsets; i++) free(t->opsets[i].domain);
