@@ -74,6 +74,10 @@ _SIGNATURES = {
     "pillar_session_node": (c_int, [c_void_p, c_size_t, P(c_char_p), P(c_char_p), P(c_int), P(P(c_int64)),
                                     P(c_int64), P(c_double), P(c_int64)]),
     "pillar_session_arena_bytes": (c_size_t, [c_void_p]),
+    "pillar_session_node_kernel": (c_char_p, [c_void_p, c_size_t]),
+    "pillar_session_set_profiling": (c_int, [c_void_p, c_int]),
+    "pillar_session_node_time": (c_int, [c_void_p, c_size_t, P(c_double), P(c_int64)]),
+    "pillar_session_released_bytes": (c_size_t, [c_void_p]),
     # training
     "pillar_train_options_create": (c_int, [P(c_void_p)]),
     "pillar_train_options_destroy": (None, [c_void_p]),

@@ -260,7 +260,9 @@ class Session:
 
     def layers(self):
         """The planned nodes after constant folding: a list of dicts with name, op, shape
-        (None if only known at run time), params, sparsity and macs."""
+        (None if only known at run time), params, sparsity, macs and kernel (the kernel
+        the session chose: "winograd", "sparse 90%", "int8 vnni", ...; "" if the op does
+        not say)."""
         out = []
         with self._lock:
             for i in range(lib.pillar_session_node_count(self._h)):
@@ -273,9 +275,33 @@ class Session:
                                                   ctypes.byref(dims), ctypes.byref(params), ctypes.byref(sp),
                                                   ctypes.byref(macs)))
                 shape = [int(dims[d]) for d in range(nd.value)] if nd.value >= 0 and dims else None
+                kernel = lib.pillar_session_node_kernel(self._h, i) or b""
                 out.append({"name": (name.value or b"").decode(), "op": (op.value or b"").decode(), "shape": shape,
-                            "params": params.value, "sparsity": sp.value, "macs": macs.value})
+                            "params": params.value, "sparsity": sp.value, "macs": macs.value,
+                            "kernel": kernel.decode()})
         return out
+
+    def profile(self, on=True):
+        """Starts (clearing earlier counts) or stops per-layer timing of the runs."""
+        with self._lock:
+            lib.check(lib.pillar_session_set_profiling(self._h, 1 if on else 0))
+
+    def layer_times(self):
+        """Per layer (as layers()), the mean wall time in ms of the runs profiled since
+        profile() was called: a list of dicts with name, op, kernel, ms and calls."""
+        out = []
+        for i, layer in enumerate(self.layers()):
+            ms, calls = ctypes.c_double(), ctypes.c_int64()
+            with self._lock:
+                lib.check(lib.pillar_session_node_time(self._h, i, ctypes.byref(ms), ctypes.byref(calls)))
+            out.append({"name": layer["name"], "op": layer["op"], "kernel": layer["kernel"],
+                        "ms": ms.value / calls.value if calls.value else 0.0, "calls": calls.value})
+        return out
+
+    @property
+    def released_bytes(self):
+        """Bytes of raw weights the session let go of once its kernels had packed them."""
+        return lib.pillar_session_released_bytes(self._h)
 
     def _input_tensor(self, name, value, keep):
         arg = self._in_by_name.get(name)

@@ -49,6 +49,23 @@ class TestMetadata(unittest.TestCase):
         conv = [l for l in s.layers() if "Conv" in l["op"]][0]
         self.assertEqual(conv["params"], 8 * 3 * 3 * 3 + 8)
         self.assertGreater(conv["macs"], 0)
+        self.assertNotEqual(conv["kernel"], "")  # the fast conv plan names its algorithm
+
+    def test_profile(self):
+        s = pillar.Session(model("cnn.onnx"), threads=1, shapes={"x": [2, 3, 16, 16]})
+        x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+        s.run(None, {"x": x})
+        self.assertTrue(all(t["calls"] == 0 for t in s.layer_times()))  # off by default
+        s.profile()
+        for _ in range(3):
+            s.run(None, {"x": x})
+        times = s.layer_times()
+        self.assertEqual(len(times), len(s.layers()))
+        self.assertTrue(all(t["calls"] == 3 and t["ms"] >= 0 for t in times))
+        self.assertGreater(sum(t["ms"] for t in times), 0)
+        s.profile(False)
+        # a fixed-shape session made from a path lets go of the conv weights it packed
+        self.assertGreater(s.released_bytes, 0)
 
 
 class TestRun(unittest.TestCase):
