@@ -27,5 +27,14 @@ bash bench/compare_models.sh --models small --out "$out"
 
 say "5. The ONNX backend conformance suite (Debian's libonnx-testdata)"
 build/conformance -q -j "$(nproc)" | tail -n 1
+
+say "6. Doing less work: the same ResNet-18 pruned to 90% zeros runs on sparse kernels"
+$P prune "$out/resnet18_small.onnx" --sparsity 0.9 --out "$out/resnet18_small_s90.onnx" | tail -n 2
+ms() { $P bench "$1" --threads "$(nproc)" --time 2 --warmup 0.5 --json | tail -n 1 |
+       "$PY" -c 'import json, sys; print(json.load(sys.stdin)["median_ms"])'; }
+dense=$(ms "$out/resnet18_small.onnx")
+sparse=$(ms "$out/resnet18_small_s90.onnx")
+"$PY" -c 'import sys; d, s = map(float, sys.argv[1:]); print("dense %.2f ms, 90%% pruned %.2f ms: %.1fx faster (pillar bench, median, batch 1)" % (d, s, d / s))' "$dense" "$sparse"
+echo "(bench/compare_sparse.sh times pruned and INT8 models against ONNX Runtime)"
 echo
 echo "Next: build/pillar help, README.md, docs/DESIGN.md"
