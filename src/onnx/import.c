@@ -459,9 +459,8 @@ static pl_status load_model(const uint8_t *bytes, size_t len, const pl_raw_split
         st = pl_error(PL_ERR_MODEL, "%s: the file has no graph (is it an ONNX model?)", path);
         goto done;
     }
-    if (mp->n_functions) {
-        /* Model-local functions: a node calling one is reported as an unknown op. */
-    }
+    /* Model-local functions (mp->functions) are not expanded: a node calling one is
+     * reported as an unknown op. */
     builder b = {.g = pl_graph_new(), .dir = m->dir, .raw = raw};
     if (!b.g) {
         st = nomem();

@@ -14,6 +14,7 @@
 #include "exec/session.h"
 #include "graph/ir.h"
 #include "pillar.h"
+#include "graph_build.h"
 
 static int failures, cases;
 #define CHECK(cond, ...)                                                                           \
@@ -35,22 +36,6 @@ static float frand(void) {
 }
 
 /* ------------------------------------------------------------------ graph building */
-
-static pl_model *tb_new(int opset) {
-    pl_model *m = calloc(1, sizeof *m);
-    m->path = strdup("test_fusion");
-    m->nopsets = 1;
-    m->opsets = calloc(1, sizeof(pl_opset));
-    m->opsets[0].domain = strdup("");
-    m->opsets[0].version = opset;
-    m->graph = pl_graph_new();
-    return m;
-}
-
-static int tb_val(pl_model *m, const char *name) {
-    int v = pl_graph_find_value(m->graph, name);
-    return v >= 0 ? v : pl_graph_add_value(m->graph, name);
-}
 
 /* A graph input; a negative dim is symbolic, named by `syms` (one name per such dim,
  * comma separated, in order). */
@@ -86,70 +71,6 @@ static void tb_const(pl_model *m, const char *name, pl_dtype t, int ndim, const 
 
 static void tb_scalar(pl_model *m, const char *name, float v) {
     tb_const(m, name, PL_F32, 0, NULL, &v);
-}
-
-/* A node; inputs/outputs are comma-separated names ("" for an omitted input). */
-static int tb_node(pl_model *m, const char *op, const char *ins, const char *outs) {
-    pl_graph *g = m->graph;
-    int i = pl_graph_add_node(g);
-    pl_node *n = &g->nodes[i];
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s_%d", op, i);
-    n->name = strdup(nm);
-    n->op_type = strdup(op);
-    n->domain = strdup("");
-    n->in = calloc(16, sizeof(int));
-    n->out = calloc(16, sizeof(int));
-    for (int pass = 0; pass < 2; pass++) {
-        const char *s = pass ? outs : ins;
-        int *cnt = pass ? &n->nout : &n->nin, *arr = pass ? n->out : n->in;
-        while (s && *s) {
-            const char *e = strchr(s, ',');
-            size_t len = e ? (size_t)(e - s) : strlen(s);
-            char buf[64];
-            snprintf(buf, sizeof buf, "%.*s", (int)len, s);
-            arr[(*cnt)++] = len ? tb_val(m, buf) : -1;
-            n = &g->nodes[i];
-            s = e ? e + 1 : NULL;
-        }
-    }
-    for (int k = 0; k < n->nout; k++) g->values[n->out[k]].producer = i;
-    return i;
-}
-
-static pl_attr *tb_attr(pl_model *m, int i, const char *name, pl_attr_type t) {
-    pl_node *n = &m->graph->nodes[i];
-    n->attrs = realloc(n->attrs, (size_t)(n->nattr + 1) * sizeof(pl_attr));
-    pl_attr *a = &n->attrs[n->nattr++];
-    memset(a, 0, sizeof *a);
-    a->name = strdup(name);
-    a->type = t;
-    return a;
-}
-static void tb_attr_i(pl_model *m, int i, const char *name, int64_t v) {
-    tb_attr(m, i, name, PL_ATTR_INT)->i = v;
-}
-static void tb_attr_f(pl_model *m, int i, const char *name, float v) {
-    tb_attr(m, i, name, PL_ATTR_FLOAT)->f = v;
-}
-static void tb_attr_s(pl_model *m, int i, const char *name, const char *s) {
-    pl_attr *a = tb_attr(m, i, name, PL_ATTR_STRING);
-    a->s = strdup(s);
-    a->slen = strlen(s);
-}
-static void tb_attr_ints(pl_model *m, int i, const char *name, int n, const int64_t *v) {
-    pl_attr *a = tb_attr(m, i, name, PL_ATTR_INTS);
-    a->n = (size_t)n;
-    a->ints = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
-}
-
-static void tb_output(pl_model *m, const char *name) {
-    pl_graph *g = m->graph;
-    int v = tb_val(m, name);
-    g->values[v].is_output = true;
-    g->outputs = realloc(g->outputs, (size_t)(g->noutputs + 1) * sizeof(int));
-    g->outputs[g->noutputs++] = v;
 }
 
 /* ------------------------------------------------------------------ running */
@@ -241,7 +162,7 @@ static const int64_t d4x8[] = {4, 8}, d8x16[] = {8, 16}, d16[] = {16}, d4x16[] =
 
 /* MatMul + bias + Relu, with the bias first in the Add. */
 static void case_linear_relu(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 3, (int64_t[]){2, 3, 8}, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
     tb_const(m, "b", PL_F32, 1, d16, NULL);
@@ -258,7 +179,7 @@ static void case_linear_relu(void) {
 
 /* Gemm (transB, no C) + bias [1, N] + Sigmoid; and a Gemm with C + LeakyRelu(alpha 0). */
 static void case_gemm(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_const(m, "w", PL_F32, 2, (int64_t[]){16, 8}, NULL);
     tb_const(m, "b", PL_F32, 2, (int64_t[]){1, 16}, NULL);
@@ -284,7 +205,7 @@ static void case_gemm(void) {
 /* Residual: Add(MatMul, r) + Tanh where r is computed after the MatMul (the MatMul must
  * move down), plus HardSigmoid (applied after the GEMM). */
 static void case_residual_moves(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_input(m, "r0", PL_F32, 2, d4x16, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
@@ -309,7 +230,7 @@ static void case_residual_moves(void) {
 /* Cases that must not fuse. */
 static void case_no_fusion(void) {
     /* residual [4, 1] broadcasts: not a residual (and not a constant bias) */
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_input(m, "r", PL_F32, 2, (int64_t[]){4, 1}, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
@@ -324,7 +245,7 @@ static void case_no_fusion(void) {
     pl_model_free(m);
 
     /* the MatMul output is also a graph output; a second reader; bias that grows rank */
-    m = tb_new(13);
+    m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
     tb_const(m, "b3", PL_F32, 3, (int64_t[]){1, 1, 16}, NULL);
@@ -346,7 +267,7 @@ static void case_no_fusion(void) {
     pl_model_free(m);
 
     /* Clip with a computed bound; float64 MatMul + bias */
-    m = tb_new(13);
+    m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_input(m, "lo", PL_F32, 0, NULL, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
@@ -370,7 +291,7 @@ static void case_no_fusion(void) {
 
 /* Layer norm written out (with Constant nodes for 2 and eps), as PyTorch exports it. */
 static void case_layernorm(bool affine) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     const int64_t dx[] = {2, 5, 24};
     tb_input(m, "x", PL_F32, 3, dx, NULL);
     tb_const(m, "gamma", PL_F32, 1, (int64_t[]){24}, NULL);
@@ -410,7 +331,7 @@ static void case_layernorm(bool affine) {
 
 /* GELU written out after a MatMul + bias: erf form (Div by sqrt 2) and tanh form. */
 static void case_gelu(bool tanh_form) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
     tb_const(m, "b", PL_F32, 1, d16, NULL);
@@ -454,7 +375,7 @@ static void case_gelu(bool tanh_form) {
 /* 2 x GELU-like chain: a scaled GELU (2 * gelu) must not be taken as GELU, but the
  * prefix that is GELU is. */
 static void case_gelu_prefix(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     tb_input(m, "x", PL_F32, 2, d4x8, NULL);
     tb_const(m, "w", PL_F32, 2, d8x16, NULL);
     tb_scalar(m, "sqrt2", 1.4142135f);
@@ -479,7 +400,7 @@ static void case_gelu_prefix(void) {
 /* Attention-like: scale after a batched MatMul, softmax, MatMul, residual; opset 11
  * Clip (Constant min/max inputs) after a MatMul. */
 static void case_attention(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     const int64_t dq[] = {1, 3, 10, 8}, dk[] = {1, 3, 8, 10};
     tb_input(m, "q", PL_F32, 4, dq, NULL);
     tb_input(m, "k", PL_F32, 4, dk, NULL);
@@ -511,7 +432,7 @@ static void case_attention(void) {
 
 /* Conv + bias-free residual + Relu (ResNet block end), Conv + Clip (MobileNet). */
 static void case_conv(void) {
-    pl_model *m = tb_new(13);
+    pl_model *m = tb_new("test_fusion", 13);
     const int64_t dx[] = {1, 4, 6, 6}, dw[] = {4, 4, 3, 3};
     tb_input(m, "x", PL_F32, 4, dx, NULL);
     tb_const(m, "w", PL_F32, 4, dw, NULL);
@@ -538,7 +459,7 @@ static void case_conv(void) {
  * batch sizes (re-planned); with different symbols it must not fuse. */
 static void case_symbolic(void) {
     for (int same = 0; same < 2; same++) {
-        pl_model *m = tb_new(13);
+        pl_model *m = tb_new("test_fusion", 13);
         tb_input(m, "x", PL_F32, 2, (int64_t[]){-1, 8}, "batch");
         tb_input(m, "r", PL_F32, 2, (int64_t[]){-1, 16}, same ? "batch" : "other");
         tb_const(m, "w", PL_F32, 2, d8x16, NULL);
@@ -564,7 +485,7 @@ static void case_attrs_other_types(void) {
     static const pl_dtype types[] = {PL_F64, PL_F16, PL_I32, PL_F32};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         pl_dtype T = types[t];
-        pl_model *m = tb_new(13);
+        pl_model *m = tb_new("test_fusion", 13);
         tb_input(m, "x", T, 2, d4x8, NULL);
         tb_input(m, "r", T, 2, d4x16, NULL);
         tb_const(m, "w", T, 2, d8x16, NULL);
@@ -652,7 +573,7 @@ static void case_einsum(void) {
         }
         for (int w = 0; w < 2; w++) {
             pl_dtype T = w ? PL_F64 : PL_F32;
-            pl_model *m = tb_new(13);
+            pl_model *m = tb_new("test_fusion", 13);
             tb_input(m, "a", T, eqs[e].na, eqs[e].da, NULL);
             tb_input(m, "b", T, eqs[e].nb, eqs[e].db, NULL);
             int n = tb_node(m, "Einsum", "a,b", "y");

@@ -17,25 +17,10 @@
 
 #define CHECK_SEED 0x8a5cd789635d2dffull
 #include "check.h"
+#include "graph_build.h"
 static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 /* ------------------------------------------------------------------ graph building */
-
-static pl_model *tb_new(void) {
-    pl_model *m = calloc(1, sizeof *m);
-    m->path = strdup("test_qdq");
-    m->nopsets = 1;
-    m->opsets = calloc(1, sizeof(pl_opset));
-    m->opsets[0].domain = strdup("");
-    m->opsets[0].version = 13;
-    m->graph = pl_graph_new();
-    return m;
-}
-
-static int tb_val(pl_model *m, const char *name) {
-    int v = pl_graph_find_value(m->graph, name);
-    return v >= 0 ? v : pl_graph_add_value(m->graph, name);
-}
 
 static void tb_input(pl_model *m, const char *name, int ndim, const int64_t *dims) {
     pl_graph *g = m->graph;
@@ -61,7 +46,6 @@ static pl_tensor *tb_const(pl_model *m, const char *name, pl_dtype t, int ndim, 
     return &val->t;
 }
 
-static void tb_attr_i(pl_model *m, int i, const char *name, int64_t v);
 
 static void tb_qparams(pl_model *m, const char *base, float scale, int zp, pl_dtype zt) {
     char s[64], z[64];
@@ -70,59 +54,6 @@ static void tb_qparams(pl_model *m, const char *base, float scale, int zp, pl_dt
     double sv = scale, zv = zp;
     tb_const(m, s, PL_F32, 0, NULL, &sv, 0, 0);
     tb_const(m, z, zt, 0, NULL, &zv, 0, 0);
-}
-
-static int tb_node(pl_model *m, const char *op, const char *ins, const char *outs) {
-    pl_graph *g = m->graph;
-    int i = pl_graph_add_node(g);
-    pl_node *n = &g->nodes[i];
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s_%d", op, i);
-    n->name = strdup(nm);
-    n->op_type = strdup(op);
-    n->domain = strdup("");
-    n->in = calloc(16, sizeof(int));
-    n->out = calloc(16, sizeof(int));
-    for (int pass = 0; pass < 2; pass++) {
-        const char *s = pass ? outs : ins;
-        int *cnt = pass ? &n->nout : &n->nin, *arr = pass ? n->out : n->in;
-        while (s && *s) {
-            const char *e = strchr(s, ',');
-            size_t len = e ? (size_t)(e - s) : strlen(s);
-            char buf[64];
-            snprintf(buf, sizeof buf, "%.*s", (int)len, s);
-            arr[(*cnt)++] = len ? tb_val(m, buf) : -1;
-            n = &g->nodes[i];
-            s = e ? e + 1 : NULL;
-        }
-    }
-    for (int k = 0; k < n->nout; k++) g->values[n->out[k]].producer = i;
-    return i;
-}
-
-static pl_attr *tb_attr(pl_model *m, int i, const char *name, pl_attr_type t) {
-    pl_node *n = &m->graph->nodes[i];
-    n->attrs = realloc(n->attrs, (size_t)(n->nattr + 1) * sizeof(pl_attr));
-    pl_attr *a = &n->attrs[n->nattr++];
-    memset(a, 0, sizeof *a);
-    a->name = strdup(name);
-    a->type = t;
-    return a;
-}
-static void tb_attr_i(pl_model *m, int i, const char *name, int64_t v) { tb_attr(m, i, name, PL_ATTR_INT)->i = v; }
-static void tb_attr_ints(pl_model *m, int i, const char *name, int n, const int64_t *v) {
-    pl_attr *a = tb_attr(m, i, name, PL_ATTR_INTS);
-    a->n = (size_t)n;
-    a->ints = malloc(sizeof(int64_t) * (size_t)n);
-    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
-}
-
-static void tb_output(pl_model *m, const char *name) {
-    pl_graph *g = m->graph;
-    int v = tb_val(m, name);
-    g->values[v].is_output = true;
-    g->outputs = realloc(g->outputs, (size_t)(g->noutputs + 1) * sizeof(int));
-    g->outputs[g->noutputs++] = v;
 }
 
 /* Q then DQ of value `x` with params `p` (u8): writes <x>_q and <x>_d. */
@@ -305,7 +236,7 @@ static void check_model(const char *what, pl_model *m, pillar_tensor *x, double 
 /* x -> Q/DQ -> Conv 3x3 (bias) -> Relu -> Q/DQ -> MaxPool -> Q/DQ -> Conv 1x1 -> Q/DQ
  *   -> Add(., maxpool branch) -> Relu -> Q/DQ -> Conv 3x3 stride 2 -> float output */
 static pl_model *conv_net(bool sparse, int C) {
-    pl_model *m = tb_new();
+    pl_model *m = tb_new("test_qdq", 13);
     const int64_t xd[4] = {1, C, 11, 13};
     tb_input(m, "x", 4, xd);
     tb_qparams(m, "px", 2.0f / 255, 128, PL_U8);
@@ -362,7 +293,7 @@ static void case_conv_net(bool sparse, int C) {
 /* x [3, 16] -> Q/DQ -> Gemm(transB, DQ(w [10, 16]), DQ(bias)) -> Relu -> Q/DQ ->
  * MatMul(DQ(w [10, 6])) -> float output */
 static void case_gemm_matmul(void) {
-    pl_model *m = tb_new();
+    pl_model *m = tb_new("test_qdq", 13);
     const int64_t xd[2] = {3, 16};
     tb_input(m, "x", 2, xd);
     tb_qparams(m, "px", 2.0f / 255, 128, PL_U8);
@@ -402,7 +333,7 @@ static void case_gemm_matmul(void) {
  * and writes float). */
 static void case_no_fusion(void) {
     cases++;
-    pl_model *m = tb_new();
+    pl_model *m = tb_new("test_qdq", 13);
     const int64_t xd[4] = {1, 4, 5, 5}, wd[4] = {4, 4, 1, 1};
     tb_input(m, "x", 4, xd);
     tb_input(m, "wf", 4, wd);
@@ -433,7 +364,7 @@ static void case_no_fusion(void) {
     pl_model_free(m);
 
     /* the Conv output is a graph output too */
-    m = tb_new();
+    m = tb_new("test_qdq", 13);
     tb_input(m, "x", 4, xd);
     tb_qparams(m, "px", 2.0f / 255, 128, PL_U8);
     tb_qparams(m, "p1", 4.0f / 255, 0, PL_U8);
@@ -452,7 +383,7 @@ static void case_no_fusion(void) {
 /* The integer ops' errors name the node and the problem. */
 static void case_errors(void) {
     cases++;
-    pl_model *m = tb_new();
+    pl_model *m = tb_new("test_qdq", 13);
     const int64_t xd[4] = {1, 4, 5, 5}, wd[4] = {4, 4, 1, 1}, two[1] = {2};
     tb_input(m, "x", 4, xd);
     tb_qparams(m, "px", 2.0f / 255, 128, PL_U8);
@@ -474,7 +405,7 @@ static void case_errors(void) {
     pl_model_free(m);
 
     /* an activation the integer ops do not fuse */
-    m = tb_new();
+    m = tb_new("test_qdq", 13);
     tb_input(m, "x", 4, xd);
     tb_qparams(m, "px", 2.0f / 255, 128, PL_U8);
     tb_node(m, "QuantizeLinear", "x,px_s,px_z", "xq");

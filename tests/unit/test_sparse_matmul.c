@@ -18,6 +18,7 @@
 #include "pillar.h"
 
 #include "check.h"
+#include "graph_build.h"
 static float frand(void) {
     return (float)(rnd() % 2000001) / 1000000.0f - 1.0f;
 }
@@ -80,13 +81,8 @@ static void test_kernels(pl_isa isa) {
 
 /* ------------------------------------------------------------------ nodes in sessions */
 
-static int val(pl_model *m, const char *name) {
-    int v = pl_graph_find_value(m->graph, name);
-    return v >= 0 ? v : pl_graph_add_value(m->graph, name);
-}
-
 static pl_tensor *add_const(pl_model *m, const char *name, int ndim, const int64_t *dims) {
-    pl_value *v = &m->graph->values[val(m, name)];
+    pl_value *v = &m->graph->values[tb_val(m, name)];
     v->kind = PL_VALUE_CONST;
     pl_tensor_set_shape(&v->t, PL_F32, ndim, dims);
     pl_tensor_alloc(&v->t);
@@ -95,32 +91,12 @@ static pl_tensor *add_const(pl_model *m, const char *name, int ndim, const int64
 
 static void add_input(pl_model *m, const char *name, int ndim, const int64_t *dims) {
     pl_graph *g = m->graph;
-    int v = val(m, name);
+    int v = tb_val(m, name);
     g->values[v].kind = PL_VALUE_INPUT;
     g->values[v].declared = true;
     pl_tensor_set_shape(&g->values[v].t, PL_F32, ndim, dims);
     g->inputs = realloc(g->inputs, (size_t)(g->ninputs + 1) * sizeof(int));
     g->inputs[g->ninputs++] = v;
-}
-
-static pl_attr *add_attr(pl_node *n, const char *name, pl_attr_type t) {
-    n->attrs = realloc(n->attrs, (size_t)(n->nattr + 1) * sizeof(pl_attr));
-    pl_attr *a = &n->attrs[n->nattr++];
-    memset(a, 0, sizeof *a);
-    a->name = strdup(name);
-    a->type = t;
-    return a;
-}
-
-static pl_model *new_model(void) {
-    pl_model *m = calloc(1, sizeof *m);
-    m->path = strdup("test_sparse_matmul");
-    m->nopsets = 1;
-    m->opsets = calloc(1, sizeof(pl_opset));
-    m->opsets[0].domain = strdup("");
-    m->opsets[0].version = 17;
-    m->graph = pl_graph_new();
-    return m;
 }
 
 /* One case: Y = epilogue(alpha op(A) op(W) + beta C). */
@@ -150,7 +126,7 @@ static double act_ref(const char *a, double x) {
 }
 
 static void run_case(const mm_case *k, pl_isa isa) {
-    pl_model *m = new_model();
+    pl_model *m = tb_new("test_sparse_matmul", 17);
     pl_graph *g = m->graph;
     const int64_t TT = k->batch * k->T;
     int64_t adims[3] = {k->batch, k->T, k->K};
@@ -172,8 +148,8 @@ static void run_case(const mm_case *k, pl_isa isa) {
     n->in = malloc(4 * sizeof(int));
     n->out = malloc(sizeof(int));
     n->nin = 2;
-    n->in[0] = val(m, "A");
-    n->in[1] = val(m, "W");
+    n->in[0] = tb_val(m, "A");
+    n->in[1] = tb_val(m, "W");
     n->in[2] = n->in[3] = -1;
     float *cvals = NULL;
     int64_t cn[2] = {1, k->N};
@@ -181,41 +157,41 @@ static void run_case(const mm_case *k, pl_isa isa) {
         cvals = add_const(m, "C", k->cmode, k->cmode == 1 ? cn + 1 : cn)->data;
         for (int64_t i = 0; i < k->N; i++) cvals[i] = frand();
         n = &g->nodes[ni];
-        n->in[2] = val(m, "C");
+        n->in[2] = tb_val(m, "C");
         n->nin = 3;
     } else if (k->cmode == 3) {
         add_input(m, "C", 1, cn + 1);
         n = &g->nodes[ni];
-        n->in[2] = val(m, "C");
+        n->in[2] = tb_val(m, "C");
         n->nin = 3;
     }
     if (k->residual) {
         int64_t rd[3] = {k->batch, k->T, k->N};
         add_input(m, "R", k->gemm ? 2 : 3, k->gemm ? rd + 1 : rd);
         n = &g->nodes[ni];
-        n->in[3] = val(m, "R");
+        n->in[3] = tb_val(m, "R");
         n->nin = 4;
-        add_attr(n, "pillar_residual", PL_ATTR_INT)->i = 1;
+        tb_attr(m, ni, "pillar_residual", PL_ATTR_INT)->i = 1;
     }
-    if (!k->gemm && k->cmode == 1) add_attr(n, "pillar_bias", PL_ATTR_INT)->i = 1;
+    if (!k->gemm && k->cmode == 1) tb_attr(m, ni, "pillar_bias", PL_ATTR_INT)->i = 1;
     if (k->gemm) {
-        add_attr(n, "transA", PL_ATTR_INT)->i = k->ta;
-        add_attr(n, "transB", PL_ATTR_INT)->i = k->tb;
-        add_attr(n, "alpha", PL_ATTR_FLOAT)->f = k->alpha;
-        add_attr(n, "beta", PL_ATTR_FLOAT)->f = k->beta;
+        tb_attr(m, ni, "transA", PL_ATTR_INT)->i = k->ta;
+        tb_attr(m, ni, "transB", PL_ATTR_INT)->i = k->tb;
+        tb_attr(m, ni, "alpha", PL_ATTR_FLOAT)->f = k->alpha;
+        tb_attr(m, ni, "beta", PL_ATTR_FLOAT)->f = k->beta;
     } else if (k->alpha != 1.0f) {
-        add_attr(n, "pillar_alpha", PL_ATTR_FLOAT)->f = k->alpha;
+        tb_attr(m, ni, "pillar_alpha", PL_ATTR_FLOAT)->f = k->alpha;
     }
     if (k->act) {
-        pl_attr *a = add_attr(n, "pillar_act", PL_ATTR_STRING);
+        pl_attr *a = tb_attr(m, ni, "pillar_act", PL_ATTR_STRING);
         a->s = strdup(k->act);
         a->slen = strlen(k->act);
         if (!strcmp(k->act, "Clip")) {
-            add_attr(n, "pillar_act_alpha", PL_ATTR_FLOAT)->f = -0.5f;
-            add_attr(n, "pillar_act_beta", PL_ATTR_FLOAT)->f = 0.5f;
+            tb_attr(m, ni, "pillar_act_alpha", PL_ATTR_FLOAT)->f = -0.5f;
+            tb_attr(m, ni, "pillar_act_beta", PL_ATTR_FLOAT)->f = 0.5f;
         }
     }
-    n->out[0] = val(m, "Y");
+    n->out[0] = tb_val(m, "Y");
     n->nout = 1;
     g->values[n->out[0]].producer = ni;
     g->values[n->out[0]].is_output = true;
@@ -371,7 +347,7 @@ static void test_chooser(void) {
                 setenv("PILLAR_SPARSE", "0", 1);
             else
                 unsetenv("PILLAR_SPARSE");
-            pl_model *m = new_model();
+            pl_model *m = tb_new("test_sparse_matmul", 17);
             int64_t ad[2] = {128, 512}, wd[2] = {512, 512};
             add_input(m, "A", 2, ad);
             fill_sparse(add_const(m, "W", 2, wd)->data, 512 * 512, dens[d]);
@@ -385,9 +361,9 @@ static void test_chooser(void) {
             n->in = malloc(2 * sizeof(int));
             n->out = malloc(sizeof(int));
             n->nin = 2;
-            n->in[0] = val(m, "A");
-            n->in[1] = val(m, "W");
-            n->out[0] = val(m, "Y");
+            n->in[0] = tb_val(m, "A");
+            n->in[1] = tb_val(m, "W");
+            n->out[0] = tb_val(m, "Y");
             n = &g->nodes[ni];
             n->nout = 1;
             g->values[n->out[0]].producer = ni;
