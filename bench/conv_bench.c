@@ -4,7 +4,12 @@
  * all of a model's convolutions take, counting repeats).
  *
  *   conv_bench [--threads N] [--filter SUBSTRING] [--peak GFLOPS_PER_CORE]
- *              [--time SECONDS] [--algo A[,B...]] [--wall] [--sparsity S[,S...]]
+ *              [--time SECONDS] [--algo A[,B...]] [--wall] [--sim] [--sparsity S[,S...]]
+ *
+ * --sim (with --threads N > 1): the tasks run one by one on one thread in a simulated
+ * pool of N (threadpool.h) and the times are the simulated N-thread times: load
+ * imbalance, repeated work and serial parts count, dispatch and memory contention do
+ * not. Robust on a busy machine.
  *
  * --sparsity (fractions or percentages, e.g. 0,50,90): each layer's weights are
  * magnitude-pruned to each sparsity S, and the dense algorithm (AUTO's choice for the
@@ -91,10 +96,21 @@ static const layer layers[] = {
 };
 #define NLAYERS ((int)(sizeof layers / sizeof layers[0]))
 
+/* --sim: a simulated pool (threadpool.h); time is the caller's CPU time with each run's
+ * task time replaced by its simulated makespan. */
+static pl_threadpool *g_sim;
+static double g_sim_adj, g_sim_task, g_sim_span;
+
 static double now_s(bool wall) {
     struct timespec t;
-    clock_gettime(wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    clock_gettime(wall && !g_sim ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &t);
+    double task, span;
+    if (g_sim && pl_threadpool_sim_take(g_sim, &task, &span)) {
+        g_sim_adj += task - span;
+        g_sim_task += task;
+        g_sim_span += span;
+    }
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9 - g_sim_adj;
 }
 
 static float *rand_buf(int64_t n) {
@@ -244,7 +260,7 @@ int main(int argc, char **argv) {
     int threads = 1;
     const char *filter = NULL;
     double peak = 115.0, min_time = 0.3;
-    bool wall = false;
+    bool wall = false, sim = false;
     pl_conv_algo algos[MAX_ALGOS] = {PL_CONV_ALGO_AUTO};
     int nalgo = 1;
     double sp[MAX_SP];
@@ -255,6 +271,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
         else if (!strcmp(argv[i], "--time") && i + 1 < argc) min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--wall")) wall = true;
+        else if (!strcmp(argv[i], "--sim")) sim = true;
         else if (!strcmp(argv[i], "--sparsity") && i + 1 < argc) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
@@ -275,14 +292,15 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: conv_bench [--threads N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sparsity S,...]\n");
+            fprintf(stderr, "usage: conv_bench [--threads N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--sparsity S,...]\n");
             return 2;
         }
     }
     if (threads > 1) wall = true;
-    pl_threadpool *pool = threads > 1 ? pl_threadpool_create(threads) : NULL;
+    pl_threadpool *pool = threads > 1 ? sim ? pl_threadpool_create_sim(threads) : pl_threadpool_create(threads) : NULL;
+    if (sim && pool) g_sim = pool;
     printf("conv_bench: kernels %s, %d thread(s), %s time, peak %.0f GFLOP/s/core\n",
-           pl_isa_name(pl_cpu_isa()), threads, wall ? "wall" : "cpu", peak);
+           pl_isa_name(pl_cpu_isa()), threads, g_sim ? "simulated" : wall ? "wall" : "cpu", peak);
     if (nsp) {
         sparsity_mode(sp, nsp, filter, pool, threads, min_time, wall);
         pl_threadpool_destroy(pool);
@@ -335,6 +353,8 @@ int main(int argc, char **argv) {
                 scratch[a] = ss[a] ? aligned_alloc(64, (ss[a] + 63) & ~(size_t)63) : NULL;
                 pl_conv_fast_run(f[a], x, NULL, y, scratch[a], ss[a], pool); /* warm up */
             }
+            (void)now_s(wall);
+            g_sim_task = g_sim_span = 0;
             for (int r = 0; r < ROUNDS; r++)
                 for (int a = 0; a < nalgo; a++) {
                     if (!f[a]) continue;
@@ -348,12 +368,16 @@ int main(int argc, char **argv) {
                     if (t / reps < best[a]) best[a] = t / reps;
                 }
             const double flop = 2.0 * (double)L->M * (double)(L->C / L->G) * (double)(L->K * L->K) * (double)OHW;
+            (void)now_s(wall);
             for (int a = 0; a < nalgo; a++) {
                 if (!f[a]) continue;
                 const double ms = best[a] * 1e3, gf = flop / best[a] / 1e9;
-                printf("%-13s %-26s %-9s %9.3f %8.1f %5.1f%%  x%d\n", L->model, name,
+                printf("%-13s %-26s %-9s %9.3f %8.1f %5.1f%%  x%d", L->model, name,
                        pl_conv_algo_name(pl_conv_fast_algo(f[a])), ms, gf,
                        100.0 * gf / (peak * threads), L->count);
+                if (g_sim && a == nalgo - 1 && g_sim_span > 0)
+                    printf("  tasks/makespan %.2f", g_sim_task / g_sim_span);
+                printf("\n");
                 total_ms[a] += ms * L->count;
                 free(scratch[a]);
                 pl_conv_fast_destroy(f[a]);

@@ -24,7 +24,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/cpu.h"
@@ -59,6 +61,12 @@ struct pl_threadpool {
     pthread_mutex_t sleep_mu;
     pthread_cond_t sleep_cv;
     pthread_mutex_t run_mu; /* one run at a time; others run serially */
+
+    /* simulated pool (pl_threadpool_create_sim): no workers */
+    bool sim;
+    double sim_task, sim_span;   /* since the last pl_threadpool_sim_take */
+    double sim_task_all, sim_span_all;
+    long sim_runs;
 };
 
 typedef struct worker_arg {
@@ -138,8 +146,77 @@ static void *worker_main(void *argp) {
     return NULL;
 }
 
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+pl_threadpool *pl_threadpool_create_sim(int nthreads) {
+    if (nthreads <= 0) nthreads = pl_cpu_default_threads();
+    if (nthreads > 1024) nthreads = 1024;
+    pl_threadpool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->nthreads = nthreads;
+    p->sim = true;
+    if (pthread_mutex_init(&p->run_mu, NULL)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static pthread_mutex_t sim_mu = PTHREAD_MUTEX_INITIALIZER;
+static double sim_total_task, sim_total_span;
+
+void pl_threadpool_sim_totals(double *task_s, double *makespan_s) {
+    pthread_mutex_lock(&sim_mu);
+    *task_s = sim_total_task;
+    *makespan_s = sim_total_span;
+    pthread_mutex_unlock(&sim_mu);
+}
+
+bool pl_threadpool_sim_take(pl_threadpool *p, double *task_s, double *makespan_s) {
+    if (!p || !p->sim) return false;
+    *task_s = p->sim_task;
+    *makespan_s = p->sim_span;
+    p->sim_task = p->sim_span = 0;
+    return true;
+}
+
+/* Runs the tasks one by one, each on the simulated thread that is free first. */
+static void run_sim(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
+    double busy[64] = {0};
+    const int nt = p->nthreads < 64 ? p->nthreads : 64;
+    double sum = 0, span = 0;
+    for (int t = 0; t < ntasks; t++) {
+        int th = 0;
+        for (int i = 1; i < nt; i++)
+            if (busy[i] < busy[th]) th = i;
+        const double t0 = thread_cpu_s();
+        fn(ctx, t, th);
+        const double dt = thread_cpu_s() - t0;
+        busy[th] += dt;
+        sum += dt;
+        if (busy[th] > span) span = busy[th];
+    }
+    p->sim_task += sum;
+    p->sim_span += span;
+    p->sim_task_all += sum;
+    p->sim_span_all += span;
+    p->sim_runs++;
+    pthread_mutex_lock(&sim_mu);
+    sim_total_task += sum;
+    sim_total_span += span;
+    pthread_mutex_unlock(&sim_mu);
+}
+
 pl_threadpool *pl_threadpool_create(int nthreads) {
     if (nthreads <= 0) nthreads = pl_cpu_default_threads();
+    if (nthreads > 1) {
+        const char *e = getenv("PILLAR_POOL_SIM");
+        if (e && strcmp(e, "1") == 0) return pl_threadpool_create_sim(nthreads);
+    }
     if (nthreads > 1024) nthreads = 1024;
     pl_threadpool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -197,6 +274,18 @@ pl_threadpool *pl_threadpool_create(int nthreads) {
 
 void pl_threadpool_destroy(pl_threadpool *p) {
     if (!p) return;
+    if (p->sim) {
+        const char *e = getenv("PILLAR_POOL_SIM");
+        if (e && strcmp(e, "1") == 0 && p->sim_runs > 0)
+            fprintf(stderr,
+                    "pool sim (%d threads): %ld runs, tasks %.3f s, makespan %.3f s "
+                    "(parallel part %.2fx)\n",
+                    p->nthreads, p->sim_runs, p->sim_task_all, p->sim_span_all,
+                    p->sim_span_all > 0 ? p->sim_task_all / p->sim_span_all : 0.0);
+        pthread_mutex_destroy(&p->run_mu);
+        free(p);
+        return;
+    }
     if (p->nworkers_started > 0) {
         pthread_mutex_lock(&p->sleep_mu);
         atomic_store(&p->stop, true);
@@ -233,6 +322,13 @@ void pl_threadpool_run(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
     if (!p || p->nthreads <= 1 || ntasks == 1 || tl_in_task ||
         pthread_mutex_trylock(&p->run_mu) != 0) {
         run_serial(fn, ctx, ntasks);
+        return;
+    }
+    if (p->sim) {
+        tl_in_task = true;
+        run_sim(p, fn, ctx, ntasks);
+        tl_in_task = false;
+        pthread_mutex_unlock(&p->run_mu);
         return;
     }
     p->fn = fn;

@@ -14,6 +14,8 @@
 #ifndef PL_CORE_THREADPOOL_H
 #define PL_CORE_THREADPOOL_H
 
+#include <stdbool.h>
+
 typedef struct pl_threadpool pl_threadpool;
 
 typedef void (*pl_task_fn)(void *ctx, int task, int thread);
@@ -37,5 +39,18 @@ void pl_threadpool_set_spin(pl_threadpool *pool, int microseconds);
 /* Runs fn(ctx, task, thread) for task = 0 .. ntasks-1 and waits for all of them.
  * ntasks <= 0 returns at once. */
 void pl_threadpool_run(pl_threadpool *pool, pl_task_fn fn, void *ctx, int ntasks);
+
+/* Simulated pools, for measuring parallel efficiency on a loaded machine: with the
+ * environment variable PILLAR_POOL_SIM=1, pl_threadpool_create(n > 1) starts no threads
+ * and each run executes its tasks one by one on the caller, timing each in thread CPU
+ * time and assigning it to the simulated thread that frees up first (the order the
+ * atomic counter hands them out), which is also the `thread` index the task sees. The
+ * pool sums the task times and the simulated makespans of its runs; at destroy, with
+ * PILLAR_POOL_SIM=1, it prints them on stderr. pl_threadpool_sim_take returns the sums
+ * since the last call in seconds (false for a real pool). */
+pl_threadpool *pl_threadpool_create_sim(int nthreads);
+bool pl_threadpool_sim_take(pl_threadpool *pool, double *task_s, double *makespan_s);
+/* The same sums over every simulated pool of the process since it started. */
+void pl_threadpool_sim_totals(double *task_s, double *makespan_s);
 
 #endif

@@ -100,7 +100,7 @@ static void describe(const ccase *c, char *buf, size_t n) {
 /* Runs one case with every applicable algorithm on the current level, with activation
  * `ai` and optionally a residual, serially and on pool. */
 static void run_conv_case(const ccase *c, int ai, bool with_res, bool with_bias,
-                          pl_threadpool *pool) {
+                          pl_threadpool *const *pools, int npools) {
     pl_conv_params p;
     if (!params_of(c, &p)) return;
     int64_t in_sp = 1, out_sp = 1, k_sp = 1;
@@ -123,8 +123,8 @@ static void run_conv_case(const ccase *c, int ai, bool with_res, bool with_bias,
     describe(c, desc, sizeof desc);
     for (int a = PL_CONV_ALGO_AUTO; a < PL_CONV_ALGO_COUNT; a++) {
         if (!pl_conv_fast_supported(&p, (pl_conv_algo)a)) continue;
-        for (int threaded = 0; threaded < 2; threaded++) {
-            pl_threadpool *tp = threaded ? pool : NULL;
+        for (int pi = 0; pi < npools; pi++) {
+            pl_threadpool *tp = pools[pi];
             pl_conv_fast *f = NULL;
             pl_status st = pl_conv_fast_create(&p, w, bias, &acts[ai], (pl_conv_algo)a,
                                                pl_threadpool_size(tp), &f);
@@ -226,15 +226,27 @@ static const ccase fixed_cases[] = {
     {2, 1, 128, 128, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     {2, 2, 48, 80, 1, 8, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     {2, 1, 70, 30, 1, 10, 9, 3, 3, 1, 1, 0, 1, 2, 0, 1, 1},
+    /* small planes (C^T): several K blocks, channel slivers that do not divide */
+    {2, 1, 64, 96, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 300, 70, 1, 5, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+    {2, 1, 40, 160, 1, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+    {2, 1, 24, 200, 1, 13, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    /* batches split by image over the threads (or not: 5 on 2 or 3 threads) */
+    {2, 4, 16, 24, 1, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 5, 20, 33, 1, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 6, 30, 17, 1, 5, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
 };
 #define NFIXED ((int)(sizeof fixed_cases / sizeof fixed_cases[0]))
 
-static void test_convs(int nrandom, pl_threadpool *pool) {
+/* Fixed cases run serially and on pools of 2, 3 and 5 threads (task splits that do not
+ * divide); random ones serially, on 2 threads and on 3 or 5. */
+static void test_convs(int nrandom, pl_threadpool *const pools[4]) {
     for (int i = 0; i < NFIXED; i++)
-        run_conv_case(&fixed_cases[i], i % NACTS, i % 3 == 1, i % 4 != 3, pool);
+        run_conv_case(&fixed_cases[i], i % NACTS, i % 3 == 1, i % 4 != 3, pools, 4);
     for (int i = 0; i < nrandom; i++) {
         ccase c = random_case();
-        run_conv_case(&c, (int)(rnd() % NACTS), rnd() % 3 == 0, rnd() % 4 != 0, pool);
+        pl_threadpool *const sel[3] = {pools[0], pools[1], pools[2 + i % 2]};
+        run_conv_case(&c, (int)(rnd() % NACTS), rnd() % 3 == 0, rnd() % 4 != 0, sel, 3);
     }
 }
 
@@ -345,15 +357,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) rng_state = strtoull(argv[++i], NULL, 0) | 1;
     }
     pl_threadpool *pool = pl_threadpool_create(2);
+    pl_threadpool *pool3 = pl_threadpool_create(3), *pool5 = pl_threadpool_create(5);
+    pl_threadpool *const pools[4] = {NULL, pool, pool3, pool5};
     for (int isa = PL_ISA_REF; isa <= (int)pl_cpu()->best; isa++) {
         pl_cpu_force_isa(isa);
         int before = failures;
-        test_convs(nrandom, pool);
+        test_convs(nrandom, pools);
         test_pools(nrandom, pool);
         printf("%s: %s\n", isa_names[isa], failures == before ? "ok" : "FAILED");
     }
     pl_cpu_force_isa(-1);
     pl_threadpool_destroy(pool);
+    pl_threadpool_destroy(pool3);
+    pl_threadpool_destroy(pool5);
     printf("%d checks, %d failures\n", cases, failures);
     return failures ? 1 : 0;
 }

@@ -164,6 +164,28 @@ int main(void) {
         pl_threadpool_destroy(p);
     }
     pl_threadpool_destroy(NULL);
+
+    /* Simulated pools: every task once on the caller, thread indices in range, the
+     * makespan between the task total / n and the task total. */
+    for (int nt = 2; nt <= 5; nt += 3) {
+        pl_threadpool *sp = pl_threadpool_create_sim(nt);
+        CHECK(sp != NULL && pl_threadpool_size(sp) == nt, "sim pool of %d", nt);
+        if (!sp) continue;
+        check_coverage(sp, 20);
+        double task = -1, span = -1;
+        CHECK(pl_threadpool_sim_take(sp, &task, &span), "sim_take on a sim pool");
+        CHECK(task >= 0 && span >= 0 && span <= task + 1e-12 && span * nt >= task - 1e-9,
+              "sim %d threads: tasks %g s, makespan %g s", nt, task, span);
+        CHECK(pl_threadpool_sim_take(sp, &task, &span) && task == 0 && span == 0,
+              "sim_take resets the sums");
+        pl_threadpool_destroy(sp);
+    }
+    {
+        pl_threadpool *rp = pl_threadpool_create(2);
+        double task, span;
+        CHECK(rp && !pl_threadpool_sim_take(rp, &task, &span), "sim_take on a real pool");
+        pl_threadpool_destroy(rp);
+    }
     printf("%s\n", failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * entry point. The implicit GEMM is in conv_igemm.c, Winograd in conv_winograd.c, the
  * sparse-weight algorithm in conv_sparse.c. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,7 +309,7 @@ static pl_conv_algo choose_algo(const cf_geom *g, const float *w) {
 bool pl_conv_fast_supported(const pl_conv_params *p, pl_conv_algo algo) {
     cf_geom g;
     if (!geom_of(p, &g)) return false;
-    if (algo == PL_CONV_ALGO_AUTO) return true;
+    if (algo == PL_CONV_ALGO_AUTO || algo == PL_CONV_ALGO_AUTO_DENSE) return true;
     return algo_applies(&g, algo);
 }
 
@@ -396,8 +397,9 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
     cf_geom g;
     if (!geom_of(p, &g))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution geometry has no fast path");
-    const bool auto_algo = algo == PL_CONV_ALGO_AUTO;
-    if (auto_algo) algo = choose_algo(&g, w);
+    const bool auto_algo = algo == PL_CONV_ALGO_AUTO || algo == PL_CONV_ALGO_AUTO_DENSE;
+    if (algo == PL_CONV_ALGO_AUTO_DENSE) algo = choose_dense(&g);
+    else if (auto_algo) algo = choose_algo(&g, w);
     if (algo <= PL_CONV_ALGO_AUTO || algo >= PL_CONV_ALGO_COUNT || !algo_applies(&g, algo))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution algorithm '%s' does not apply",
                         pl_conv_algo_name(algo));
@@ -413,6 +415,16 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
     f->lo = f->act.kind == PL_CONV_ACT_RELU ? 0.0f : f->act.kind == PL_CONV_ACT_CLIP ? f->act.alpha : -INFINITY;
     f->hi = f->act.kind == PL_CONV_ACT_CLIP ? f->act.beta : INFINITY;
     f->nthreads = nthreads < 1 ? 1 : nthreads;
+    f->img_threads = 1;
+    /* A batch that splits evenly (or finely enough) over the threads runs whole images
+     * per thread, each planned for one thread: no per-layer barriers, no split tiles and
+     * no repeated packing (ResNet-50 at batch 16 scaled 1.6x on 2 threads image by
+     * image). Depthwise already splits over (image, channel) planes. */
+    if (f->nthreads > 1 && g.N > 1 && algo != PL_CONV_ALGO_DEPTHWISE &&
+        (g.N % f->nthreads == 0 || g.N >= 4 * f->nthreads)) {
+        f->img_threads = f->nthreads;
+        f->nthreads = 1;
+    }
     f->force_t = algo == PL_CONV_ALGO_IGEMM_T ? 1 : algo == PL_CONV_ALGO_IGEMM && !auto_algo ? 0 : -1;
     pl_status st = PL_OK;
     if (bias) {
@@ -453,10 +465,15 @@ pl_conv_algo pl_conv_fast_algo(const pl_conv_fast *f) {
 
 static size_t round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+/* Scratch of one image: [prepared input][shared region][workspace per thread]. */
+static size_t image_scratch(const pl_conv_fast *f) {
+    return round64(f->prep_floats * sizeof(float)) + round64(f->shared_floats * sizeof(float)) +
+           (size_t)f->nthreads * round64(f->ws_floats * sizeof(float));
+}
+
 size_t pl_conv_fast_scratch_size(const pl_conv_fast *f) {
     if (!f) return 0;
-    return round64(f->prep_floats * sizeof(float)) +
-           (size_t)f->nthreads * round64(f->ws_floats * sizeof(float));
+    return (size_t)f->img_threads * image_scratch(f);
 }
 
 void pl_conv_fast_destroy(pl_conv_fast *f) {
@@ -624,10 +641,50 @@ static void depthwise_run(const pl_conv_fast *f, const float *x, const float *re
     else pl_threadpool_run(pool, dw_task, &j, (int)ntasks);
 }
 
+/* One image b (all algorithms but DEPTHWISE) with the scratch of one image at `scratch`. */
+static pl_status run_image(const pl_conv_fast *f, const float *x, const float *res, float *y,
+                           int64_t b, void *scratch, pl_threadpool *pool) {
+    const cf_geom *g = &f->g;
+    float *prep = scratch;
+    float *ws = (float *)((char *)scratch + round64(f->prep_floats * sizeof(float)) +
+                          round64(f->shared_floats * sizeof(float)));
+    const int64_t in_img = g->C * g->H * g->W, out_img = g->M * g->OH * g->OW;
+    const float *xin = x + b * in_img;
+    if (!f->prep.none) {
+        prep_image(f, xin, prep, pool);
+        xin = prep;
+    }
+    const float *rb = res ? res + b * out_img : NULL;
+    float *yb = y + b * out_img;
+    switch (f->algo) {
+    case PL_CONV_ALGO_SGEMM: return sgemm_image(f, xin, rb, yb, pool);
+    case PL_CONV_ALGO_WINOGRAD: cf_wino_image(f, xin, rb, yb, ws, pool); break;
+    case PL_CONV_ALGO_SPARSE: cf_sparse_image(f, xin, rb, yb, ws, pool); break;
+    default: cf_igemm_image(f, xin, rb, yb, ws, pool); break;
+    }
+    return PL_OK;
+}
+
+typedef struct img_job {
+    const pl_conv_fast *f;
+    const float *x, *res;
+    float *y;
+    char *scratch;
+    size_t slot;
+    _Atomic int err;
+} img_job;
+
+static void img_task(void *ctx, int task, int thread) {
+    img_job *j = ctx;
+    pl_status st = run_image(j->f, j->x, j->res, j->y, task, j->scratch + (size_t)thread * j->slot, NULL);
+    if (st) atomic_store(&j->err, (int)st);
+}
+
 pl_status pl_conv_fast_run(const pl_conv_fast *f, const float *x, const float *res, float *y,
                            void *scratch, size_t scratch_size, pl_threadpool *pool) {
     if (!f || !x || !y) return pl_error(PL_ERR_ARGUMENT, "pl_conv_fast_run: NULL argument");
-    if (pl_threadpool_size(pool) > f->nthreads) pool = NULL; /* scratch is per thread */
+    /* scratch is per thread */
+    if (pl_threadpool_size(pool) > (f->img_threads > 1 ? f->img_threads : f->nthreads)) pool = NULL;
     const size_t need = pl_conv_fast_scratch_size(f);
     void *own = NULL;
     if (need && (!scratch || scratch_size < need || ((uintptr_t)scratch & 63))) {
@@ -636,32 +693,20 @@ pl_status pl_conv_fast_run(const pl_conv_fast *f, const float *x, const float *r
         scratch = own;
     }
     const cf_geom *g = &f->g;
-    float *prep = scratch;
-    float *ws = (float *)((char *)scratch + round64(f->prep_floats * sizeof(float)));
-    const size_t ws_stride = round64(f->ws_floats * sizeof(float)) / sizeof(float);
-    const int64_t in_img = g->C * g->H * g->W, out_img = g->M * g->OH * g->OW;
     pl_status st = PL_OK;
-    switch (f->algo) {
-    case PL_CONV_ALGO_DEPTHWISE: depthwise_run(f, x, res, y, ws, ws_stride, pool); break;
-    case PL_CONV_ALGO_SGEMM:
-    case PL_CONV_ALGO_IGEMM:
-    case PL_CONV_ALGO_IGEMM_T:
-    case PL_CONV_ALGO_WINOGRAD:
-    case PL_CONV_ALGO_SPARSE:
-        for (int64_t b = 0; b < g->N && !st; b++) {
-            const float *xin = x + b * in_img;
-            if (!f->prep.none) {
-                prep_image(f, xin, prep, pool);
-                xin = prep;
-            }
-            const float *rb = res ? res + b * out_img : NULL;
-            if (f->algo == PL_CONV_ALGO_SGEMM) st = sgemm_image(f, xin, rb, y + b * out_img, pool);
-            else if (f->algo == PL_CONV_ALGO_WINOGRAD) cf_wino_image(f, xin, rb, y + b * out_img, ws, pool);
-            else if (f->algo == PL_CONV_ALGO_SPARSE) cf_sparse_image(f, xin, rb, y + b * out_img, ws, pool);
-            else cf_igemm_image(f, xin, rb, y + b * out_img, ws, pool);
-        }
-        break;
-    default: st = pl_error(PL_ERR_INTERNAL, "convolution plan has no algorithm"); break;
+    if (f->algo == PL_CONV_ALGO_DEPTHWISE) {
+        float *ws = (float *)((char *)scratch + round64(f->prep_floats * sizeof(float)) +
+                              round64(f->shared_floats * sizeof(float)));
+        const size_t ws_stride = round64(f->ws_floats * sizeof(float)) / sizeof(float);
+        depthwise_run(f, x, res, y, ws, ws_stride, pool);
+    } else if (f->algo < PL_CONV_ALGO_SGEMM || f->algo >= PL_CONV_ALGO_COUNT) {
+        st = pl_error(PL_ERR_INTERNAL, "convolution plan has no algorithm");
+    } else if (f->img_threads > 1 && pl_threadpool_size(pool) > 1) {
+        img_job j = {f, x, res, y, scratch, image_scratch(f), 0};
+        pl_threadpool_run(pool, img_task, &j, (int)g->N);
+        st = (pl_status)atomic_load(&j.err);
+    } else {
+        for (int64_t b = 0; b < g->N && !st; b++) st = run_image(f, x, res, y, b, scratch, pool);
     }
     free(own);
     return st;

@@ -38,6 +38,7 @@
 typedef struct pl_conv_fast pl_conv_fast;
 
 typedef enum pl_conv_algo {
+    PL_CONV_ALGO_AUTO_DENSE = -1, /* the fastest that applies, never SPARSE */
     PL_CONV_ALGO_AUTO = 0, /* the fastest that applies */
     PL_CONV_ALGO_SGEMM,
     PL_CONV_ALGO_IGEMM,    /* output channels as rows, pixels as columns */

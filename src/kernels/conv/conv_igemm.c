@@ -21,25 +21,73 @@
 static int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* Threads over row slivers (tm) x column slivers (tn): the split with the least work on
- * one thread, counting the B packing each thread repeats for its columns. */
+/* Modelled cost of one task: its MACs (column slivers at their kernel width), packing
+ * its B columns (~8 MACs a float) and reading its A rows once (~4 MACs a float). */
+static double grid_task_cost(const pl_conv_fast *f, int ti, int tj, int tm, int tn, int64_t nu) {
+    const int NR = f->k->nr;
+    const int s0 = f->nsl * ti / tm, s1 = f->nsl * (ti + 1) / tm;
+    const int64_t v0 = nu * tj / tn, v1 = nu * (tj + 1) / tn;
+    if (s0 >= s1 || v0 >= v1) return 0;
+    double rows = 0;
+    for (int s = s0; s < s1; s++) rows += f->k->mr; /* a short sliver costs a full one */
+    int64_t last = f->Np - (v1 - 1) * NR;
+    if (last > NR) last = NR;
+    const double cols = (double)(v1 - v0 - 1) * NR + (last <= NR / 2 ? NR / 2 : NR);
+    return rows * cols * (double)f->K + 8.0 * cols * (double)f->K + 4.0 * rows * (double)f->K;
+}
+
+/* Threads over row slivers (tm) x column slivers (tn): the grid whose tasks, handed out
+ * in order to the first free thread as the pool does, finish first by the cost model
+ * above; among grids within 5% of the best, the one with most tasks (up to 4 per thread:
+ * slack when a thread loses its core for a while), as long as a task's A stays within
+ * half of L2. */
 static void choose_grid(pl_conv_fast *f, int nt) {
     const int64_t nu = (f->Np + f->k->nr - 1) / f->k->nr;
     f->tm = f->tn = 1;
-    if (f->g.G >= nt || nt <= 1) return;
+    if (f->g.G >= nt || nt <= 1 || nt > 64) return;
+    const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
+    const int maxt = 8 * nt < 64 ? 8 * nt : 64;
+    enum { MAXC = 320 }; /* pairs tm x tn <= 64: 280 */
+    double span_of[MAXC];
+    int cand_m[MAXC], cand_n[MAXC], nc = 0;
     double best = -1;
-    for (int tm = 1; tm <= nt; tm++) {
-        if (nt % tm) continue;
-        int tn = nt / tm;
-        if (tm > f->nsl || tn > nu) continue;
-        double rows = (double)((f->nsl + tm - 1) / tm) * f->k->mr;
-        double cols = (double)((nu + tn - 1) / tn) * f->k->nr;
-        double cost = rows * cols * (double)f->K + 8.0 * cols * (double)f->K;
-        if (best < 0 || cost < best) {
-            best = cost;
-            f->tm = tm;
-            f->tn = tn;
+    for (int tm = 1; tm <= f->nsl && tm <= maxt; tm++)
+        for (int tn = 1; tn <= nu && tm * tn <= maxt; tn++) {
+            if (tm * tn < nt && !(tm == f->nsl && tn == nu)) continue;
+            double busy[64] = {0}, span = 0;
+            for (int t = 0; t < tm * tn; t++) {
+                int th = 0;
+                for (int i = 1; i < nt; i++)
+                    if (busy[i] < busy[th]) th = i;
+                busy[th] += grid_task_cost(f, t / tn, t % tn, tm, tn, nu);
+                if (busy[th] > span) span = busy[th];
+            }
+            if (nc < MAXC) {
+                span_of[nc] = span;
+                cand_m[nc] = tm;
+                cand_n[nc] = tn;
+                nc++;
+            }
+            if (best < 0 || span < best) best = span;
         }
+    int pick = -1;
+    for (int c = 0; c < nc; c++) {
+        if (span_of[c] > 1.05 * best) continue;
+        const int64_t a_bytes = (int64_t)((f->nsl + cand_m[c] - 1) / cand_m[c]) * f->k->mr * f->K * 4;
+        const int tasks = cand_m[c] * cand_n[c], cap = 4 * nt;
+        if (pick < 0) {
+            pick = c;
+            continue;
+        }
+        const int pt = cand_m[pick] * cand_n[pick];
+        const int64_t pa = (int64_t)((f->nsl + cand_m[pick] - 1) / cand_m[pick]) * f->k->mr * f->K * 4;
+        const bool fits = a_bytes <= l2 / 2 || cand_n[c] == 1, pfits = pa <= l2 / 2 || cand_n[pick] == 1;
+        const int score = tasks <= cap ? tasks : cap - (tasks - cap), pscore = pt <= cap ? pt : cap - (pt - cap);
+        if ((fits && !pfits) || (fits == pfits && (score > pscore || (score == pscore && span_of[c] < span_of[pick])))) pick = c;
+    }
+    if (pick >= 0) {
+        f->tm = cand_m[pick];
+        f->tn = cand_n[pick];
     }
 }
 
@@ -83,13 +131,27 @@ static pl_status igemm_t_setup(pl_conv_fast *f, const float *w, int64_t kcmax) {
         }
     }
     free(tmp);
-    /* threads split the channel slivers (each packs the pixels itself, a small cost);
-     * a few tasks per thread balance the load */
     f->tm = 1;
-    f->tn = g->G >= f->nthreads || f->nthreads == 1 ? 1 : (4 * f->nthreads < f->ncs ? 4 * f->nthreads : f->ncs);
-    const int64_t cs_task = (f->ncs + f->tn - 1) / f->tn;
+    f->tn = 1;
+    if (g->G == 1 && f->nthreads > 1) {
+        /* Threads: every task would repack all pixel slivers for its channels (35% more
+         * work on ResNet-50's 7x7 layers at 8 tasks), so they are packed once, in a
+         * parallel pass, into the shared region; then tasks take a few channel slivers
+         * each, and pixel-sliver parts as well when there are few channel slivers (about
+         * four tasks per thread balance the load). */
+        const int want = 4 * f->nthreads;
+        f->t_shared = true;
+        f->tn = f->ncs <= 2 * want ? f->ncs : want;
+        f->tm = (want + f->tn - 1) / f->tn;
+        if (f->tm > f->nsl) f->tm = f->nsl;
+        f->shared_floats = (size_t)(f->K * MR + (int64_t)f->nkb * SLIVER_PAD) * (size_t)f->nsl;
+        const int64_t cs_task = (f->ncs + f->tn - 1) / f->tn, sl_task = (f->nsl + f->tm - 1) / f->tm;
+        f->ws_floats = (size_t)(cs_task * sl_task * MR * NR);
+        return PL_OK;
+    }
+    /* threads over groups (or one thread): each task packs its group's pixels */
     /* A block (all pixel slivers, one K block), the C^T tiles, the segments */
-    f->ws_floats = (size_t)((kcmax * MR + SLIVER_PAD) * f->nsl) + (size_t)(cs_task * f->nsl * MR * NR) +
+    f->ws_floats = (size_t)((kcmax * MR + SLIVER_PAD) * f->nsl) + (size_t)(f->ncs * f->nsl * MR * NR) +
                    (size_t)f->nsl * MR * sizeof(cf_bseg) / sizeof(float) + (size_t)f->nsl + 2;
     return PL_OK;
 }
@@ -150,16 +212,6 @@ pl_status cf_igemm_create(pl_conv_fast *f, const float *w) {
     free(tmp);
 
     choose_grid(f, f->nthreads);
-    /* More column tasks than threads, so a thread that loses its core for a while does
-     * not hold the others up: free where each task's A stays in L2 (only A is read
-     * again per task; columns are disjoint). */
-    if (f->nthreads > 1 && f->g.G < f->nthreads) {
-        const int64_t nu_all = (f->Np + NR - 1) / NR;
-        const int64_t a_bytes = (int64_t)((f->nsl + f->tm - 1) / f->tm) * MR * f->K * 4;
-        int over = a_bytes <= 256 * 1024 ? 4 : a_bytes <= 1024 * 1024 ? 2 : 1;
-        while (over > 1 && f->tn * over * 2 > nu_all) over--;
-        f->tn *= over;
-    }
     /* Packing B pays off only when several A slivers reuse it. */
     f->direct_b = pp->none && f->ldg == g->OW && taps == 1 && (f->nsl + f->tm - 1) / f->tm <= 2;
     const int64_t nu = (f->Np + NR - 1) / NR;
@@ -194,6 +246,7 @@ typedef struct ig_job {
     float *y;
     float *ws;
     size_t ws_stride;
+    float *pk; /* IGEMM_T shared mode: the packed pixel slivers of all K blocks */
 } ig_job;
 
 /* The runs of sliver columns [p0, p0 + nr) (output pixels) in the prepared grid, split
@@ -295,21 +348,18 @@ static void ig_task(void *ctx, int task, int thread) {
     }
 }
 
-/* C^T mode: for each K block, pack all pixel slivers (A role), then multiply them by
- * the task's channel slivers (B role, packed at planning) into C^T tiles kept until the
- * last K block, which are stored transposed into y with the epilogue. */
-static void ig_task_t(void *ctx, int task, int thread) {
-    const ig_job *j = ctx;
+/* C^T mode: multiplies pixel slivers [s0, s1) by channel slivers [v0, v1) of group gi
+ * over every K block: the pixel slivers of K block b are at P(b) + s * (kc * MR +
+ * SLIVER_PAD), packed here into abuf (P == NULL) or already packed in the shared region
+ * pk (ig_pack_t_task). The C^T tiles stay in `tiles` until the last K block; then they
+ * are stored transposed into y with the epilogue. */
+static void ig_t_block(const ig_job *j, int64_t gi, int s0, int s1, int v0, int v1, float *abuf,
+                       const float *pk, float *tiles, cf_bseg *seg, int *first) {
     const pl_conv_fast *f = j->f;
     const cf_geom *g = &f->g;
     const cf_kernels *k = f->k;
     const int MR = k->mr, NR = k->nr;
     const int64_t OHW = g->OH * g->OW;
-    const int64_t gi = task / f->tn;
-    const int tj = task % f->tn;
-    const int v0 = f->ncs * tj / f->tn, v1 = f->ncs * (tj + 1) / f->tn;
-    if (v0 >= v1) return;
-
     const int64_t cstride = f->prep.none ? g->H * g->W : f->prep.plane;
     const int64_t nph = f->prep.npy * f->prep.npx;
     const float *xg = j->xin + gi * (f->prep.none ? g->Cg * cstride : nph * g->Cg * cstride);
@@ -317,35 +367,39 @@ static void ig_task_t(void *ctx, int task, int thread) {
     const float *bg = f->bias ? f->bias + gi * g->Mg : NULL;
     const float *rg = j->res ? j->res + gi * g->Mg * OHW : NULL;
     const float *Bg = f->A + gi * (int64_t)f->ncs * NR * f->K;
-
-    float *abuf = j->ws + (size_t)thread * j->ws_stride;
-    float *tiles = abuf + (f->kb_len[0] * MR + SLIVER_PAD) * f->nsl;
-    cf_bseg *seg = (cf_bseg *)(tiles + (int64_t)(v1 - v0) * f->nsl * MR * NR);
-    int *first = (int *)(seg + (size_t)f->nsl * MR);
-    first[0] = 0;
-    for (int s = 0; s < f->nsl; s++)
-        first[s + 1] = first[s] + sliver_segments(f, f->sl_row[s], f->sl_rows[s], seg + first[s]);
+    const int ns = s1 - s0;
     const int64_t tile = (int64_t)MR * NR;
 
+    if (!pk) {
+        first[0] = 0;
+        for (int s = 0; s < f->nsl; s++)
+            first[s + 1] = first[s] + sliver_segments(f, f->sl_row[s], f->sl_rows[s], seg + first[s]);
+    }
     for (int b = 0; b < f->nkb; b++) {
         const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
-        k->pack_b(xg, f->koff + k0, kc, f->nsl, seg, first, abuf, MR, kc * MR + SLIVER_PAD);
+        const float *ab;
+        if (pk) {
+            ab = pk + k0 * MR * f->nsl + (int64_t)b * SLIVER_PAD * f->nsl;
+        } else {
+            k->pack_b(xg, f->koff + k0, kc, f->nsl, seg, first, abuf, MR, kc * MR + SLIVER_PAD);
+            ab = abuf;
+        }
         for (int v = v0; v < v1; v++) {
             const float *bsl = Bg + k0 * f->ncs * NR + (int64_t)v * kc * NR;
             const int nr = (int)(g->Mg - (int64_t)v * NR < NR ? g->Mg - (int64_t)v * NR : NR);
-            for (int s = 0; s < f->nsl; s++)
-                k->ukernel[f->sl_rows[s] - 1][nr > NR / 2](kc, abuf + (int64_t)s * (kc * MR + SLIVER_PAD), bsl, NR,
-                                                         tiles + ((int64_t)(v - v0) * f->nsl + s) * tile,
+            for (int s = s0; s < s1; s++)
+                k->ukernel[f->sl_rows[s] - 1][nr > NR / 2](kc, ab + (int64_t)s * (kc * MR + SLIVER_PAD), bsl, NR,
+                                                         tiles + ((int64_t)(v - v0) * ns + s - s0) * tile,
                                                          NR, nr, b > 0, NULL);
         }
     }
     for (int v = v0; v < v1; v++) {
         const int64_t m0 = (int64_t)v * NR;
         const int nr = (int)(g->Mg - m0 < NR ? g->Mg - m0 : NR);
-        for (int s = 0; s < f->nsl; s++) {
+        for (int s = s0; s < s1; s++) {
             const int64_t p0 = f->sl_row[s];
             float *yd = yg + m0 * OHW + p0;
-            k->store_t(tiles + ((int64_t)(v - v0) * f->nsl + s) * tile, NR, f->sl_rows[s], nr, yd, OHW,
+            k->store_t(tiles + ((int64_t)(v - v0) * ns + s - s0) * tile, NR, f->sl_rows[s], nr, yd, OHW,
                        bg ? bg + m0 : NULL, rg ? rg + m0 * OHW + p0 : NULL,
                        f->clamp ? f->lo : -INFINITY, f->clamp ? f->hi : INFINITY);
             if (!f->clamp)
@@ -354,10 +408,60 @@ static void ig_task_t(void *ctx, int task, int thread) {
     }
 }
 
+/* One task per group (or one thread): packs its own pixel slivers. */
+static void ig_task_t(void *ctx, int task, int thread) {
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const int MR = f->k->mr;
+    float *abuf = j->ws + (size_t)thread * j->ws_stride;
+    float *tiles = abuf + (f->kb_len[0] * MR + SLIVER_PAD) * f->nsl;
+    cf_bseg *seg = (cf_bseg *)(tiles + (int64_t)f->ncs * f->nsl * MR * f->k->nr);
+    int *first = (int *)(seg + (size_t)f->nsl * MR);
+    ig_t_block(j, task, 0, f->nsl, 0, f->ncs, abuf, NULL, tiles, seg, first);
+}
+
+/* Shared mode, first pass: pixel sliver s of K block b into the shared region. */
+static void ig_pack_t_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const int MR = f->k->mr;
+    const int b = task / f->nsl, s = task % f->nsl;
+    const int64_t k0 = f->kb_start[b], kc = f->kb_len[b];
+    cf_bseg seg[2 * CF_MR_MAX + 2];
+    int first[2];
+    first[0] = 0;
+    first[1] = sliver_segments(f, f->sl_row[s], f->sl_rows[s], seg);
+    float *dst = j->pk + k0 * MR * f->nsl + (int64_t)b * SLIVER_PAD * f->nsl + (int64_t)s * (kc * MR + SLIVER_PAD);
+    f->k->pack_b(j->xin, f->koff + k0, kc, 1, seg, first, dst, MR, kc * MR + SLIVER_PAD);
+}
+
+/* Shared mode, second pass: a part of the pixel slivers x a part of the channel slivers. */
+static void ig_mul_t_task(void *ctx, int task, int thread) {
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const int ti = task / f->tn, tj = task % f->tn;
+    const int s0 = f->nsl * ti / f->tm, s1 = f->nsl * (ti + 1) / f->tm;
+    const int v0 = f->ncs * tj / f->tn, v1 = f->ncs * (tj + 1) / f->tn;
+    if (s0 >= s1 || v0 >= v1) return;
+    ig_t_block(j, 0, s0, s1, v0, v1, NULL, j->pk, j->ws + (size_t)thread * j->ws_stride, NULL, NULL);
+}
+
 void cf_igemm_image(const pl_conv_fast *f, const float *xin, const float *res, float *y,
                     float *ws, pl_threadpool *pool) {
     const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
-    ig_job j = {f, xin, res, y, ws, ws_stride};
+    ig_job j = {f, xin, res, y, ws, ws_stride, NULL};
+    if (f->t_shared) {
+        /* the shared region lies right before the thread workspaces (conv_plan.h) */
+        j.pk = ws - ((f->shared_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
+        const int npk = f->nkb * f->nsl;
+        if (npk == 1) ig_pack_t_task(&j, 0, 0);
+        else pl_threadpool_run(pool, ig_pack_t_task, &j, npk);
+        const int nmul = f->tm * f->tn;
+        if (nmul == 1) ig_mul_t_task(&j, 0, 0);
+        else pl_threadpool_run(pool, ig_mul_t_task, &j, nmul);
+        return;
+    }
     const int ntasks = (int)(f->g.G * f->tm * f->tn);
     pl_task_fn fn = f->transposed ? ig_task_t : ig_task;
     if (ntasks == 1) fn(&j, 0, 0);

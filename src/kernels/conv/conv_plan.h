@@ -38,7 +38,9 @@ struct pl_conv_fast {
     bool post_act;         /* activation the sgemm epilogue lacks: applied afterwards */
     bool clamp;            /* the activation is a clamp to [lo, hi] (none, ReLU, Clip) */
     float lo, hi;
-    int nthreads;
+    int nthreads;          /* threads one image is planned for */
+    int img_threads;       /* > 1: batches run whole images per thread (that many scratch
+                            * slots of one image's single-thread scratch each) */
     float *bias;           /* M values, or NULL */
     cf_prep prep;
     size_t prep_floats;    /* shared per-image prepared input */
@@ -66,6 +68,12 @@ struct pl_conv_fast {
     int64_t nc;            /* columns per block */
     int tm, tn;            /* thread grid per group */
     int64_t rows_task;     /* most output rows one task owns */
+    bool t_shared;         /* IGEMM_T with threads: the pixel slivers are packed once per
+                            * image (a parallel pass) into the shared region, then tasks
+                            * of pixel x channel slivers multiply */
+    size_t shared_floats;  /* shared per-image region between the prepared input and the
+                            * thread workspaces (pl_conv_fast_run lays scratch out as
+                            * [prepared][shared][thread 0 ws][thread 1 ws]...) */
 
     /* DEPTHWISE */
     int ntaps;
@@ -85,6 +93,9 @@ struct pl_conv_fast {
     int mparts;            /* row-sliver parts per tile block (tasks = blocks x parts) */
     bool wino_shared;      /* input transformed in a first parallel pass (threads) */
     int chunk_sl;          /* row slivers per GEMM/output-transform pass */
+    bool wino_xi;          /* few blocks (small planes) with threads: the GEMMs run as
+                            * tasks over (block, xi) into products for the whole plane
+                            * (shared region), then the output transform over rows */
 
     /* SPARSE (conv_sparse.c): per group, the Mg x K weights (K ordered (c, tap)) as a
      * sparse matrix times the prepared planes (B row k at koff[k]); columns are

@@ -102,8 +102,34 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
      * each block right before its GEMMs instead (the block stays in L2). */
     f->mparts = 1;
     f->wino_shared = f->nthreads > 1;
-    if (f->wino_shared)
-        while (2 * (f->mparts + 1) <= f->nsl && f->nblocks * f->mparts < 4 * f->nthreads) f->mparts++;
+    if (f->wino_shared && f->nthreads <= 64) {
+        /* parts of at least 2 slivers: the split whose tasks (block x part; a block
+         * costs by its kernel width), handed out in order to the first free thread,
+         * finish first; among those within 3%, the one with most tasks up to 4 per
+         * thread */
+        double best = -1, pick_span = 0;
+        int pick = 1;
+        for (int m = 1; m == 1 || (2 * m <= f->nsl && f->nblocks * m <= 8 * f->nthreads); m++) {
+            double busy[64] = {0}, span = 0;
+            for (int64_t t = 0; t < f->nblocks * m; t++) {
+                const int64_t bi = t / m, pi = t % m;
+                const int64_t nt = T - bi * f->tb < f->tb ? T - bi * f->tb : f->tb;
+                const double c = (double)(f->nsl * (pi + 1) / m - f->nsl * pi / m) * (nt > NR / 2 ? 2.0 : 1.0);
+                int th = 0;
+                for (int i = 1; i < f->nthreads; i++)
+                    if (busy[i] < busy[th]) th = i;
+                busy[th] += c;
+                if (busy[th] > span) span = busy[th];
+            }
+            if (best < 0 || span < best) best = span;
+            const bool more = f->nblocks * m <= 4 * f->nthreads && m > pick;
+            if (m == 1 || span < pick_span * 0.97 || (more && span <= best * 1.03)) {
+                pick = m;
+                pick_span = span;
+            }
+        }
+        f->mparts = pick;
+    }
     if (f->nblocks * f->mparts > (1 << 30))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution plane too large for Winograd");
     const int64_t sl_part = (f->nsl + f->mparts - 1) / f->mparts;
@@ -113,6 +139,17 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     f->ldv = (f->tb + vl - 1) / vl * vl;
     const size_t vblock = (size_t)(36 * g->C * f->ldv);
     if (f->wino_shared) f->prep_floats += vblock * (size_t)f->nblocks;
+    /* Fewer tile blocks than threads (14x14: one): parts of 2-3 row slivers balanced
+     * badly (19 slivers in 8 parts ran 11 / 8), and one-sliver parts re-read the
+     * block's input per sliver; tasks over (block, xi) instead read each U_xi and
+     * V_xi once and keep V_xi in L1 across the slivers, into products kept for the whole
+     * plane (36 x M x ldv per block, 590 KB at 14x14x256). */
+    f->wino_xi = f->wino_shared && f->nblocks < f->nthreads;
+    if (f->wino_xi) {
+        f->shared_floats = (size_t)(36 * g->M * f->ldv) * (size_t)f->nblocks;
+        f->ws_floats = 0;
+        return PL_OK;
+    }
     f->ws_floats = (f->wino_shared ? 0 : vblock) + (size_t)(36 * f->chunk_sl * MR * f->ldv);
     return PL_OK;
 }
@@ -124,6 +161,7 @@ typedef struct wino_job {
     float *ws;
     size_t ws_stride;
     float *vall;        /* shared transformed input (wino_shared), block b at b * 36*C*ldv */
+    float *mall;        /* wino_xi: products, block b at b * 36*M*ldv, xi at xi * M*ldv */
     int64_t cchunk;     /* channels per input-transform task */
     float lo, hi;
 } wino_job;
@@ -232,11 +270,61 @@ static void wino_in_task(void *ctx, int task, int thread) {
                           V + c * ldv + (int64_t)v * vl, C * ldv);
 }
 
+/* wino_xi mode, GEMM pass: all row slivers of block bi for one xi. */
+static void wino_gemm_xi_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_kernels *k = f->k;
+    const int MR = k->mr, NR = k->nr;
+    const int64_t T = f->TH * f->TW, C = f->g.C, M = f->g.M, ldv = f->ldv;
+    const int64_t bi = task / 36;
+    const int xi = task % 36;
+    const int64_t t0 = bi * f->tb, nt = T - t0 < f->tb ? T - t0 : f->tb;
+    const int64_t per_xi = (int64_t)f->nsl * MR * f->K;
+    const float *Ax = f->A + xi * per_xi;
+    const float *Bx = j->vall + bi * 36 * C * ldv + (int64_t)xi * C * ldv;
+    float *Mx = j->mall + (bi * 36 + xi) * M * ldv;
+    for (int s = 0; s < f->nsl; s++)
+        for (int kb = 0; kb < f->nkb; kb++) {
+            const int64_t k0 = f->kb_start[kb], kc = f->kb_len[kb];
+            k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR,
+                                                     Bx + k0 * ldv, ldv, Mx + f->sl_row[s] * ldv, ldv,
+                                                     (int)nt, kb > 0, NULL);
+        }
+}
+
+#define WINO_OUT_ROWS 16 /* output channels per output-transform task */
+
+/* wino_xi mode, output pass: WINO_OUT_ROWS output channels of block bi. */
+static void wino_out_xi_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const wino_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_geom *g = &f->g;
+    const int vl = f->k->vl;
+    const int64_t T = f->TH * f->TW, M = g->M, ldv = f->ldv, OHW = g->OH * g->OW;
+    const int64_t nrt = (M + WINO_OUT_ROWS - 1) / WINO_OUT_ROWS;
+    const int64_t bi = task / nrt, r0 = task % nrt * WINO_OUT_ROWS;
+    const int64_t r1 = r0 + WINO_OUT_ROWS < M ? r0 + WINO_OUT_ROWS : M;
+    const int64_t t0 = bi * f->tb, nt = T - t0 < f->tb ? T - t0 : f->tb;
+    const int nvec = (int)((nt + vl - 1) / vl);
+    cf_wseg segs[MAX_VEC][32];
+    int nseg[MAX_VEC];
+    for (int v = 0; v < nvec; v++) nseg[v] = block_segments(f, t0, nt, v, segs[v]);
+    const float *Mb = j->mall + bi * 36 * M * ldv;
+    for (int64_t r = r0; r < r1; r++)
+        for (int v = 0; v < nvec; v++)
+            f->k->wino_out(Mb + r * ldv + (int64_t)v * vl, M * ldv, segs[v], nseg[v],
+                           f->bias ? f->bias[r] : 0.0f, j->res ? j->res + r * OHW : NULL,
+                           j->y + r * OHW, g->OW, j->lo, j->hi);
+}
+
 void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
                    pl_threadpool *pool) {
     const cf_geom *g = &f->g;
     const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
-    wino_job j = {f, xin, res, y, ws, ws_stride, NULL, 1, -INFINITY, INFINITY};
+    wino_job j = {f, xin, res, y, ws, ws_stride, NULL, NULL, 1, -INFINITY, INFINITY};
     const bool clamp = f->act.kind == PL_CONV_ACT_NONE || f->act.kind == PL_CONV_ACT_RELU ||
                        f->act.kind == PL_CONV_ACT_CLIP;
     if (f->act.kind == PL_CONV_ACT_RELU) j.lo = 0.0f;
@@ -255,8 +343,17 @@ void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, fl
         if (nin == 1) wino_in_task(&j, 0, 0);
         else pl_threadpool_run(pool, wino_in_task, &j, (int)nin);
     }
-    const int ntasks = (int)(f->nblocks * f->mparts);
-    if (ntasks == 1) wino_task(&j, 0, 0);
-    else pl_threadpool_run(pool, wino_task, &j, ntasks);
+    if (f->wino_xi) {
+        /* the shared region lies right before the thread workspaces (conv_plan.h) */
+        j.mall = ws - ((f->shared_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
+        pl_threadpool_run(pool, wino_gemm_xi_task, &j, (int)(36 * f->nblocks));
+        const int64_t nout = f->nblocks * ((g->M + WINO_OUT_ROWS - 1) / WINO_OUT_ROWS);
+        if (nout == 1) wino_out_xi_task(&j, 0, 0);
+        else pl_threadpool_run(pool, wino_out_xi_task, &j, (int)nout);
+    } else {
+        const int ntasks = (int)(f->nblocks * f->mparts);
+        if (ntasks == 1) wino_task(&j, 0, 0);
+        else pl_threadpool_run(pool, wino_task, &j, ntasks);
+    }
     if (!clamp) cf_epilogue(f, y, g->OH * g->OW, g->M, g->OH * g->OW, NULL, NULL, 0);
 }
