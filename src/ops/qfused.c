@@ -32,6 +32,7 @@ typedef struct qstate {
     pl_q8_epilogue e;
     pl_q8_level level;
     pl_dtype xtype;
+    bool dw;    /* conv: depthwise 2-D (pl_q8_dwconv, no A panel) */
     int32_t xz; /* x zero point as written (before the s8 flip) */
     size_t panel_bytes, asum_off;
 } qstate;
@@ -196,6 +197,13 @@ pl_status pl_qconv_prepare(pl_op_ctx *c, const pl_conv_params *p, const pl_q_io 
         c->kernel[0] = 0;
         return st;
     }
+    /* depthwise (one input channel per output channel): a direct kernel instead of one
+     * tiny GEMM per channel */
+    s->dw = p->ndim == 2 && g->C == 1 && s->Mg == 1 && s->groups == p->in_channels && taps <= 64 &&
+            g->stride[0] == g->stride[1] && g->stride[0] >= 1 && g->stride[0] <= 2;
+    for (int64_t k = 0; s->dw && k < s->groups; k++) s->dw = !s->w[k].sparse && !s->w[k].any_zw;
+    if (s->dw)
+        snprintf(c->kernel, sizeof c->kernel, "int8 depthwise %s", pl_q8_level_name(s->level));
     c->state = s;
     return PL_OK;
 }
@@ -238,6 +246,14 @@ pl_status pl_qconv_run(pl_op_ctx *c, const pl_conv_params *p, bool *done) {
     int32_t *asum = s->w[0].any_zw ? (int32_t *)((char *)buf + s->asum_off) : NULL;
     const size_t es = out_size(s->e.out);
     pl_status st = PL_OK;
+    if (s->dw && !s8) {
+        for (int64_t n = 0; n < p->batch && !st; n++)
+            st = pl_q8_dwconv(s->w, s->groups, &s->geom,
+                              (const uint8_t *)x->data + n * p->in_channels * s->in_x, za, &s->e,
+                              (char *)y->data + (size_t)(n * p->out_channels * s->P) * es, c->pool);
+        free(tmp);
+        return run_fail(c, st);
+    }
     for (int64_t n = 0; n < p->batch && !st; n++)
         for (int64_t g = 0; g < s->groups && !st; g++) {
             const uint8_t *xg = (const uint8_t *)x->data + (n * p->in_channels + g * s->geom.C) * s->in_x;

@@ -105,15 +105,30 @@ pl_status quantize_run(pl_op_ctx *c) {
         if (!q.per_axis) {
             /* per tensor: the same rounding and saturation as linalg_round_sat, inline */
             const float sc = sp[0];
-            const double zp = z ? (double)pl_get_i64(z, 0) : 0;
-            for (int64_t i = 0; i < n; i++) {
-                const float v = xp[i] / sc;
-                double r = v != v ? zp : (double)nearbyintf(v) + zp;
-                r = r < (double)lo ? (double)lo : r > (double)hi ? (double)hi : r;
-                if (y->dtype == PL_U8)
-                    ((uint8_t *)y->data)[i] = (uint8_t)r;
-                else
-                    ((int8_t *)y->data)[i] = (int8_t)r;
+            const int32_t zp = z ? (int32_t)pl_get_i64(z, 0) : 0;
+            /* Clamping to the integer bounds before rounding gives the same result as
+             * after, and keeps |v| small enough for the add-and-subtract rounding trick
+             * (half to even in the default rounding mode), so the loop vectorizes
+             * without a libm call per element. NaN gives the zero point. */
+            const float vlo = (float)(lo - zp), vhi = (float)(hi - zp), magic = 12582912.0f;
+            if (y->dtype == PL_U8) {
+                uint8_t *yp = y->data;
+                for (int64_t i = 0; i < n; i++) { /* one test per statement: vectorizes */
+                    float v = xp[i] / sc;
+                    v = v != v ? 0.0f : v;
+                    v = v < vlo ? vlo : v;
+                    v = v > vhi ? vhi : v;
+                    yp[i] = (uint8_t)((int32_t)((v + magic) - magic) + zp);
+                }
+            } else {
+                int8_t *yp = y->data;
+                for (int64_t i = 0; i < n; i++) { /* one test per statement: vectorizes */
+                    float v = xp[i] / sc;
+                    v = v != v ? 0.0f : v;
+                    v = v < vlo ? vlo : v;
+                    v = v > vhi ? vhi : v;
+                    yp[i] = (int8_t)((int32_t)((v + magic) - magic) + zp);
+                }
             }
             return PL_OK;
         }
@@ -170,6 +185,26 @@ pl_status dequantize_run(pl_op_ctx *c) {
     PL_TRY(qparam_of(c, 0, 1, 2, &q));
     int64_t n = pl_numel(x);
     bool f64 = y->dtype == PL_F64 || s->dtype == PL_F64;
+    if (y->dtype == PL_F32 && s->dtype == PL_F32 && (x->dtype == PL_U8 || x->dtype == PL_I8)) {
+        /* 8-bit input: runs of q.inner elements share one scale and zero point */
+        float *out = y->data;
+        const float *sc = s->data;
+        const int64_t inner = q.per_axis ? q.inner : (n > 0 ? n : 1);
+        for (int64_t b = 0; b * inner < n; b++) {
+            const int64_t k = qparam_index(&q, b * inner);
+            const int32_t zp = z ? (int32_t)pl_get_i64(z, k) : 0;
+            const float f = sc[k];
+            float *o = out + b * inner;
+            if (x->dtype == PL_U8) {
+                const uint8_t *xp = (const uint8_t *)x->data + b * inner;
+                for (int64_t i = 0; i < inner; i++) o[i] = (float)((int32_t)xp[i] - zp) * f;
+            } else {
+                const int8_t *xp = (const int8_t *)x->data + b * inner;
+                for (int64_t i = 0; i < inner; i++) o[i] = (float)((int32_t)xp[i] - zp) * f;
+            }
+        }
+        return PL_OK;
+    }
     if (y->dtype == PL_F32 && s->dtype == PL_F32) { /* fast path */
         float *out = y->data;
         const float *sc = s->data;

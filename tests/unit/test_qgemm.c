@@ -107,8 +107,9 @@ static void conv_direct(const uint8_t *x, int C, int H, int W, const int8_t *w, 
             }
 }
 
-static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int KW, int s, int pad,
-                      int dil, bool sparse, pl_threadpool *pool) {
+/* flip 0x80: the image holds s8 values (packed as u8 by flipping the sign bit). */
+static void conv_case_f(pl_q8_level level, int C, int H, int W, int M, int KH, int KW, int s,
+                        int pad, int dil, bool sparse, uint8_t flip, pl_threadpool *pool) {
     cases++;
     const int OH = (H + 2 * pad - dil * (KH - 1) - 1) / s + 1, OW = (W + 2 * pad - dil * (KW - 1) - 1) / s + 1;
     const int K = C * KH * KW, P = OH * OW;
@@ -118,7 +119,9 @@ static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int
     for (int i = 0; i < M * K; i++) w[i] = rnd() % 3 ? 0 : (int8_t)rnd();
     const int32_t za = (int32_t)(rnd() % 256);
     int32_t *yr = malloc(sizeof(int32_t) * (size_t)(M * P)), *y = malloc(sizeof(int32_t) * (size_t)(M * P));
+    for (int i = 0; i < C * H * W; i++) x[i] ^= flip; /* the values the kernel sees */
     conv_direct(x, C, H, W, w, M, KH, KW, s, pad, dil, za, OH, OW, yr);
+    for (int i = 0; i < C * H * W; i++) x[i] ^= flip; /* the image as stored */
     pl_q8_conv_geom g = {.ndim = 2, .C = C, .in = {H, W}, .out = {OH, OW}, .k = {KH, KW},
                          .stride = {s, s}, .pad = {pad, pad}, .dil = {dil, dil}};
     int8_t *wk = malloc((size_t)(M * K)); /* k = tap * C + c */
@@ -129,14 +132,57 @@ static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int
     CHECK(pl_q8_pack_w(&pw, wk, M, K, K, NULL, level, sparse) == PL_OK, "pack");
     free(wk);
     void *panel = malloc(pl_q8_panel_bytes(level, (K + 3) / 4 * 4, P));
-    CHECK(pl_q8_im2col(level, &g, x, 0, (uint8_t)za, panel, NULL, pool) == PL_OK, "im2col");
+    CHECK(pl_q8_im2col(level, &g, x, flip, (uint8_t)za, panel, NULL, pool) == PL_OK, "im2col");
     pl_q8_epilogue e = {.out = PL_Q8_OUT_I32};
     CHECK(pl_q8_gemm(&pw, panel, NULL, P, za, &e, y, P, 1, pool) == PL_OK, "gemm");
     CHECK(!memcmp(y, yr, sizeof(int32_t) * (size_t)(M * P)),
-          "conv %s C=%d %dx%d M=%d k=%dx%d s=%d pad=%d dil=%d sparse=%d differs",
-          pl_q8_level_name(level), C, H, W, M, KH, KW, s, pad, dil, sparse);
+          "conv %s C=%d %dx%d M=%d k=%dx%d s=%d pad=%d dil=%d sparse=%d flip=%d differs",
+          pl_q8_level_name(level), C, H, W, M, KH, KW, s, pad, dil, sparse, flip);
     pl_q8_w_free(&pw);
     free(x); free(w); free(y); free(yr); free(panel);
+}
+
+static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int KW, int s, int pad,
+                      int dil, bool sparse, pl_threadpool *pool) {
+    conv_case_f(level, C, H, W, M, KH, KW, s, pad, dil, sparse, 0, pool);
+}
+
+/* The SIMD packing helpers against their plain definitions, at every length around
+ * their block sizes (16, 32, 64) and at exact row ends (reads past n would show under
+ * ASan: the rows are allocated to their exact lengths). */
+static void pack_helpers_case(pl_q8_level level) {
+    for (int64_t n = 0; n <= 200; n++) {
+        cases++;
+        uint8_t *r[4], *src = malloc((size_t)(2 * n + 1)), *d = malloc((size_t)(4 * n + 1));
+        uint8_t *c = malloc((size_t)n + 1);
+        int16_t *d16 = malloc(sizeof(int16_t) * (size_t)(4 * n + 1));
+        for (int t = 0; t < 4; t++) {
+            r[t] = malloc((size_t)(2 * n + 1));
+            for (int64_t i = 0; i < 2 * n + 1; i++) r[t][i] = (uint8_t)rnd();
+        }
+        for (int64_t i = 0; i < 2 * n + 1; i++) src[i] = (uint8_t)rnd();
+        bool ok = true;
+        const uint8_t *const rc[4] = {r[0], r[1], r[2], r[3]};
+        if (level == PL_Q8_VNNI) {
+            pl_q8_interleave4_avx512(rc, n, d);
+            for (int64_t i = 0; i < 4 * n; i++) ok &= d[i] == r[i % 4][i / 4];
+            pl_q8_interleave4_s2_avx512(rc, n, d);
+            for (int64_t i = 0; i < 4 * n; i++) ok &= d[i] == r[i % 4][2 * (i / 4)];
+            pl_q8_copy_s2_avx512(src, n, c, 0x80);
+            for (int64_t i = 0; i < n; i++) ok &= c[i] == (src[2 * i] ^ 0x80);
+        } else if (level == PL_Q8_AVX2) {
+            pl_q8_interleave4_w16_avx2(rc, n, d16);
+            for (int64_t i = 0; i < 4 * n; i++) ok &= d16[i] == r[i % 4][i / 4];
+            pl_q8_copy_s2_avx2(src, n, c, 0x80);
+            for (int64_t i = 0; i < n; i++) ok &= c[i] == (src[2 * i] ^ 0x80);
+        }
+        CHECK(ok, "packing helpers %s n=%lld differ", pl_q8_level_name(level), (long long)n);
+        for (int t = 0; t < 4; t++) free(r[t]);
+        free(src);
+        free(d);
+        free(c);
+        free(d16);
+    }
 }
 
 /* QLinearAdd's kernel on every level against the plain formula (lengths around the
@@ -165,11 +211,102 @@ static void add_case(int64_t n, pl_threadpool *pool) {
     free(y);
 }
 
+/* The depthwise kernels: each level's raw sums against the plain definition (ref.c),
+ * and pl_q8_dwconv's int32 output against the direct convolution of every channel. */
+static void dw_case(pl_q8_level level, int C, int H, int W, int KH, int KW, int s, int pad, int dil,
+                    pl_threadpool *pool) {
+    cases++;
+    const int OH = (H + 2 * pad - dil * (KH - 1) - 1) / s + 1,
+              OW = (W + 2 * pad - dil * (KW - 1) - 1) / s + 1;
+    const int P = OH * OW, T = KH * KW;
+    uint8_t *x = malloc((size_t)(C * H * W));
+    int8_t *w = malloc((size_t)(C * T));
+    for (int i = 0; i < C * H * W; i++) x[i] = (uint8_t)rnd();
+    for (int i = 0; i < C * T; i++) w[i] = (int8_t)rnd();
+    const int32_t za = (int32_t)(rnd() % 256);
+    pl_q8_conv_geom g = {.ndim = 2,
+                         .C = 1,
+                         .in = {H, W},
+                         .out = {OH, OW},
+                         .k = {KH, KW},
+                         .stride = {s, s},
+                         .pad = {pad, pad},
+                         .dil = {dil, dil}};
+    int32_t *r = malloc(sizeof(int32_t) * (size_t)P), *f = malloc(sizeof(int32_t) * (size_t)P);
+    void *scratch = malloc(pl_q8_dw_scratch_bytes(&g));
+    pl_q8_dw_raw_ref(&g, x, (uint8_t)za, w, r);
+    if (level != PL_Q8_REF) {
+        if (level == PL_Q8_VNNI)
+            pl_q8_dw_raw_avx512(&g, x, (uint8_t)za, w, f, scratch);
+        else
+            pl_q8_dw_raw_avx2(&g, x, (uint8_t)za, w, f, scratch);
+        CHECK(!memcmp(r, f, sizeof(int32_t) * (size_t)P),
+              "dw raw %s %dx%d k%dx%d s%d p%d d%d differs", pl_q8_level_name(level), H, W, KH, KW,
+              s, pad, dil);
+    }
+    pl_q8_w *pw = calloc((size_t)C, sizeof *pw);
+    for (int c = 0; c < C; c++)
+        CHECK(pl_q8_pack_w(&pw[c], w + c * T, 1, T, T, NULL, level, false) == PL_OK, "pack");
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)(C * P)),
+            *yr = malloc(sizeof(int32_t) * (size_t)P);
+    pl_q8_epilogue e = {.out = PL_Q8_OUT_I32};
+    CHECK(pl_q8_dwconv(pw, C, &g, x, za, &e, y, pool) == PL_OK, "dwconv: %s", pl_error_msg());
+    for (int c = 0; c < C; c++) {
+        conv_direct(x + c * H * W, 1, H, W, w + c * T, 1, KH, KW, s, pad, dil, za, OH, OW, yr);
+        CHECK(!memcmp(y + c * P, yr, sizeof(int32_t) * (size_t)P),
+              "dwconv %s C=%d %dx%d k%dx%d s%d: channel %d differs", pl_q8_level_name(level), C, H,
+              W, KH, KW, s, c);
+    }
+    for (int c = 0; c < C; c++) pl_q8_w_free(&pw[c]);
+    free(pw);
+    free(x);
+    free(w);
+    free(r);
+    free(f);
+    free(scratch);
+    free(y);
+    free(yr);
+}
+
+/* 2-D max pooling of one plane against the plain definition (windows clipped to the
+ * plane, s8 data through flip), widths around the 64-byte vector. */
+static void maxpool_case(int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                         uint8_t flip) {
+    cases++;
+    const int OH = (H + 2 * ph - kh) / sh + 1, OW = (W + 2 * pw - kw) / sw + 1;
+    uint8_t *x = malloc((size_t)(H * W)), *y = malloc((size_t)(OH * OW)),
+            *tmp = malloc((size_t)(H * OW));
+    for (int i = 0; i < H * W; i++) x[i] = (uint8_t)rnd();
+    const int64_t k[2] = {kh, kw}, st[2] = {sh, sw}, pad[2] = {ph, pw};
+    pl_q8_maxpool2d(x, H, W, y, OH, OW, k, st, pad, flip, tmp);
+    int bad = -1;
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            int m = -1000;
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++) {
+                    int h = oh * sh - ph + i, w = ow * sw - pw + j;
+                    if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                    int v = flip ? (int8_t)x[h * W + w] : x[h * W + w];
+                    m = v > m ? v : m;
+                }
+            if (m == -1000) m = flip ? -128 : 0;
+            int got = flip ? (int8_t)y[oh * OW + ow] : y[oh * OW + ow];
+            if (got != m && bad < 0) bad = oh * OW + ow;
+        }
+    CHECK(bad < 0, "maxpool %s %dx%d k%dx%d s%dx%d p%dx%d flip=%d: output %d differs",
+          pl_q8_level_name(pl_q8_level_now()), H, W, kh, kw, sh, sw, ph, pw, flip, bad);
+    free(x);
+    free(y);
+    free(tmp);
+}
+
 int main(void) {
     pl_threadpool *pools[3] = {NULL, pl_threadpool_create(2), pl_threadpool_create(3)};
     static const int Ms[] = {1, 5, 6, 7, 11, 12, 13, 25};
     static const int Ks[] = {1, 3, 4, 5, 8, 63, 64, 67};
-    static const int Ps[] = {1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 129};
+    /* P tails: 1..8 columns (gemv), 9..16 (16-column tile), 17..24 (16 + gemv), more */
+    static const int Ps[] = {1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 129, 20, 24, 25, 49, 41};
     for (int isa = 0; isa < PL_ISA_COUNT; isa++) {
         if (pl_cpu_force_isa(isa) != (pl_isa)isa) continue;
         pl_q8_level level = pl_q8_level_now();
@@ -177,11 +314,16 @@ int main(void) {
         printf("level %s\n", pl_q8_level_name(level));
         for (int i = 0; i < 8; i++)
             for (int j = 0; j < 8; j++)
-                for (int k = 0; k < 11; k++) {
+                for (int k = 0; k < 16; k++) {
                     int sp = (int)(rnd() % 4);
                     gemm_case(level, Ms[i], Ks[j], Ps[k], sp, rnd() % 2, rnd() % 4 == 0,
                               (pl_q8_out)(rnd() % 4), rnd() % 5 == 0, pools[rnd() % 3]);
                 }
+        /* K >= 1024: gemv for up to 8 tail columns (P = 196 = 6 * 32 + 4, 49 = 48 + 1) */
+        gemm_case(level, 25, 1030, 196, 0, false, false, PL_Q8_OUT_U8, false, pools[1]);
+        gemm_case(level, 13, 1024, 49, 1, true, false, PL_Q8_OUT_S8, false, pools[2]);
+        gemm_case(level, 12, 1100, 40, 0, true, true, PL_Q8_OUT_F32, false, NULL);
+        gemm_case(level, 7, 1028, 56, 0, false, false, PL_Q8_OUT_I32, true, pools[1]);
         /* every sparse packing edge: all zero, none zero */
         for (int sp = 0; sp < 3; sp++)
             gemm_case(level, 13, 67, 129, sp, true, false, PL_Q8_OUT_U8, false, pools[1]);
@@ -203,6 +345,43 @@ int main(void) {
         conv_case(level, 8, 10, 10, 12, 3, 3, 1, 2, 2, true, NULL);
         conv_case(level, 4, 5, 40, 3, 1, 5, 1, 0, 1, false, NULL);
         conv_case(level, 16, 17, 19, 25, 1, 1, 1, 0, 1, false, pools[1]);
+        /* rows long enough for the vector packing paths (64-column blocks and tails):
+         * the first conv of an image net (3 channels, 7x7 stride 2), stride-2 3x3 and
+         * 1x1, stride-1 rows of 150, s8 images */
+        conv_case(level, 3, 20, 151, 5, 7, 7, 2, 3, 1, false, pools[1]);
+        conv_case_f(level, 3, 9, 140, 4, 7, 7, 2, 3, 1, true, 0x80, pools[2]);
+        conv_case(level, 8, 9, 200, 13, 3, 3, 2, 1, 1, false, pools[1]);
+        conv_case(level, 4, 5, 257, 6, 3, 3, 2, 1, 1, true, NULL);
+        conv_case(level, 8, 6, 141, 7, 1, 1, 2, 0, 1, false, pools[2]);
+        conv_case(level, 8, 6, 150, 13, 3, 3, 1, 1, 1, false, pools[1]);
+        conv_case_f(level, 8, 5, 130, 5, 3, 3, 1, 1, 1, false, 0x80, NULL);
+        /* the padded-image packing: stride 2 with dilation and padding, wide rows */
+        conv_case(level, 8, 11, 23, 5, 3, 3, 2, 2, 2, false, pools[1]);
+        conv_case(level, 4, 9, 140, 6, 5, 5, 2, 2, 1, true, pools[2]);
+        conv_case(level, 12, 7, 66, 9, 2, 2, 2, 0, 1, false, NULL);
+        pack_helpers_case(level);
+        /* depthwise: 1x1 up to 112-wide planes, 3x3 / 5x5 / 7x7, stride 1 and 2, dilation */
+        static const int dws[] = {1, 2, 3, 7, 14, 17, 28, 56, 112};
+        for (int i = 0; i < 9; i++) {
+            dw_case(level, 5, dws[i], dws[i], 3, 3, 1, 1, 1, pools[i % 3]);
+            dw_case(level, 3, dws[i], dws[i] + 3, 3, 3, 2, 1, 1, pools[(i + 1) % 3]);
+        }
+        dw_case(level, 4, 9, 13, 5, 5, 1, 2, 1, pools[1]);
+        dw_case(level, 2, 11, 10, 3, 3, 1, 2, 2, NULL);
+        dw_case(level, 3, 7, 7, 7, 7, 1, 3, 1, pools[2]);
+        dw_case(level, 2, 8, 9, 3, 3, 1, 0, 1, NULL);
+        dw_case(level, 2, 6, 6, 1, 1, 1, 0, 1, NULL);
+        dw_case(level, 3, 17, 19, 5, 5, 2, 3, 2, pools[1]);
+        dw_case(level, 2, 16, 16, 3, 3, 2, 0, 1, NULL);
+        dw_case(level, 2, 15, 9, 3, 3, 2, 2, 2, pools[2]);
+        static const int pw_[] = {1, 7, 63, 64, 65, 112, 129, 200};
+        for (int i = 0; i < 8; i++) {
+            maxpool_case(5, pw_[i], 3, 3, 2, 2, 1, 1, 0);
+            maxpool_case(4, pw_[i], 3, 3, 1, 1, 1, 1, 0x80);
+            maxpool_case(6, pw_[i], 2, 2, 2, 2, 0, 0, (uint8_t)(i % 2 ? 0x80 : 0));
+            maxpool_case(3, pw_[i], 1, 5, 1, 2, 0, 2, 0);
+            maxpool_case(3, pw_[i], 2, 4, 1, 3, 1, 1, 0);
+        }
         static const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 40000};
         for (int i = 0; i < 11; i++) add_case(ns[i], pools[i % 3]);
     }

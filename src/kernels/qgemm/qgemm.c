@@ -142,6 +142,10 @@ typedef struct pack_job {
     int32_t *asum;
     int ntasks;
     _Atomic int failed;
+    /* stride-1 KxK convolutions: the image with its padding, channels interleaved by 4
+     * ([C/4][Hp][Wp][4] elements of the panel type), built once per run */
+    void *xpad;
+    int64_t Hp, Wp;
 } pack_job;
 
 /* Row k of the im2col matrix (P values) into row; returns row, or a pointer straight
@@ -195,6 +199,10 @@ static const uint8_t *conv_row(const pack_job *j, int64_t k, uint8_t *row) {
         if (lo > 0) memset(dst, j->pad, (size_t)lo);
         if (sw == 1) {
             for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow + offw] ^ j->flip;
+        } else if (sw == 2 && j->level == PL_Q8_VNNI) {
+            pl_q8_copy_s2_avx512(src + lo * 2 + offw, hi - lo, dst + lo, j->flip);
+        } else if (sw == 2 && j->level == PL_Q8_AVX2 && hi - lo >= 64) {
+            pl_q8_copy_s2_avx2(src + lo * 2 + offw, hi - lo, dst + lo, j->flip);
         } else {
             for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw + offw] ^ j->flip;
         }
@@ -246,6 +254,16 @@ static void put4(const pack_job *j, int64_t kg, int64_t p, const uint8_t *const 
             pl_q8_interleave4_w16_avx2(r, n, d);
             return;
         }
+        if (step == 2 && n >= 64) { /* compact each row into a small buffer, then interleave */
+            uint8_t tb[4][256];
+            const uint8_t *rt[4] = {tb[0], tb[1], tb[2], tb[3]};
+            for (int64_t i = 0; i < n; i += 256) {
+                const int64_t c = n - i < 256 ? n - i : 256;
+                for (int t = 0; t < 4; t++) pl_q8_copy_s2_avx2(r[t] + 2 * i, c, tb[t], 0);
+                pl_q8_interleave4_w16_avx2(rt, c, d + 4 * i);
+            }
+            return;
+        }
         for (int64_t i = 0; i < n; i++)
             for (int t = 0; t < 4; t++) d[i * 4 + t] = r[t][i * step];
         return;
@@ -253,6 +271,10 @@ static void put4(const pack_job *j, int64_t kg, int64_t p, const uint8_t *const 
     uint8_t *d = (uint8_t *)j->panel + (kg * j->Pp + p) * 4;
     if (step == 1 && j->level == PL_Q8_VNNI) {
         pl_q8_interleave4_avx512(r, n, d);
+        return;
+    }
+    if (step == 2 && j->level == PL_Q8_VNNI) {
+        pl_q8_interleave4_s2_avx512(r, n, d);
         return;
     }
     for (int64_t i = 0; i < n; i++)
@@ -308,11 +330,67 @@ static void conv2d_group(const pack_job *j, int64_t kg) {
         memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
 }
 
+/* Channel quad cq of the padded interleaved image: row r of it is input row
+ * r - pad[0], columns c - pad[1]; outside the image, the pad value. */
+static void xpad_task(void *ctx, int task, int thread) {
+    (void)thread;
+    pack_job *j = ctx;
+    const pl_q8_conv_geom *g = j->g;
+    const int64_t H = g->in[0], W = g->in[1], Hp = j->Hp, Wp = j->Wp, cq = task;
+    const int64_t lo = g->pad[1] < Wp ? g->pad[1] : Wp;
+    const int64_t hi = g->pad[1] + W < Wp ? g->pad[1] + W : Wp;
+    const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
+    for (int64_t r = 0; r < Hp; r++) {
+        const int64_t ih = r - g->pad[0];
+        void *d = (char *)j->xpad + (size_t)((cq * Hp + r) * Wp * 4) * es;
+        /* put4 / fill4 on a one-row view of the padded image */
+        const pack_job t = {.level = j->level, .pad = j->pad, .panel = d, .Pp = 0};
+        if (ih < 0 || ih >= H || hi <= lo) {
+            fill4(&t, 0, 0, Wp);
+            continue;
+        }
+        const uint8_t *rr[4];
+        for (int c = 0; c < 4; c++) rr[c] = j->x + ((cq * 4 + c) * H + ih) * W + (lo - g->pad[1]);
+        fill4(&t, 0, 0, lo);
+        put4(&t, 0, lo, rr, hi - lo, 1);
+        fill4(&t, 0, hi, Wp - hi);
+    }
+}
+
+/* Group kg of a stride-1 or stride-2 convolution from the padded image: each output
+ * row is one copy of OW interleaved columns (stride 1) or of every second one. */
+static void conv2d_xpad_group(const pack_job *j, int64_t kg) {
+    const pl_q8_conv_geom *g = j->g;
+    const int64_t k0 = kg * 4, cq = (k0 % g->C) / 4, tap = k0 / g->C;
+    const int64_t kh = tap / g->k[1], kw = tap % g->k[1];
+    const int64_t OH = g->out[0], OW = g->out[1], P = OH * OW, sh = g->stride[0], sw = g->stride[1];
+    const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
+    const char *src = (const char *)j->xpad +
+                      (size_t)(((cq * j->Hp + kh * g->dil[0]) * j->Wp + kw * g->dil[1]) * 4) * es;
+    char *dst = (char *)j->panel + (size_t)(kg * j->Pp * 4) * es;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const char *s = src + (size_t)(oh * sh * j->Wp * 4) * es;
+        char *d = dst + (size_t)(oh * OW * 4) * es;
+        if (sw == 1) {
+            memcpy(d, s, (size_t)(OW * 4) * es);
+        } else if (j->level == PL_Q8_VNNI) {
+            pl_q8_gather_dw_s2_avx512((const uint32_t *)(const void *)s, OW, (uint32_t *)(void *)d);
+        } else { /* AVX2: a column is 8 bytes */
+            for (int64_t ow = 0; ow < OW; ow++) memcpy(d + ow * 8, s + ow * 16, 8);
+        }
+    }
+    memset(dst + (size_t)(P * 4) * es, 0, (size_t)((j->Pp - P) * 4) * es);
+}
+
 static void pack_task(void *ctx, int task, int thread) {
     (void)thread;
     pack_job *j = ctx;
     const int64_t G = j->Kp / 4;
     const int64_t g0 = G * task / j->ntasks, g1 = G * (task + 1) / j->ntasks;
+    if (j->xpad) {
+        for (int64_t kg = g0; kg < g1; kg++) conv2d_xpad_group(j, kg);
+        return;
+    }
     if (j->g && j->g->ndim == 2 && j->g->C % 4 == 0 && j->flip == 0) {
         for (int64_t kg = g0; kg < g1; kg++) conv2d_group(j, kg);
         return;
@@ -356,11 +434,31 @@ static void asum_task(void *ctx, int task, int thread) {
 
 static pl_status run_pack(pack_job *j, pl_threadpool *pool) {
     const int64_t G = j->Kp / 4;
-    int nt = pl_threadpool_size(pool) * 4;
+    int nt = pl_threadpool_size(pool) * 8; /* small tasks even out the threads */
     if (nt > G) nt = (int)G;
     if (nt < 1) nt = 1;
     j->ntasks = nt;
-    pl_threadpool_run(pool, pack_task, j, nt);
+    const pl_q8_conv_geom *g = j->g;
+    /* a KxK 2-D convolution of stride 1 or 2: pad and interleave the image once, then
+     * every tap's rows are copies (instead of one interleave per tap and output row) */
+    if (g && g->ndim == 2 && g->C % 4 == 0 && j->flip == 0 && g->stride[0] >= 1 &&
+        g->stride[0] <= 2 && g->stride[1] >= 1 && g->stride[1] <= 2 && g->k[0] * g->k[1] > 1 &&
+        j->level != PL_Q8_REF) {
+        j->Hp = (g->out[0] - 1) * g->stride[0] + (g->k[0] - 1) * g->dil[0] + 1;
+        j->Wp = (g->out[1] - 1) * g->stride[1] + (g->k[1] - 1) * g->dil[1] + 1;
+        const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
+        j->xpad = malloc((size_t)(g->C * j->Hp * j->Wp) * es + 64);
+        if (j->xpad) {
+            pl_threadpool_run(pool, xpad_task, j, (int)(g->C / 4));
+            pl_threadpool_run(pool, pack_task, j, nt);
+            free(j->xpad);
+            j->xpad = NULL;
+        } else {
+            pl_threadpool_run(pool, pack_task, j, nt); /* the direct way needs no buffer */
+        }
+    } else {
+        pl_threadpool_run(pool, pack_task, j, nt);
+    }
     if (j->asum) {
         nt = pl_threadpool_size(pool);
         j->ntasks = nt;
@@ -423,10 +521,48 @@ static void gemm_task(void *ctx, int task, int thread) {
         for (int64_t cc = c0; cc < c1; cc++) {
             const int64_t p0 = cc * 32;
             const int64_t n = j->P - p0 < 32 ? j->P - p0 : 32;
+            /* a narrow last chunk: columns one by one (gemv), a 16-column tile, or a
+             * 16-column tile and a few gemv columns, instead of a 32-column tile that
+             * is mostly padding (P = 49 = 32 + 16 + 1, P = 196 = 6 * 32 + 4) */
+            const bool fuse = j->ldp == 1 && j->im->tile16_epi;
+            const int64_t gmax = pw->Kp >= 1024 ? PL_Q8_GEMV_MAX : 2;
+            int64_t p1 = p0; /* gemv columns [p1, p0 + n) */
+            if (j->im->gemv && n <= gmax)
+                p1 = p0;
+            else if (fuse && n <= 16)
+                p1 = p0 + n;
+            else if (fuse && j->im->gemv && n <= 16 + gmax)
+                p1 = p0 + 16;
+            else
+                p1 = p0 + n;
+            const bool narrow = p1 < p0 + n || (fuse && n <= 16);
             for (int64_t mt = t0; mt < t1; mt++) {
+                if (narrow) {
+                    if (p1 > p0)
+                        j->im->tile16_epi(pw, mt, j->panel, j->Pp, p0, p1 - p0, j->asum, j->za,
+                                          j->e, j->out, j->ldm);
+                    const int64_t m0 = mt * pw->mr;
+                    const int64_t mrows = pw->M - m0 < pw->mr ? pw->M - m0 : pw->mr;
+                    for (int64_t p = p1; p < p0 + n; p++) {
+                        j->im->gemv(pw, mt, j->panel, j->Pp, p, acc);
+                        for (int64_t r = 0; r < mrows; r++)
+                            j->im->epi(pw, m0 + r, acc + r, j->asum, j->za, p, 1, j->e, j->out,
+                                       j->ldm, j->ldp);
+                    }
+                    continue;
+                }
+                if (j->im->tile_epi && j->ldp == 1) {
+                    j->im->tile_epi(pw, mt, j->panel, j->Pp, p0, n, j->asum, j->za, j->e, j->out,
+                                    j->ldm);
+                    continue;
+                }
                 const int64_t m0 = mt * pw->mr;
                 const int64_t mrows = pw->M - m0 < pw->mr ? pw->M - m0 : pw->mr;
                 j->im->tile(pw, mt, j->panel, j->Pp, p0, acc);
+                if (j->im->epi_t && j->ldm == 1) { /* a [P][M] output: vectors along m */
+                    j->im->epi_t(pw, mt, acc, j->asum, j->za, p0, n, j->e, j->out, j->ldp);
+                    continue;
+                }
                 for (int64_t r = 0; r < mrows; r++)
                     j->im->epi(pw, m0 + r, acc + r * 32, j->asum, j->za, p0, n, j->e, j->out, j->ldm,
                                j->ldp);
@@ -442,6 +578,11 @@ static void gemm_task(void *ctx, int task, int thread) {
     int64_t n = j->P - p0;
     if (n > nb * 32) n = nb * 32;
     for (int64_t m = m0; m < m1; m++) {
+        if (j->im->srow_epi && j->ldp == 1) {
+            j->im->srow_epi(pw, m, j->panel, j->Pp, p0, nb, n, j->asum, j->za, j->e, j->out,
+                            j->ldm);
+            continue;
+        }
         j->im->srow(pw, m, j->panel, j->Pp, p0, nb, acc);
         j->im->epi(pw, m, acc, j->asum, j->za, p0, n, j->e, j->out, j->ldm, j->ldp);
     }
@@ -465,9 +606,11 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
         /* tasks: a few column chunks each with all row tiles, split along rows only when
          * there are too few column tasks for the threads */
         const int64_t nt = (pw->M + pw->mr - 1) / pw->mr;
-        j.chunks_per_task = 2;
+        /* enough tasks (about 16 per thread) that the last ones even out the threads:
+         * with 13 tasks on 2 threads one thread idles for 7% of the layer */
+        j.chunks_per_task = nth > 1 && j.col_chunks < 32 * nth ? 1 : 2;
         const int64_t ncol = (j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task;
-        int64_t splits = (4 * nth + ncol - 1) / ncol;
+        int64_t splits = nth > 1 ? (16 * nth + ncol - 1) / ncol : 1;
         if (splits > nt) splits = nt;
         if (splits < 1) splits = 1;
         j.rows_per_unit = (nt + splits - 1) / splits;
@@ -485,6 +628,87 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
     const int64_t ntasks = j.row_units * ((j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task);
     if (ntasks > 0x7fffffff) return pl_error(PL_ERR_ARGUMENT, "int8 gemm: too many tiles");
     pl_threadpool_run(pool, gemm_task, &j, (int)ntasks);
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------------ depthwise */
+
+typedef struct dw_job {
+    const pl_q8_w *pw;
+    const pl_q8_conv_geom *g;
+    const uint8_t *x;
+    int32_t za;
+    const pl_q8_epilogue *e;
+    void *out;
+    int64_t C, P, in_x, per_task;
+    size_t es;
+    _Atomic int failed;
+} dw_job;
+
+static void dw_task(void *ctx, int task, int thread) {
+    (void)thread;
+    dw_job *j = ctx;
+    const pl_q8_level l = j->pw[0].level;
+    const pl_q8_impl *im = impl_of(l);
+    int32_t *acc =
+        malloc(sizeof(int32_t) * (size_t)(j->P + 16) + pl_q8_dw_scratch_bytes(j->g) + 64);
+    if (!acc) {
+        j->failed = 1;
+        return;
+    }
+    void *scratch = (void *)(((uintptr_t)(acc + j->P + 16) + 63) & ~(uintptr_t)63);
+    const int64_t c0 = task * j->per_task, c1 = c0 + j->per_task < j->C ? c0 + j->per_task : j->C;
+    for (int64_t c = c0; c < c1; c++) {
+        const pl_q8_w *pw = &j->pw[c];
+        int8_t w[64];
+        for (int64_t k = 0; k < pw->K; k++) /* the taps back from the packed row 0 */
+            w[k] = l == PL_Q8_AVX2
+                       ? (int8_t)((const int16_t *)pw->data)[(k / 4 * pw->mr) * 4 + k % 4]
+                       : ((const int8_t *)pw->data)[(k / 4 * pw->mr) * 4 + k % 4];
+        const uint8_t *xc = j->x + c * j->in_x;
+        if (l == PL_Q8_VNNI)
+            pl_q8_dw_raw_avx512(j->g, xc, (uint8_t)j->za, w, acc, scratch);
+        else if (l == PL_Q8_AVX2)
+            pl_q8_dw_raw_avx2(j->g, xc, (uint8_t)j->za, w, acc, scratch);
+        else
+            pl_q8_dw_raw_ref(j->g, xc, (uint8_t)j->za, w, acc);
+        pl_q8_epilogue e = *j->e;
+        if (e.scale) e.scale += c;
+        if (e.bias_i32) e.bias_i32 += c;
+        if (e.fbias) e.fbias += c;
+        if (e.res) e.res += c * j->P;
+        im->epi(pw, 0, acc, NULL, j->za, 0, j->P, &e, (char *)j->out + (size_t)(c * j->P) * j->es,
+                j->P, 1);
+    }
+    free(acc);
+}
+
+pl_status pl_q8_dwconv(const pl_q8_w *pw, int64_t C, const pl_q8_conv_geom *g, const uint8_t *x,
+                       int32_t za, const pl_q8_epilogue *e, void *out, pl_threadpool *pool) {
+    if (g->ndim != 2 || g->C != 1 || g->k[0] * g->k[1] > 64 || g->stride[0] != g->stride[1] ||
+        g->stride[0] < 1 || g->stride[0] > 2)
+        return pl_error(PL_ERR_ARGUMENT,
+                        "int8 depthwise: not a 2-D depthwise convolution of stride 1 or 2");
+    for (int64_t c = 0; c < C; c++)
+        if (pw[c].any_zw || pw[c].sparse || pw[c].M != 1 || pw[c].K != g->k[0] * g->k[1])
+            return pl_error(PL_ERR_ARGUMENT,
+                            "int8 depthwise: weights must be dense without zero points");
+    dw_job j = {.pw = pw,
+                .g = g,
+                .x = x,
+                .za = za,
+                .e = e,
+                .out = out,
+                .C = C,
+                .P = g->out[0] * g->out[1],
+                .in_x = g->in[0] * g->in[1],
+                .es = e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8 ? 1 : 4};
+    const int64_t want = 8 * (int64_t)pl_threadpool_size(pool);
+    j.per_task = (C + want - 1) / want;
+    if (j.per_task < 1) j.per_task = 1;
+    const int64_t nt = (C + j.per_task - 1) / j.per_task;
+    if (nt > 0) pl_threadpool_run(pool, dw_task, &j, (int)nt);
+    if (j.failed) return pl_error(PL_ERR_NOMEM, "int8 depthwise: out of memory");
     return PL_OK;
 }
 

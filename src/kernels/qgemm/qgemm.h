@@ -118,6 +118,35 @@ void pl_q8_gemm_ref(const uint8_t *a, int64_t lda, int32_t za, const int8_t *w, 
                     const int32_t *zw, int64_t M, int64_t K, int64_t P, const pl_q8_epilogue *e,
                     void *out, int64_t ldm, int64_t ldp);
 
+/* ---- depthwise convolution (one input channel per output channel) ---- */
+
+/* Raw sums of one 2-D channel plane (g->C == 1): acc[oh * OW + ow] = sum over the taps of
+ * a * w[kh * KW + kw], a = the input value or `pad` outside the image (the zero point,
+ * so that pl_q8_dwconv's zero-point terms cancel it). ref.c is the definition; the
+ * AVX2 / AVX-512 twins (qdw_rows.inc) run row-wise so that compilers vectorize them. */
+void pl_q8_dw_raw_ref(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, const int8_t *w,
+                      int32_t *acc);
+/* scratch: pl_q8_dw_scratch_bytes(g) bytes */
+void pl_q8_dw_raw_avx2(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, const int8_t *w,
+                       int32_t *acc, void *scratch);
+void pl_q8_dw_raw_avx512(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, const int8_t *w,
+                         int32_t *acc, void *scratch);
+/* The fast twins handle strides 1 and 2 (equal in both dims); pl_q8_dwconv checks. */
+static inline size_t pl_q8_dw_scratch_bytes(const pl_q8_conv_geom *g) {
+    const int64_t s = g->stride[0];
+    const int64_t Hq = g->out[0] + ((g->k[0] - 1) * g->dil[0]) / s;
+    const int64_t Wq = g->out[1] + ((g->k[1] - 1) * g->dil[1]) / s;
+    return (size_t)((Hq * Wq + 63) / 64 * 64 * s * s + 4 * Hq * Wq + 64);
+}
+
+/* A depthwise 2-D convolution of C channels: channel c of x ([C][H][W] u8, s8 flipped by
+ * the caller) with the weights packed in pw[c] (M = 1, K = taps, no weight zero points),
+ * the epilogue e with scale / bias_i32 / fbias indexed by channel, into out
+ * ([C][OH][OW] of e->out's type). Threaded over channels. Errors: weights with zero
+ * points (use the GEMM), out of memory. */
+pl_status pl_q8_dwconv(const pl_q8_w *pw, int64_t C, const pl_q8_conv_geom *g, const uint8_t *x,
+                       int32_t za, const pl_q8_epilogue *e, void *out, pl_threadpool *pool);
+
 /* ---- internal: per-level kernels (qgemm_avx2.c, qgemm_avx512.c, ref.c) ---- */
 
 /* Raw products for rows [m0, m0 + mr) (one dense row tile, index mt) and columns
@@ -132,12 +161,42 @@ typedef void (*pl_q8_epi_fn)(const pl_q8_w *pw, int64_t m, const int32_t *acc,
                              const int32_t *asum, int32_t za, int64_t p0, int64_t n,
                              const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp);
 
+/* Optional: a dense tile with the epilogue applied in registers, for outputs with
+ * contiguous rows (ldp == 1); n <= 32 columns from p0. */
+typedef void (*pl_q8_tile_epi_fn)(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp,
+                                  int64_t p0, int64_t n, const int32_t *asum, int32_t za,
+                                  const pl_q8_epilogue *e, void *out, int64_t ldm);
+
+/* Optional: one sparse row (as pl_q8_srow_fn) with the epilogue in registers, n
+ * contiguous outputs. */
+typedef void (*pl_q8_srow_epi_fn)(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp,
+                                  int64_t p0, int nb, int64_t n, const int32_t *asum, int32_t za,
+                                  const pl_q8_epilogue *e, void *out, int64_t ldm);
+
+/* Optional: the raw sums of the rows of dense tile mt at the one column p: acc[r]. Used
+ * for chunks of at most PL_Q8_GEMV_MAX columns (2, or 8 when K is large enough that the
+ * per-column epilogue calls do not dominate). */
+typedef void (*pl_q8_gemv_fn)(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp,
+                              int64_t p, int32_t *acc);
+#define PL_Q8_GEMV_MAX 8
+
+/* Optional: the epilogue of dense tile mt (raw sums acc[r][j], row stride 32) for an
+ * output with ldm == 1 (rows contiguous) and columns at stride ldp. */
+typedef void (*pl_q8_epi_t_fn)(const pl_q8_w *pw, int64_t mt, const int32_t *acc,
+                               const int32_t *asum, int32_t za, int64_t p0, int64_t n,
+                               const pl_q8_epilogue *e, void *out, int64_t ldp);
+
 typedef struct pl_q8_impl {
     pl_q8_level level;
     int mr;
     pl_q8_tile_fn tile;
     pl_q8_srow_fn srow;
     pl_q8_epi_fn epi;
+    pl_q8_tile_epi_fn tile_epi;   /* or NULL */
+    pl_q8_srow_epi_fn srow_epi;   /* or NULL */
+    pl_q8_gemv_fn gemv;           /* or NULL */
+    pl_q8_tile_epi_fn tile16_epi; /* or NULL: tile_epi for n <= 16 columns */
+    pl_q8_epi_t_fn epi_t;         /* or NULL: the epilogue of a tile for ldm == 1 */
 } pl_q8_impl;
 
 const pl_q8_impl *pl_q8_impl_ref(void);
@@ -175,8 +234,19 @@ void pl_q8_add_u8_avx512(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t
 void pl_q8_maxpool2d(const uint8_t *x, int64_t H, int64_t W, uint8_t *y, int64_t OH, int64_t OW,
                      const int64_t k[2], const int64_t s[2], const int64_t pad[2], uint8_t flip,
                      uint8_t *tmp);
+/* t[i] = max over j < k of (x[i * s + j] ^ flip), i < n, s 1 or 2 (the row pass of the
+ * pooling; reads x[0 .. (n - 1) * s + k - 1] only). */
+void pl_q8_maxrow_avx512(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip,
+                         uint8_t *t);
 /* Interleaves 4 rows of n bytes into d[4 * p + t] = r[t][p] (the u8 A panel). */
 void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
 /* The same widened to int16 (the AVX2 panel). */
 void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d);
+/* The u8 interleave of every second byte: d[4 * p + t] = r[t][2 * p] (stride-2 convs). */
+void pl_q8_interleave4_s2_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
+/* dst[p] = src[2 * p] for p < n, 32-bit elements (reads src[0 .. 2n - 2] only). */
+void pl_q8_gather_dw_s2_avx512(const uint32_t *src, int64_t n, uint32_t *dst);
+/* dst[p] = src[2 * p] ^ flip for p < n (reads src[0 .. 2n - 2] only). */
+void pl_q8_copy_s2_avx512(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip);
+void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip);
 #endif

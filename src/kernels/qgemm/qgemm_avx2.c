@@ -117,7 +117,8 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
     }
 }
 
-static const pl_q8_impl impl = {PL_Q8_AVX2, MR, tile_avx2, srow_avx2, epi_avx2};
+static const pl_q8_impl impl = {PL_Q8_AVX2, MR,   tile_avx2, srow_avx2, epi_avx2,
+                                NULL,       NULL, NULL,      NULL,      NULL};
 
 const pl_q8_impl *pl_q8_impl_avx2(void) { return &impl; }
 
@@ -156,4 +157,18 @@ void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d
     }
     for (; p < n; p++)
         for (int t = 0; t < 4; t++) d[4 * p + t] = r[t][p];
+}
+
+void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip) {
+    const __m256i lo = _mm256_set1_epi16(0xff), f = _mm256_set1_epi8((char)flip);
+    int64_t p = 0;
+    /* 32 outputs read src[2p .. 2p + 63]; the last full block must stay inside 2n - 1 */
+    for (; p + 32 < n; p += 32) {
+        const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(src + 2 * p)), lo);
+        const __m256i b =
+            _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(src + 2 * p + 32)), lo);
+        const __m256i v = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + p), _mm256_xor_si256(v, f));
+    }
+    for (; p < n; p++) dst[p] = src[2 * p] ^ flip;
 }

@@ -1,7 +1,10 @@
 /* qgemm_avx512.c -- the AVX-512 VNNI level of the INT8 GEMM engine: vpdpbusd (u8 x s8,
  * four products summed into each int32 lane, exact) on 12 x 32 tiles (24 accumulators,
- * the weights broadcast four at a time), sparse rows of up to 128 columns, and the
- * vectorised epilogue (bit-identical to ref.c: same float operations). */
+ * the weights broadcast four at a time) with the requantisation epilogue applied straight
+ * from the registers; narrow last chunks as 12 x 16 tiles or one column at a time
+ * (gemv); sparse rows of up to 128 columns; a transposed epilogue for [P][M] outputs;
+ * the A-panel helpers (4-row interleave, stride-2 compaction, 2-D max-pool rows). Every
+ * epilogue does the same float operations as ref.c, so all levels agree bit for bit. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -19,30 +22,52 @@ static inline __m512i bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-static void tile_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
-                      int32_t *acc) {
-    const int64_t G = pw->Kp / 4;
-    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;
-    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
-    /* named accumulators (not an array) so that they stay in registers */
+/* The K loop of a 12 x 32 tile into the named accumulators c<r>0, c<r>1 (not an array,
+ * so that they stay in registers). */
+#define TILE_LOOP()                                                                                \
+    const int64_t G = pw->Kp / 4;                                                                  \
+    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;                                  \
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;                                            \
+    DECL(0);                                                                                       \
+    DECL(1);                                                                                       \
+    DECL(2);                                                                                       \
+    DECL(3);                                                                                       \
+    DECL(4);                                                                                       \
+    DECL(5);                                                                                       \
+    DECL(6);                                                                                       \
+    DECL(7);                                                                                       \
+    DECL(8);                                                                                       \
+    DECL(9);                                                                                       \
+    DECL(10);                                                                                      \
+    DECL(11);                                                                                      \
+    for (int64_t g = 0; g < G; g++) {                                                              \
+        const __m512i a0 = _mm512_loadu_si512(a + g * Pp * 4);                                     \
+        const __m512i a1 = _mm512_loadu_si512(a + g * Pp * 4 + 64);                                \
+        const int8_t *wg = w + g * MR * 4;                                                         \
+        ROW(0);                                                                                    \
+        ROW(1);                                                                                    \
+        ROW(2);                                                                                    \
+        ROW(3);                                                                                    \
+        ROW(4);                                                                                    \
+        ROW(5);                                                                                    \
+        ROW(6);                                                                                    \
+        ROW(7);                                                                                    \
+        ROW(8);                                                                                    \
+        ROW(9);                                                                                    \
+        ROW(10);                                                                                   \
+        ROW(11);                                                                                   \
+    }
 #define DECL(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = _mm512_setzero_si512()
-    DECL(0); DECL(1); DECL(2); DECL(3); DECL(4); DECL(5);
-    DECL(6); DECL(7); DECL(8); DECL(9); DECL(10); DECL(11);
-#undef DECL
-    for (int64_t g = 0; g < G; g++) {
-        const __m512i a0 = _mm512_loadu_si512(a + g * Pp * 4);
-        const __m512i a1 = _mm512_loadu_si512(a + g * Pp * 4 + 64);
-        const int8_t *wg = w + g * MR * 4;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m512i b = bcast4(wg + 4 * (r));                                                    \
         DPBUSD(c##r##0, a0, b);                                                                    \
         DPBUSD(c##r##1, a1, b);                                                                    \
     } while (0)
-        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
-        ROW(6); ROW(7); ROW(8); ROW(9); ROW(10); ROW(11);
-#undef ROW
-    }
+
+static void tile_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
+                      int32_t *acc) {
+    TILE_LOOP()
 #define PUT(r)                                                                                     \
     do {                                                                                           \
         _mm512_store_si512(acc + (r) * 32, c##r##0);                                               \
@@ -53,33 +78,96 @@ static void tile_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t 
 #undef PUT
 }
 
-/* One sparse row over NB chunks of 32 columns: per non-zero group, one broadcast and
- * 2 * NB vpdpbusd. */
-static inline __attribute__((always_inline)) void srow_n(const pl_q8_w *pw, int64_t m,
-                                                         const uint8_t *a, int64_t Pp, int NB,
-                                                         int32_t *acc) {
-    __m512i c[8];
-    for (int i = 0; i < 2 * NB; i++) c[i] = _mm512_setzero_si512();
-    const int32_t *idx = pw->idx;
-    const int8_t *v = pw->vals;
-    for (int64_t q = pw->ptr[m]; q < pw->ptr[m + 1]; q++) {
-        const uint8_t *ag = a + (int64_t)idx[q] * Pp * 4;
-        const __m512i b = bcast4(v + q * 4);
-        for (int i = 0; i < 2 * NB; i++)
-            c[i] = _mm512_dpbusd_epi32(c[i], _mm512_loadu_si512(ag + 64 * i), b);
+/* The 12 rows of tile mt at column p: the activations' 4 bytes of a group broadcast
+ * as the u8 operand against the tile's 48 weight bytes (12 lanes), two accumulators
+ * to hide the vpdpbusd latency. */
+static void gemv_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p,
+                      int32_t *acc) {
+    const int64_t G = pw->Kp / 4;
+    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;
+    const uint8_t *a = (const uint8_t *)panel + p * 4;
+    const __mmask16 k = (__mmask16)((1u << MR) - 1);
+    __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512();
+    int64_t g = 0;
+    for (; g + 2 <= G; g += 2) {
+        DPBUSD(c0, bcast4((const int8_t *)(a + g * Pp * 4)),
+               _mm512_maskz_loadu_epi32(k, w + g * MR * 4));
+        DPBUSD(c1, bcast4((const int8_t *)(a + (g + 1) * Pp * 4)),
+               _mm512_maskz_loadu_epi32(k, w + (g + 1) * MR * 4));
     }
-    for (int i = 0; i < 2 * NB; i++) _mm512_store_si512(acc + 16 * i, c[i]);
+    if (g < G)
+        DPBUSD(c0, bcast4((const int8_t *)(a + g * Pp * 4)),
+               _mm512_maskz_loadu_epi32(k, w + g * MR * 4));
+    _mm512_mask_storeu_epi32(acc, k, _mm512_add_epi32(c0, c1));
 }
 
-static void srow_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
-                      int32_t *acc) {
-    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
-    switch (nb) {
-    case 1: srow_n(pw, m, a, Pp, 1, acc); break;
-    case 2: srow_n(pw, m, a, Pp, 2, acc); break;
-    case 3: srow_n(pw, m, a, Pp, 3, acc); break;
-    default: srow_n(pw, m, a, Pp, 4, acc); break;
+/* The per-row constants of the epilogue (see qgemm.h). */
+typedef struct epi_row {
+    __m512i off, zw, zp;
+    __m512 s, b, r, lo, hi;
+    bool has_zw;
+    const int32_t *asum; /* at column p0 */
+    const float *res;    /* at (m, p0), or NULL */
+    void *out;           /* at (m, p0) */
+    pl_q8_out kind;
+} epi_row;
+
+static inline __attribute__((always_inline)) void
+epi_row_init(epi_row *q, const pl_q8_w *pw, int64_t m, const int32_t *asum, int32_t za, int64_t p0,
+             const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
+    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
+    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
+    const int64_t at0 = m * ldm + p0;
+    float lo = e->lo, hi = e->hi;
+    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
+        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
+        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
+        lo = lo > qlo ? lo : qlo;
+        hi = hi < qhi ? hi : qhi;
     }
+    q->off = _mm512_set1_epi32((int32_t)off);
+    q->zw = _mm512_set1_epi32(zw);
+    q->has_zw = zw != 0;
+    q->zp = _mm512_set1_epi32(e->zp);
+    q->s = _mm512_set1_ps(e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m]);
+    q->b = _mm512_set1_ps(e->fbias ? e->fbias[m] : 0.0f);
+    q->r = _mm512_set1_ps(e->rscale);
+    q->lo = _mm512_set1_ps(lo);
+    q->hi = _mm512_set1_ps(hi);
+    q->asum = asum ? asum + p0 : NULL;
+    q->res = e->res ? e->res + at0 : NULL;
+    q->kind = e->out;
+    q->out = (char *)out + at0 * (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8 ? 1 : 4);
+}
+
+/* Columns j .. j+15 (mask k) of one row from raw sums v. */
+static inline __attribute__((always_inline)) void epi16(const epi_row *q, __m512i v, int64_t j,
+                                                        __mmask16 k) {
+    v = _mm512_add_epi32(v, q->off);
+    if (q->has_zw)
+        v = _mm512_sub_epi32(v, _mm512_mullo_epi32(q->zw, _mm512_loadu_si512(q->asum + j)));
+    if (q->kind == PL_Q8_OUT_I32) {
+        _mm512_mask_storeu_epi32((int32_t *)q->out + j, k, v);
+        return;
+    }
+    __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), q->s, q->b);
+    if (q->res) y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, q->res + j), q->r, y);
+    y = _mm512_min_ps(_mm512_max_ps(y, q->lo), q->hi);
+    if (q->kind == PL_Q8_OUT_F32) {
+        _mm512_mask_storeu_ps((float *)q->out + j, k, y);
+        return;
+    }
+    const __m512i r = _mm512_add_epi32(_mm512_cvtps_epi32(y), q->zp);
+    if (q->kind == PL_Q8_OUT_U8)
+        _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)q->out + j, k, r);
+    else
+        _mm512_mask_cvtsepi32_storeu_epi8((int8_t *)q->out + j, k, r);
+}
+
+static inline __mmask16 mask16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
 static void epi_vnni(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int32_t *asum,
@@ -89,12 +177,193 @@ static void epi_vnni(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
         pl_q8_epi_scalar(pw, m, acc, asum, za, p0, n, e, out, ldm, ldp);
         return;
     }
-    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
-    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
-    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
-    const __m512i voff = _mm512_set1_epi32((int32_t)off), vzw = _mm512_set1_epi32(zw);
-    const int64_t at0 = m * ldm + p0;
+    epi_row q;
+    epi_row_init(&q, pw, m, asum, za, p0, e, out, ldm);
+    for (int64_t j = 0; j < n; j += 16) epi16(&q, _mm512_loadu_si512(acc + j), j, mask16(n - j));
+}
+
+/* The dense tile with the epilogue applied straight from the accumulators (rows
+ * m0 .. m0 + mrows, n <= 32 columns, contiguous output rows): no round trip of the raw
+ * sums through memory and no call per row, which matters for small K. */
+static void tile_epi_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
+                          int64_t n, const int32_t *asum, int32_t za, const pl_q8_epilogue *e,
+                          void *out, int64_t ldm) {
+    TILE_LOOP()
+    const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
+    const __mmask16 k0 = mask16(n), k1 = mask16(n - 16);
+#define EPI(r)                                                                                     \
+    do {                                                                                           \
+        if ((r) < mrows) {                                                                         \
+            epi_row q;                                                                             \
+            epi_row_init(&q, pw, m0 + (r), asum, za, p0, e, out, ldm);                             \
+            epi16(&q, c##r##0, 0, k0);                                                             \
+            if (k1) epi16(&q, c##r##1, 16, k1);                                                    \
+        }                                                                                          \
+    } while (0)
+    EPI(0);
+    EPI(1);
+    EPI(2);
+    EPI(3);
+    EPI(4);
+    EPI(5);
+    EPI(6);
+    EPI(7);
+    EPI(8);
+    EPI(9);
+    EPI(10);
+    EPI(11);
+#undef EPI
+}
+
+/* The dense tile for a narrow chunk (n <= 16 columns): one accumulator per row, half the
+ * work of the 32-column tile, epilogue from the registers. */
+static void tile16_epi_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp,
+                            int64_t p0, int64_t n, const int32_t *asum, int32_t za,
+                            const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    const int64_t G = pw->Kp / 4;
+    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
+#define DECL1(r) __m512i c##r##0 = _mm512_setzero_si512()
+    DECL1(0);
+    DECL1(1);
+    DECL1(2);
+    DECL1(3);
+    DECL1(4);
+    DECL1(5);
+    DECL1(6);
+    DECL1(7);
+    DECL1(8);
+    DECL1(9);
+    DECL1(10);
+    DECL1(11);
+#undef DECL1
+    for (int64_t g = 0; g < G; g++) {
+        const __m512i a0 = _mm512_loadu_si512(a + g * Pp * 4);
+        const int8_t *wg = w + g * MR * 4;
+#define ROW1(r) DPBUSD(c##r##0, a0, bcast4(wg + 4 * (r)))
+        ROW1(0);
+        ROW1(1);
+        ROW1(2);
+        ROW1(3);
+        ROW1(4);
+        ROW1(5);
+        ROW1(6);
+        ROW1(7);
+        ROW1(8);
+        ROW1(9);
+        ROW1(10);
+        ROW1(11);
+#undef ROW1
+    }
+    const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
+    const __mmask16 k0 = mask16(n);
+#define EPI1(r)                                                                                    \
+    do {                                                                                           \
+        if ((r) < mrows) {                                                                         \
+            epi_row q;                                                                             \
+            epi_row_init(&q, pw, m0 + (r), asum, za, p0, e, out, ldm);                             \
+            epi16(&q, c##r##0, 0, k0);                                                             \
+        }                                                                                          \
+    } while (0)
+    EPI1(0);
+    EPI1(1);
+    EPI1(2);
+    EPI1(3);
+    EPI1(4);
+    EPI1(5);
+    EPI1(6);
+    EPI1(7);
+    EPI1(8);
+    EPI1(9);
+    EPI1(10);
+    EPI1(11);
+#undef EPI1
+}
+#undef DECL
+#undef ROW
+#undef TILE_LOOP
+
+/* One sparse row over NB chunks of 32 columns: per non-zero group, one broadcast and
+ * 2 * NB vpdpbusd. */
+static inline __attribute__((always_inline)) void
+srow_n(const pl_q8_w *pw, int64_t m, const uint8_t *a, int64_t Pp, int NB, __m512i *c) {
+    for (int i = 0; i < 2 * NB; i++) c[i] = _mm512_setzero_si512();
+    const int32_t *idx = pw->idx;
+    const int8_t *v = pw->vals;
+    for (int64_t q = pw->ptr[m]; q < pw->ptr[m + 1]; q++) {
+        const uint8_t *ag = a + (int64_t)idx[q] * Pp * 4;
+        const __m512i b = bcast4(v + q * 4);
+        for (int i = 0; i < 2 * NB; i++)
+            c[i] = _mm512_dpbusd_epi32(c[i], _mm512_loadu_si512(ag + 64 * i), b);
+    }
+}
+
+static void srow_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
+                      int32_t *acc) {
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
+    __m512i c[8];
+    const int NB = nb < 1 ? 1 : nb > 4 ? 4 : nb;
+    switch (NB) { /* a constant count per case keeps the accumulators in registers */
+    case 1:
+        srow_n(pw, m, a, Pp, 1, c);
+        break;
+    case 2:
+        srow_n(pw, m, a, Pp, 2, c);
+        break;
+    case 3:
+        srow_n(pw, m, a, Pp, 3, c);
+        break;
+    default:
+        srow_n(pw, m, a, Pp, 4, c);
+        break;
+    }
+    for (int i = 0; i < 2 * NB; i++) _mm512_store_si512(acc + 16 * i, c[i]);
+}
+
+/* A sparse row with the epilogue applied from the accumulators (n outputs from p0,
+ * contiguous): the raw sums never go through memory. */
+static void srow_epi_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
+                          int nb, int64_t n, const int32_t *asum, int32_t za,
+                          const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
+    __m512i c[8];
+    const int NB = nb < 1 ? 1 : nb > 4 ? 4 : nb;
+    switch (NB) {
+    case 1:
+        srow_n(pw, m, a, Pp, 1, c);
+        break;
+    case 2:
+        srow_n(pw, m, a, Pp, 2, c);
+        break;
+    case 3:
+        srow_n(pw, m, a, Pp, 3, c);
+        break;
+    default:
+        srow_n(pw, m, a, Pp, 4, c);
+        break;
+    }
+    epi_row q;
+    epi_row_init(&q, pw, m, asum, za, p0, e, out, ldm);
+    for (int i = 0; i < 2 * NB && 16 * i < n; i++) epi16(&q, c[i], 16 * i, mask16(n - 16 * i));
+}
+
+/* The epilogue of a dense tile whose output rows m are contiguous in memory and whose
+ * columns p are strided (ldm == 1: a matrix product's [P][M] output): one 12-lane vector
+ * per column, gathered from the tile's raw sums; per-row terms are lane vectors. */
+static void epi_t_vnni(const pl_q8_w *pw, int64_t mt, const int32_t *acc, const int32_t *asum,
+                       int32_t za, int64_t p0, int64_t n, const pl_q8_epilogue *e, void *out,
+                       int64_t ldp) {
+    const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
+    const __mmask16 k = mask16(mrows);
+    const __m512i rs = _mm512_maskz_loadu_epi32(k, pw->rowsum + m0);
+    const __m512i zw = _mm512_maskz_loadu_epi32(k, pw->zw + m0);
+    const __m512i vza = _mm512_set1_epi32(za);
+    __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(vza, rs));
+    if (pw->any_zw)
+        off = _mm512_add_epi32(
+            off,
+            _mm512_mullo_epi32(zw, _mm512_set1_epi32((int32_t)((uint32_t)za * (uint32_t)pw->K))));
+    if (e->bias_i32) off = _mm512_add_epi32(off, _mm512_maskz_loadu_epi32(k, e->bias_i32 + m0));
     float lo = e->lo, hi = e->hi;
     if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
         const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
@@ -102,32 +371,41 @@ static void epi_vnni(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
         lo = lo > qlo ? lo : qlo;
         hi = hi < qhi ? hi : qhi;
     }
-    const __m512 vs = _mm512_set1_ps(e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m]);
-    const __m512 vb = _mm512_set1_ps(e->fbias ? e->fbias[m] : 0.0f);
+    const __m512 vs =
+        e->out == PL_Q8_OUT_I32 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(k, e->scale + m0);
+    const __m512 vb = e->fbias ? _mm512_maskz_loadu_ps(k, e->fbias + m0) : _mm512_setzero_ps();
     const __m512 vr = _mm512_set1_ps(e->rscale), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     const __m512i vzp = _mm512_set1_epi32(e->zp);
-    for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + j), voff);
-        if (zw) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(vzw, _mm512_loadu_si512(asum + p0 + j)));
+    const __m512i idx =
+        _mm512_set_epi32(480, 448, 416, 384, 352, 320, 288, 256, 224, 192, 160, 128, 96, 64, 32, 0);
+    for (int64_t j = 0; j < n; j++) {
+        const int64_t at = (p0 + j) * ldp + m0;
+        __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, acc + j, 4);
+        v = _mm512_add_epi32(v, off);
+        if (pw->any_zw)
+            v = _mm512_sub_epi32(v, _mm512_mullo_epi32(zw, _mm512_set1_epi32(asum[p0 + j])));
         if (e->out == PL_Q8_OUT_I32) {
-            _mm512_mask_storeu_epi32((int32_t *)out + at0 + j, k, v);
+            _mm512_mask_storeu_epi32((int32_t *)out + at, k, v);
             continue;
         }
         __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), vs, vb);
-        if (e->res) y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e->res + at0 + j), vr, y);
+        if (e->res) y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, e->res + at), vr, y);
         y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
         if (e->out == PL_Q8_OUT_F32) {
-            _mm512_mask_storeu_ps((float *)out + at0 + j, k, y);
+            _mm512_mask_storeu_ps((float *)out + at, k, y);
             continue;
         }
         const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(y), vzp);
-        if (e->out == PL_Q8_OUT_U8) _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)out + at0 + j, k, q);
-        else _mm512_mask_cvtsepi32_storeu_epi8((int8_t *)out + at0 + j, k, q);
+        if (e->out == PL_Q8_OUT_U8)
+            _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)out + at, k, q);
+        else
+            _mm512_mask_cvtsepi32_storeu_epi8((int8_t *)out + at, k, q);
     }
 }
 
-static const pl_q8_impl impl = {PL_Q8_VNNI, MR, tile_vnni, srow_vnni, epi_vnni};
+static const pl_q8_impl impl = {
+    PL_Q8_VNNI,    MR,        tile_vnni,       srow_vnni, epi_vnni, tile_epi_vnni,
+    srow_epi_vnni, gemv_vnni, tile16_epi_vnni, epi_t_vnni};
 
 const pl_q8_impl *pl_q8_impl_vnni(void) { return &impl; }
 
@@ -144,35 +422,96 @@ void pl_q8_add_u8_avx512(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t
     }
 }
 
+/* Interleaves 64 columns of 4 rows (x0..x3) into 256 bytes d[4 * p + t] and stores the
+ * first nbytes of them (nbytes <= 256; masked stores for a tail). */
+static inline void il4_store(__m512i x0, __m512i x1, __m512i x2, __m512i x3, uint8_t *d,
+                             int64_t nbytes) {
+    /* the same unpacks per 128-bit lane, then a 4x4 transpose of the lanes */
+    const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
+    const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
+    const __m512i q0 = _mm512_unpacklo_epi16(l01, l23), q1 = _mm512_unpackhi_epi16(l01, l23);
+    const __m512i q2 = _mm512_unpacklo_epi16(h01, h23), q3 = _mm512_unpackhi_epi16(h01, h23);
+    const __m512i t0 = _mm512_shuffle_i64x2(q0, q1, 0x44), t1 = _mm512_shuffle_i64x2(q2, q3, 0x44);
+    const __m512i t2 = _mm512_shuffle_i64x2(q0, q1, 0xEE), t3 = _mm512_shuffle_i64x2(q2, q3, 0xEE);
+    const __m512i o[4] = {_mm512_shuffle_i64x2(t0, t1, 0x88), _mm512_shuffle_i64x2(t0, t1, 0xDD),
+                          _mm512_shuffle_i64x2(t2, t3, 0x88), _mm512_shuffle_i64x2(t2, t3, 0xDD)};
+    if (nbytes >= 256) {
+        for (int i = 0; i < 4; i++) _mm512_storeu_si512(d + 64 * i, o[i]);
+        return;
+    }
+    for (int i = 0; i < 4 && nbytes > 64 * i; i++) {
+        const int64_t c = nbytes - 64 * i;
+        const __mmask64 k = c >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << c) - 1);
+        _mm512_mask_storeu_epi8(d + 64 * i, k, o[i]);
+    }
+}
+
+static inline __mmask64 bytes_mask(int64_t n) {
+    return n >= 64 ? ~(__mmask64)0 : n <= 0 ? 0 : (((__mmask64)1 << n) - 1);
+}
+
 void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d) {
     int64_t p = 0;
-    for (; p + 64 <= n; p += 64) {
-        /* the same unpacks per 128-bit lane, then a 4x4 transpose of the lanes */
-        const __m512i x0 = _mm512_loadu_si512(r[0] + p), x1 = _mm512_loadu_si512(r[1] + p);
-        const __m512i x2 = _mm512_loadu_si512(r[2] + p), x3 = _mm512_loadu_si512(r[3] + p);
-        const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
-        const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
-        const __m512i q0 = _mm512_unpacklo_epi16(l01, l23), q1 = _mm512_unpackhi_epi16(l01, l23);
-        const __m512i q2 = _mm512_unpacklo_epi16(h01, h23), q3 = _mm512_unpackhi_epi16(h01, h23);
-        const __m512i t0 = _mm512_shuffle_i64x2(q0, q1, 0x44), t1 = _mm512_shuffle_i64x2(q2, q3, 0x44);
-        const __m512i t2 = _mm512_shuffle_i64x2(q0, q1, 0xEE), t3 = _mm512_shuffle_i64x2(q2, q3, 0xEE);
-        _mm512_storeu_si512(d + 4 * p, _mm512_shuffle_i64x2(t0, t1, 0x88));
-        _mm512_storeu_si512(d + 4 * p + 64, _mm512_shuffle_i64x2(t0, t1, 0xDD));
-        _mm512_storeu_si512(d + 4 * p + 128, _mm512_shuffle_i64x2(t2, t3, 0x88));
-        _mm512_storeu_si512(d + 4 * p + 192, _mm512_shuffle_i64x2(t2, t3, 0xDD));
+    for (; p + 64 <= n; p += 64)
+        il4_store(_mm512_loadu_si512(r[0] + p), _mm512_loadu_si512(r[1] + p),
+                  _mm512_loadu_si512(r[2] + p), _mm512_loadu_si512(r[3] + p), d + 4 * p, 256);
+    if (p < n) { /* masked loads read nothing past the rows' ends */
+        const __mmask64 k = bytes_mask(n - p);
+        il4_store(_mm512_maskz_loadu_epi8(k, r[0] + p), _mm512_maskz_loadu_epi8(k, r[1] + p),
+                  _mm512_maskz_loadu_epi8(k, r[2] + p), _mm512_maskz_loadu_epi8(k, r[3] + p),
+                  d + 4 * p, 4 * (n - p));
     }
-    for (; p + 16 <= n; p += 16) {
-        const __m128i x0 = _mm_loadu_si128((const __m128i *)(r[0] + p));
-        const __m128i x1 = _mm_loadu_si128((const __m128i *)(r[1] + p));
-        const __m128i x2 = _mm_loadu_si128((const __m128i *)(r[2] + p));
-        const __m128i x3 = _mm_loadu_si128((const __m128i *)(r[3] + p));
-        const __m128i l01 = _mm_unpacklo_epi8(x0, x1), h01 = _mm_unpackhi_epi8(x0, x1);
-        const __m128i l23 = _mm_unpacklo_epi8(x2, x3), h23 = _mm_unpackhi_epi8(x2, x3);
-        _mm_storeu_si128((__m128i *)(d + 4 * p), _mm_unpacklo_epi16(l01, l23));
-        _mm_storeu_si128((__m128i *)(d + 4 * p + 16), _mm_unpackhi_epi16(l01, l23));
-        _mm_storeu_si128((__m128i *)(d + 4 * p + 32), _mm_unpacklo_epi16(h01, h23));
-        _mm_storeu_si128((__m128i *)(d + 4 * p + 48), _mm_unpackhi_epi16(h01, h23));
+}
+
+/* 64 bytes src[0], src[2], ..., src[126] (only the first nsrc bytes of src are read):
+ * vpmovwb keeps the low byte of each 16-bit word. */
+static inline __m512i even_bytes(const uint8_t *src, int64_t nsrc) {
+    const __m256i lo = _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(bytes_mask(nsrc), src));
+    const __m256i hi =
+        _mm512_cvtepi16_epi8(_mm512_maskz_loadu_epi8(bytes_mask(nsrc - 64), src + 64));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+void pl_q8_interleave4_s2_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d) {
+    for (int64_t p = 0; p < n; p += 64) {
+        const int64_t c = n - p < 64 ? n - p : 64, ns = 2 * c - 1; /* source bytes read */
+        il4_store(even_bytes(r[0] + 2 * p, ns), even_bytes(r[1] + 2 * p, ns),
+                  even_bytes(r[2] + 2 * p, ns), even_bytes(r[3] + 2 * p, ns), d + 4 * p, 4 * c);
     }
-    for (; p < n; p++)
-        for (int t = 0; t < 4; t++) d[4 * p + t] = r[t][p];
+}
+
+void pl_q8_copy_s2_avx512(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip) {
+    const __m512i f = _mm512_set1_epi8((char)flip);
+    for (int64_t p = 0; p < n; p += 64) {
+        const int64_t c = n - p < 64 ? n - p : 64;
+        _mm512_mask_storeu_epi8(dst + p, bytes_mask(c),
+                                _mm512_xor_si512(even_bytes(src + 2 * p, 2 * c - 1), f));
+    }
+}
+
+void pl_q8_maxrow_avx512(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip,
+                         uint8_t *t) {
+    const __m512i f = _mm512_set1_epi8((char)flip);
+    for (int64_t p = 0; p < n; p += 64) {
+        const int64_t c = n - p < 64 ? n - p : 64;
+        /* flipped values compare as unsigned in the same order as the signed ones */
+        __m512i m = _mm512_setzero_si512();
+        for (int64_t j = 0; j < k; j++) {
+            const __m512i v = s == 1 ? _mm512_maskz_loadu_epi8(bytes_mask(c), x + p + j)
+                                     : even_bytes(x + 2 * p + j, 2 * c - 1);
+            m = _mm512_max_epu8(m, _mm512_xor_si512(v, f));
+        }
+        _mm512_mask_storeu_epi8(t + p, bytes_mask(c), m);
+    }
+}
+
+void pl_q8_gather_dw_s2_avx512(const uint32_t *src, int64_t n, uint32_t *dst) {
+    const __m512i idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int64_t p = 0; p < n; p += 16) {
+        const int64_t c = n - p < 16 ? n - p : 16, ns = 2 * c - 1; /* source dwords read */
+        const __mmask16 k0 = mask16(ns), k1 = mask16(ns - 16);
+        const __m512i lo = _mm512_maskz_loadu_epi32(k0, src + 2 * p);
+        const __m512i hi = _mm512_maskz_loadu_epi32(k1, src + 2 * p + 16);
+        _mm512_mask_storeu_epi32(dst + p, mask16(c), _mm512_permutex2var_epi32(lo, idx, hi));
+    }
 }

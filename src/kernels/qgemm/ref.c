@@ -89,7 +89,8 @@ void pl_q8_epi_scalar(const pl_q8_w *pw, int64_t m, const int32_t *acc, const in
     }
 }
 
-static const pl_q8_impl impl = {PL_Q8_REF, REF_MR, tile_ref, srow_ref, pl_q8_epi_scalar};
+static const pl_q8_impl impl = {PL_Q8_REF, REF_MR, tile_ref, srow_ref, pl_q8_epi_scalar,
+                                NULL,      NULL,   NULL,     NULL,     NULL};
 
 const pl_q8_impl *pl_q8_impl_ref(void) { return &impl; }
 
@@ -114,4 +115,20 @@ void pl_q8_add_u8_ref(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
         v = v < p->hi ? v : p->hi;
         y[i] = (uint8_t)(int32_t)nearbyintf(v);
     }
+}
+
+void pl_q8_dw_raw_ref(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, const int8_t *w,
+                      int32_t *acc) {
+    for (int64_t oh = 0; oh < g->out[0]; oh++)
+        for (int64_t ow = 0; ow < g->out[1]; ow++) {
+            int32_t s = 0;
+            for (int64_t kh = 0; kh < g->k[0]; kh++)
+                for (int64_t kw = 0; kw < g->k[1]; kw++) {
+                    const int64_t ih = oh * g->stride[0] + kh * g->dil[0] - g->pad[0];
+                    const int64_t iw = ow * g->stride[1] + kw * g->dil[1] - g->pad[1];
+                    const bool in = ih >= 0 && ih < g->in[0] && iw >= 0 && iw < g->in[1];
+                    s += (int32_t)(in ? x[ih * g->in[1] + iw] : pad) * w[kh * g->k[1] + kw];
+                }
+            acc[oh * g->out[1] + ow] = s;
+        }
 }
