@@ -56,7 +56,8 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
         if (bs == PL_ERR_NOMEM) return bs;
     }
 
-    /* column tiles: K rows of a tile within half the L2 */
+    /* column tiles: K rows of a tile within half the L2 (narrower tiles for more
+     * tasks measured no better than the output-channel split below) */
     const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
     int64_t tile = clamp64(l2 / 2 / (f->K * 4) / 16 * 16, 64, 4096);
     if (tile >= f->sp_ng) tile = f->sp_ng;
@@ -131,7 +132,8 @@ static void sp_task(void *ctx, int task, int thread) {
     const int64_t OHW = g->OH * g->OW;
     const int per_group = f->sp_mparts * f->sp_ntiles;
     const int64_t gi = task / per_group;
-    const int mp = (task % per_group) / f->sp_ntiles, t = task % f->sp_ntiles;
+    /* tile-major: consecutive tasks share a tile of B (L2 reuse across mparts) */
+    const int mp = task % f->sp_mparts, t = (task % per_group) / f->sp_mparts;
     const int64_t *ms = f->sp_mstart + gi * (f->sp_mparts + 1);
     const int64_t m0 = ms[mp], m1 = ms[mp + 1];
     const int64_t c0 = (int64_t)t * f->sp_tile;
@@ -198,10 +200,11 @@ void cf_sparse_image(const pl_conv_fast *f, const float *xin, const float *res, 
  * load per FMA (the dense GEMM reuses each load ~14 times), so a nonzero times a vector
  * of columns costs ~2.4 cycles where the dense GEMM spends ~1.15 per FMA vector (87% of
  * peak; Winograd's 2.25x fewer multiplies make it ~1.6 times the peak rate); tap loads
- * of KxK kernels are mostly unaligned (~3 cycles). Per output vector the store and
- * epilogue (~4 cycles), per row block the loop set-up (~10), plus the input
- * preparation and, for padded grids, the copy to y. Break-even: ~50% zeros for 1x1,
- * ~80-85% for 3x3 against Winograd. */
+ * of KxK kernels are mostly unaligned (~3 cycles; ~2.2 measured on 7x7 outputs (grids
+ * of at most 4 vectors), where the chooser otherwise missed 1.3-1.4x at 70% zeros). Per
+ * output vector the store and epilogue (~4 cycles), per row block the loop set-up (~10),
+ * plus the input preparation and, for padded grids, the copy to y. Break-even: ~50%
+ * zeros for 1x1, ~80-85% for 3x3 against Winograd. */
 static double vec_len(pl_isa isa) { return isa >= PL_ISA_AVX512 ? 16 : isa >= PL_ISA_AVX2 ? 8 : 1; }
 
 double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
@@ -209,11 +212,16 @@ double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
     const bool flat = taps == 1 && g->PT == 0 && g->PL == 0;
     const int64_t ldg = flat ? g->OW : g->OW + (g->KW - 1) * g->DW / g->SW;
     const int64_t ng = (g->OH - 1) * ldg + g->OW;
+    const bool small = g->OH <= 8 && g->OW <= 8; /* 7x7 outputs: at most 4 vectors */
     const double vl = vec_len(isa);
     const double vecs = ceil((double)ng / vl), blocks = ceil((double)ng / (8 * vl));
     /* AVX2 (8 lanes): two 256-bit loads a cycle, ~1.6 cycles per vector; the
      * reference loop is scalar */
-    const double per_nz = isa == PL_ISA_REF ? 1.5 : isa == PL_ISA_AVX2 ? (flat ? 1.6 : 1.7) : flat ? 2.4 : 3.0;
+    const double per_nz = isa == PL_ISA_REF    ? 1.5
+                          : isa == PL_ISA_AVX2 ? (flat ? 1.6 : 1.7)
+                          : flat               ? 2.4
+                          : small              ? 2.2
+                                               : 3.0;
     double cyc = (double)nnz * vecs * per_nz;
     cyc += (double)g->M * (vecs * 4.0 + blocks * 10.0);
     if (!flat) cyc += (double)g->M * vecs * 1.0;
