@@ -162,6 +162,16 @@ pillar_status pillar_options_set_dim(pillar_options *o, const char *symbol, int6
  * L 1..1024, topk 1..10000. */
 pillar_status pillar_options_set_lsh_output(pillar_options *o, int K, int L, int topk);
 
+/* How a session runs its layers (README "Columns"). */
+typedef enum pillar_schedule {
+    PILLAR_SCHEDULE_AUTO = 0,    /* default: columns only where the planner expects them to pay */
+    PILLAR_SCHEDULE_LAYERS = 1,  /* layer by layer (the classic executor) */
+    PILLAR_SCHEDULE_COLUMNS = 2  /* columns wherever a chain qualifies */
+} pillar_schedule;
+/* How the session runs its layers. Default: the PILLAR_SCHEDULE environment variable
+ * (layers|columns|auto) if set, else AUTO. */
+pillar_status pillar_options_set_schedule(pillar_options *o, pillar_schedule s);
+
 /* ---------------------------------------------------------------- sessions */
 
 /* Plans execution of `m` with options `o` (NULL for defaults): shape inference, constant
@@ -179,6 +189,18 @@ pillar_status pillar_session_create(const pillar_model *m, const pillar_options 
 pillar_status pillar_session_create_from(pillar_model **m, const pillar_options *o,
                                          pillar_session **out);
 void pillar_session_destroy(pillar_session *s);
+
+/* The schedule the session chose, as text: a first line "schedule: <layers|columns>
+ * (requested <auto|layers|columns>), L2 <bytes> per core, L3 <bytes>", then one line
+ * per chain: "chain <i>: <first node name> .. <last node name> (<n> layers,
+ * <C>x<H>x<W> -> <M>x<OH>x<OW>), tile <rows> rows, <tiles> tiles per image, working set
+ * <KB> KB, bytes per inference: layers <MB> MB, columns <MB> MB[, not used: <reason>]"
+ * and a last line "total bytes per inference: layers <MB> MB, columns <MB> MB".
+ * Owned by the session, valid until it is destroyed (or re-planned). */
+const char *pillar_session_schedule_report(const pillar_session *s);
+/* The schedule in effect: PILLAR_SCHEDULE_LAYERS or PILLAR_SCHEDULE_COLUMNS (columns
+ * when at least one chain runs as columns). */
+pillar_schedule pillar_session_schedule(const pillar_session *s);
 
 /* Runs the model once. Inputs are matched by name (names[i] for inputs[i]); each must
  * have the input's type and a shape compatible with the model. Outputs: `outputs[i]`

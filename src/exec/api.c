@@ -128,6 +128,15 @@ pillar_status pillar_options_set_lsh_output(pillar_options *o, int K, int L, int
     return PL_OK;
 }
 
+pillar_status pillar_options_set_schedule(pillar_options *o, pillar_schedule s) {
+    if (!o) return pl_error(PL_ERR_ARGUMENT, "pillar_options_set_schedule: options is NULL");
+    if (s != PILLAR_SCHEDULE_AUTO && s != PILLAR_SCHEDULE_LAYERS && s != PILLAR_SCHEDULE_COLUMNS)
+        return pl_error(PL_ERR_ARGUMENT, "schedule %d is not one of auto (0), layers (1), columns (2)", (int)s);
+    o->schedule = (int)s;
+    o->schedule_set = true;
+    return PL_OK;
+}
+
 /* ---- model and session metadata ---- */
 
 size_t pillar_model_input_count(const pillar_model *m) { return m ? (size_t)m->graph->ninputs : 0; }

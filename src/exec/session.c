@@ -12,6 +12,7 @@
  * once a plan is final (every input shape fixed) the raw constants that no step reads
  * any more, because their only readers packed them in prepare(), are let go. */
 #include "exec/session.h"
+#include "exec/columns.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ static void reset_plan(pl_session *s) {
             val->t.ndim = -1;
         }
     }
+    pl_columns_free(s);
     free_steps(s);
     free(s->arena);
     s->arena = NULL;
@@ -232,6 +234,7 @@ static pl_status plan_memory(pl_session *s) {
             }
     }
     for (int k = 0; k < g->noutputs; k++) last[g->outputs[k]] = s->nsteps;
+    pl_columns_extend_live(s, last); /* a chain reads its input until its last step */
     int nb = 0;
     int64_t top = 0;
     for (int i = 0; i < s->nsteps; i++) {
@@ -241,6 +244,7 @@ static pl_status plan_memory(pl_session *s) {
             int v = n->out[k];
             if (v < 0 || first[v] != i) continue;
             if (g->values[v].t.dtype == PL_STRING) continue; /* strings own their elements */
+            if (s->col_internal && s->col_internal[v]) continue; /* inside a column chain */
             int64_t size = ((int64_t)pl_nbytes(&g->values[v].t) + 63) & ~(int64_t)63;
             if (size == 0) size = 64;
             /* drop blocks that died before this step, then first-fit between the rest */
@@ -348,6 +352,7 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
     free(uses);
     free(keep);
     PL_TRY(st);
+    PL_TRY(pl_columns_plan(s));
     PL_TRY(plan_memory(s));
     if (s->scratch_bytes) {
         s->scratch_bytes = (s->scratch_bytes + 63) & ~(size_t)63;
@@ -427,7 +432,9 @@ static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep) {
             s->step_zeros[s->nsteps] += count_zeros(in[k]);
         }
         s->step_macs[s->nsteps] = dynamic ? 0 : node_macs(n, in, out);
-        if (uses && step->packed_inputs) release_early(s, n, step->packed_inputs, uses, keep);
+        /* a column chain plans its band convolutions from the raw weights later */
+        bool col_cand = !s->parent && !strcmp(n->op_type, "Conv") && pl_columns_requested(s) != PILLAR_SCHEDULE_LAYERS;
+        if (uses && step->packed_inputs && !col_cand) release_early(s, n, step->packed_inputs, uses, keep);
         s->nsteps++;
     }
     return PL_OK;
@@ -539,6 +546,7 @@ static pl_status create(const pl_model *m, const pl_options *o, pl_session **out
     if (o) {
         s->opts.threads = o->threads;
         s->opts.lsh_k = o->lsh_k, s->opts.lsh_l = o->lsh_l, s->opts.lsh_topk = o->lsh_topk;
+        s->opts.schedule = o->schedule, s->opts.schedule_set = o->schedule_set;
         s->opts.shapes = calloc((size_t)o->nshapes + 1, sizeof(pl_shape_opt));
         s->opts.dims = calloc((size_t)o->ndims + 1, sizeof(pl_shape_opt));
         if (!s->opts.shapes || !s->opts.dims) {
@@ -679,6 +687,7 @@ void pillar_session_destroy(pillar_session *s) {
         free(s);
         return;
     }
+    pl_columns_free(s);
     free_steps(s);
     if (s->g) {
         for (int i = 0; i < s->g->ninputs; i++) s->g->values[s->g->inputs[i]].t.data = NULL;
@@ -702,7 +711,7 @@ void pillar_session_destroy(pillar_session *s) {
 
 static double now_ms(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(getenv("PILLAR_PROFILE_CPU") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
@@ -742,15 +751,25 @@ static pl_status run_step(pl_session *s, pl_step *st) {
     return PL_OK;
 }
 
+/* Step i, or the whole column chain it starts (the chain's other steps do nothing). */
+static pl_status run_one(pl_session *s, int i) {
+    const pl_step *st = &s->steps[i];
+    if (!st->chain) return run_step(s, &s->steps[i]);
+    if (i > 0 && s->steps[i - 1].chain == st->chain) return PL_OK;
+    pl_status r = pl_columns_run(s, st->chain - 1);
+    if (r != PL_OK) pl_error_prefix("node '%s'", s->g->nodes[st->node].name);
+    return r;
+}
+
 static pl_status run_steps(pl_session *s) {
     bool prof = s->profiling && s->step_ms;
     for (int i = 0; i < s->nsteps; i++) {
         if (!prof) {
-            PL_TRY(run_step(s, &s->steps[i]));
+            PL_TRY(run_one(s, i));
             continue;
         }
         double t0 = now_ms();
-        pl_status st = run_step(s, &s->steps[i]);
+        pl_status st = run_one(s, i);
         s->step_ms[i] += now_ms() - t0;
         s->step_calls[i]++;
         if (st != PL_OK) return st;

@@ -21,6 +21,8 @@ typedef struct pillar_options {
     int ndims;
     pl_shape_opt *dims;   /* symbolic dim values: name + dims[0] */
     int lsh_k, lsh_l, lsh_topk; /* pillar_options_set_lsh_output (lsh_k 0: off) */
+    int schedule;      /* pillar_schedule */
+    bool schedule_set; /* else PILLAR_SCHEDULE from the environment, else auto */
 } pl_options;
 
 /* One step of the execution list. */
@@ -32,6 +34,7 @@ typedef struct pl_step {
     void *state;        /* from the op's prepare(), freed with its release() */
     char kernel[48];    /* what prepare() chose ("" when it did not say) */
     unsigned packed_inputs; /* inputs prepare() packed (see pl_op_ctx.packed_inputs) */
+    int chain;          /* 1 + the column chain (exec/columns.h) running this step, 0: none */
 } pl_step;
 
 typedef struct pillar_session {
@@ -69,6 +72,10 @@ typedef struct pillar_session {
     bool profiling;
     double *step_ms;
     int64_t *step_calls;
+    /* the column schedule (exec/columns.h); col_internal[v]: v lives only in the
+     * per-thread buffers of a chain (no arena space) */
+    struct pl_columns *cols;
+    bool *col_internal;
 } pl_session;
 
 #endif

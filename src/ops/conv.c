@@ -9,7 +9,9 @@
 #include "core/threadpool.h"
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
+#include "ops/conv_band.h"
 #include "ops/conv_common.h"
+#include "ops/linalg_util.h"
 #include "ops/qfused.h"
 
 static const pl_dtype float_types[] = {PL_F32, PL_F64, PL_F16, PL_BF16, PL_UNDEF};
@@ -207,7 +209,7 @@ pl_status conv_prepare(pl_op_ctx *c) {
     if (!s) return pl_op_error(c, PL_ERR_NOMEM, "out of memory");
     s->p = p;
     pl_status st = pl_conv_fast_create(&p, c->in[1]->data, bt ? bt->data : NULL, &e.act,
-                                       PL_CONV_ALGO_AUTO, pl_threadpool_size(c->pool), &s->fast);
+                                       pl_conv_algo_request(&p), pl_threadpool_size(c->pool), &s->fast);
     if (st) {
         free(s);
         return st == PL_ERR_UNSUPPORTED ? PL_OK : pl_op_error(c, st, "%s", pl_error_msg());
@@ -247,7 +249,7 @@ pl_status conv_run(pl_op_ctx *c) {
             const pl_tensor *bt = bias_of(c, &e);
             pl_conv_fast *f;
             pl_status st = pl_conv_fast_create(&p, c->in[1]->data, bt ? bt->data : NULL, &e.act,
-                                               PL_CONV_ALGO_AUTO, pl_threadpool_size(c->pool), &f);
+                                               pl_conv_algo_request(&p), pl_threadpool_size(c->pool), &f);
             if (!st) {
                 st = pl_conv_fast_run(f, c->in[0]->data, res, yt->data, NULL, 0, c->pool);
                 pl_conv_fast_destroy(f);
@@ -557,4 +559,44 @@ pl_status qlinearconv_run(pl_op_ctx *c) {
     }
     free(acc);
     return PL_OK;
+}
+
+/* ------------------------------------------------------------------ column executor */
+
+bool pl_conv_band_info_of(const pl_node *n, pl_tensor **in, const void *state,
+                          pl_conv_band_info *info) {
+    const conv_state *s = state;
+    if (!n || strcmp(n->op_type, "Conv") || n->domain[0] || !s || !s->fast) return false;
+    if (s->p.ndim != 2 || !in[0] || in[0]->dtype != PL_F32 || in[0]->ndim != 4) return false;
+    if (!in[1] || in[1]->dtype != PL_F32) return false;
+    pl_op_ctx c = {0};
+    c.node = n;
+    c.nin = n->nin;
+    c.in = in;
+    cvf_epilogue e;
+    if (cvf_epilogue_setup(&c, &e) != PL_OK) {
+        pl_error_clear();
+        return false;
+    }
+    const pl_tensor *bt = bias_of(&c, &e);
+    if (bt && bt->dtype != PL_F32) return false;
+    if (e.residual >= 0 && (!in[e.residual] || in[e.residual]->dtype != PL_F32)) return false;
+    memset(info, 0, sizeof *info);
+    info->p = s->p;
+    info->act = e.act;
+    info->residual = e.residual;
+    info->w = in[1]->data;
+    info->bias = bt ? bt->data : NULL;
+    if (bt && !bt->data) info->w = NULL; /* released: the band cannot be planned */
+    return true;
+}
+
+
+pl_conv_algo pl_conv_algo_request(const pl_conv_params *p) {
+    const int mode = mm_sparse_mode();
+    if (mode == 0) return PL_CONV_ALGO_AUTO_DENSE;
+    const bool depthwise = p->group > 1 && p->group == p->in_channels;
+    if (mode == 1 && !depthwise && pl_conv_fast_supported(p, PL_CONV_ALGO_SPARSE))
+        return PL_CONV_ALGO_SPARSE;
+    return PL_CONV_ALGO_AUTO;
 }

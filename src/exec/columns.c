@@ -1,0 +1,731 @@
+/* columns.c -- the column schedule: chain finding, the traffic/time estimate that
+ * decides between layers and columns, band planning, and running a chain tile by tile.
+ * See columns.h and docs/DESIGN.md "Columns". */
+#include "exec/columns.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/cpu.h"
+#include "core/threadpool.h"
+#include "kernels/conv/conv_fast.h"
+#include "ops/conv_band.h"
+
+#define COL_MAX_NODES 16 /* layers in one chain */
+/* AUTO runs a chain as columns only when its estimate is this much faster: the model
+ * is rough, and a wrong choice for columns costs more than a missed one */
+#define AUTO_MARGIN 0.85
+/* ... except chains whose buffers live in L3 (images too wide for an L2 band): there
+ * the model is pessimistic (measured on ResNet-50 90% at 1024x1024: every such chain
+ * as columns beat the model's pick in 4 of 4 runs), so AUTO takes them up to 15%
+ * estimated slower */
+#define AUTO_MARGIN_L3 1.15
+
+/* Machine model of the estimate (per thread): measured on the dev machine with
+ * bench/conv_bench-like runs; only the ratios between the two schedules matter. */
+#define RATE_DENSE 40e9   /* MAC/s of a dense layer (Winograd 3x3: twice that) */
+#define RATE_BAND 30e9    /* MAC/s of a dense layer over a band of rows */
+#define RATE_SPARSE 20e9  /* nonzero-weight MAC/s of a sparse layer */
+#define BW_STREAM 8e9     /* bytes/s one thread moves to and from memory */
+#define BW_L3 30e9        /* bytes/s one thread moves to and from L3 */
+
+typedef struct col_node {
+    int step;
+    pl_conv_band_info ci;
+    int64_t C, H, W, M, OH, OW, KH, SH, PT, DH;
+    int src;       /* producer of input 0: a chain node, or -1 for the chain input */
+    int rsrc;      /* producer of the residual: a node, -1 the chain input, -2 none */
+    int64_t S;     /* output rows of this node per output row of the chain */
+    int64_t lo, R; /* its rows for a tile starting at chain row a: a*S + lo .. + R */
+    int64_t Rin;   /* input rows of its band */
+    bool in_direct, res_direct; /* reads the producer's buffer as it is */
+    size_t out_off, in_off, res_off; /* floats into the thread's buffer */
+    double macs_row;  /* nonzero-weight MACs per output row */
+    double rate;      /* MAC/s layer by layer (dense or sparse) */
+    double band_rate; /* MAC/s over a band */
+    double wbytes;    /* packed weights */
+    pl_conv_fast *band;
+} col_node;
+
+typedef struct col_chain {
+    int first, last, n; /* steps first..last, n nodes */
+    col_node nodes[COL_MAX_NODES];
+    int in_value, out_value;
+    int64_t N, C, H, W, M, OH, OW;
+    int64_t T, nb;          /* tile rows, bands per image */
+    size_t ws_floats;       /* per-thread band buffers */
+    size_t kscratch;        /* per-thread kernel scratch bytes */
+    double bytes_layers, bytes_cols, t_layers, t_cols;
+    int tier;               /* 0: buffers sized to L2, 1: to a share of L3 */
+    bool used;
+    char reason[96];
+} col_chain;
+
+typedef struct pl_columns {
+    int nchains;
+    col_chain *chains;
+    int nthreads;
+    size_t slot_bytes; /* per-thread scratch */
+    uint8_t *scratch;
+    char *report;
+} pl_columns;
+
+static int forced_rows = -1;
+
+void pl_columns_force_rows(int rows) { forced_rows = rows; }
+
+static int64_t rows_override(void) {
+    if (forced_rows >= 0) return forced_rows;
+    const char *e = getenv("PILLAR_COLUMN_ROWS");
+    return e && *e ? atoll(e) : 0;
+}
+
+static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* ------------------------------------------------------------------ chain finding */
+
+/* Node k of a candidate chain from step `st`; false if the step cannot be in a chain. */
+static bool fill_node(pl_session *s, int st, col_node *nd) {
+    const pl_step *sp = &s->steps[st];
+    if (sp->dynamic) return false;
+    const pl_node *n = &s->g->nodes[sp->node];
+    memset(nd, 0, sizeof *nd);
+    if (!pl_conv_band_info_of(n, sp->in, sp->state, &nd->ci)) return false;
+    if (n->nout != 1 || n->out[0] < 0) return false;
+    const pl_conv_params *p = &nd->ci.p;
+    nd->step = st;
+    nd->C = p->in_channels;
+    nd->H = p->in_size[0];
+    nd->W = p->in_size[1];
+    nd->M = p->out_channels;
+    nd->OH = p->out_size[0];
+    nd->OW = p->out_size[1];
+    nd->KH = p->kernel[0];
+    nd->SH = p->stride[0];
+    nd->PT = p->pad_begin[0];
+    nd->DH = p->dilation[0];
+    const double params = (double)nd->M * (double)(nd->C / p->group) * (double)p->kernel[0] * (double)p->kernel[1];
+    const double zeros = s->step_params[st] ? (double)s->step_zeros[st] / (double)s->step_params[st] : 0.0;
+    const double nnz = params * (1.0 - zeros);
+    const bool sparse = zeros > 0.5;
+    nd->macs_row = (double)nd->OW * nnz;
+    const bool wino = p->kernel[0] == 3 && p->kernel[1] == 3 && p->stride[0] == 1 && p->stride[1] == 1 &&
+                      p->dilation[0] == 1 && p->dilation[1] == 1 && p->group == 1 && nd->C >= 16;
+    nd->rate = sparse ? RATE_SPARSE : wino ? 2 * RATE_DENSE : RATE_DENSE;
+    nd->band_rate = sparse ? RATE_SPARSE : RATE_BAND;
+    nd->wbytes = sparse ? nnz * 6.0 : params * 4.0;
+    return true;
+}
+
+/* Window of node p grown to cover rows [a, b) at S rows per chain row. */
+static bool hull(col_node *p, int64_t a, int64_t b, int64_t S) {
+    if (p->S && p->S != S) return false;
+    p->S = S;
+    if (p->R == 0) {
+        p->lo = a;
+        p->R = b - a;
+    } else {
+        int64_t hi = p->lo + p->R > b ? p->lo + p->R : b;
+        if (a < p->lo) p->lo = a;
+        p->R = hi - p->lo;
+    }
+    return true;
+}
+
+/* The rows every node computes for tiles of T output rows, the buffers and the
+ * working set (floats). False when the windows are inconsistent. */
+static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est) {
+    for (int k = 0; k < ch->n; k++) ch->nodes[k].S = ch->nodes[k].lo = ch->nodes[k].R = 0;
+    col_node *last = &ch->nodes[ch->n - 1];
+    last->S = 1;
+    last->lo = 0;
+    last->R = T;
+    for (int k = ch->n - 1; k >= 0; k--) {
+        col_node *nd = &ch->nodes[k];
+        if (!nd->S || nd->R < 1) return false;
+        nd->Rin = (nd->R - 1) * nd->SH + (nd->KH - 1) * nd->DH + 1;
+        const int64_t in_lo = nd->lo * nd->SH - nd->PT;
+        if (nd->src >= 0 && !hull(&ch->nodes[nd->src], in_lo, in_lo + nd->Rin, nd->S * nd->SH)) return false;
+        if (nd->rsrc >= 0 && !hull(&ch->nodes[nd->rsrc], nd->lo, nd->lo + nd->R, nd->S)) return false;
+    }
+    /* buffers of one tile, placed first-fit by their lifetime in node order: a node's
+     * output lives until its last reader, input and residual copies for its run only */
+    struct {
+        size_t size, off;
+        int from, to;
+    } b[3 * COL_MAX_NODES];
+    size_t *where[3 * COL_MAX_NODES];
+    int nbuf = 0;
+    size_t kscr = 0;
+    for (int k = 0; k < ch->n; k++) {
+        col_node *nd = &ch->nodes[k];
+        const int64_t in_lo = nd->lo * nd->SH - nd->PT;
+        int to = k;
+        for (int j = k + 1; j < ch->n; j++)
+            if (ch->nodes[j].src == k || ch->nodes[j].rsrc == k) to = j;
+        b[nbuf].size = up16((size_t)(nd->M * nd->R * nd->OW));
+        b[nbuf].from = k;
+        b[nbuf].to = to;
+        where[nbuf++] = &nd->out_off;
+        nd->in_direct = nd->src >= 0 && in_lo == ch->nodes[nd->src].lo && nd->Rin == ch->nodes[nd->src].R;
+        if (!nd->in_direct) {
+            b[nbuf].size = up16((size_t)(nd->C * nd->Rin * nd->W));
+            b[nbuf].from = b[nbuf].to = k;
+            where[nbuf++] = &nd->in_off;
+        }
+        nd->res_direct = nd->rsrc >= 0 && nd->lo == ch->nodes[nd->rsrc].lo && nd->R == ch->nodes[nd->rsrc].R;
+        if (nd->rsrc != -2 && !nd->res_direct) {
+            b[nbuf].size = up16((size_t)(nd->M * nd->R * nd->OW));
+            b[nbuf].from = b[nbuf].to = k;
+            where[nbuf++] = &nd->res_off;
+        }
+        /* padded or strided inputs are prepared (copied) by the kernel */
+        const pl_conv_params *p = &nd->ci.p;
+        bool prep = p->pad_begin[1] > 0 || p->stride[0] > 1 || p->stride[1] > 1 || p->kernel[0] > 1 || p->kernel[1] > 1;
+        size_t ks = prep ? (size_t)(nd->C * (nd->Rin + nd->SH) * (nd->W + 2 * p->pad_begin[1] + p->stride[1])) : 0;
+        if (p->group == p->in_channels && p->group > 1) ks = (size_t)nd->W + 64; /* depthwise: a zero row */
+        if (ks > kscr) kscr = ks;
+    }
+    size_t off = 0;
+    for (int i = 0; i < nbuf; i++) {
+        size_t at = 0;
+        for (bool moved = true; moved;) { /* lowest offset clear of every overlapping buffer */
+            moved = false;
+            for (int j = 0; j < i; j++) {
+                if (b[j].to < b[i].from || b[i].to < b[j].from) continue;
+                if (at < b[j].off + b[j].size && b[j].off < at + b[i].size) {
+                    at = b[j].off + b[j].size;
+                    moved = true;
+                }
+            }
+        }
+        b[i].off = at;
+        *where[i] = at;
+        if (at + b[i].size > off) off = at + b[i].size;
+    }
+    *ws_floats = off;
+    *kscr_est = kscr;
+    return true;
+}
+
+typedef struct col_machine {
+    double l2, l3;
+    int threads;
+} col_machine;
+
+/* Estimates of both schedules for the chain laid out with T rows per tile (after
+ * layout()), per inference: bytes moved beyond L2 and seconds, from a simple machine
+ * model (MAC rates, one streaming bandwidth; the constants above).
+ *   layers:  each layer reads its input (and residual) and writes its output; a tensor
+ *            larger than half an L2 costs its bytes at the streaming bandwidth; the
+ *            weights once per layer (per image when larger than half an L2); a barrier
+ *            per layer.
+ *   columns: the rows every layer computes for every tile (halos recomputed), the
+ *            chain input rows each band copies in, the output, and the chain's weights
+ *            once per tile unless they fit in L2 beside the buffers; a kernel call per
+ *            layer and tile; tiles spread over the threads in whole rounds. */
+/* Kernel efficiency on a plane of `px` output pixels: the per-call and per-weight
+ * costs spread over fewer pixels (fitted to the sparse kernel on 56x56 .. 7x7 planes). */
+static double pix_eff(int64_t px) { return (double)px / ((double)px + 64.0); }
+
+static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machine *mc) {
+    const double N = (double)ch->N, th = (double)mc->threads, half = mc->l2 * 0.5, l3half = mc->l3 * 0.5;
+    double t_l = 0, l3_l = 0, mem_l = 0, wb = 0;
+    /* a tensor of b bytes accessed once: nothing within half an L2, else from L3 or memory */
+#define TRAFFIC(b, l3, mem) ((b) > l3half ? ((mem) += (b)) : (b) > half ? ((l3) += (b)) : 0)
+    for (int k = 0; k < ch->n; k++) {
+        const col_node *nd = &ch->nodes[k];
+        const double in_b = N * (double)(nd->C * nd->H * nd->W) * 4.0, out_b = N * (double)(nd->M * nd->OH * nd->OW) * 4.0;
+        t_l += N * (double)nd->OH * nd->macs_row / (nd->rate * pix_eff(nd->OH * nd->OW));
+        TRAFFIC(in_b, l3_l, mem_l);
+        TRAFFIC(out_b, l3_l, mem_l);
+        if (nd->rsrc != -2) TRAFFIC(out_b, l3_l, mem_l);
+        TRAFFIC(nd->wbytes > half ? N * nd->wbytes : 0, l3_l, mem_l);
+        wb += nd->wbytes;
+    }
+    ch->bytes_layers = l3_l + mem_l + wb;
+    ch->t_layers = (t_l + mem_l / BW_STREAM + l3_l / BW_L3) / th + (double)ch->n * 5e-6;
+    const int64_t nb = (ch->OH + T - 1) / T;
+    const double tiles = N * (double)nb;
+    double t_c = 0, l3_c = 0, mem_c = 0, in_c = 0;
+    const double out_b = N * (double)(ch->M * ch->OH * ch->OW) * 4.0;
+    for (int k = 0; k < ch->n; k++) {
+        const col_node *nd = &ch->nodes[k];
+        t_c += tiles * (double)nd->R * nd->macs_row / (nd->band_rate * pix_eff(nd->R * nd->OW));
+        if (nd->src == -1) in_c += tiles * (double)nd->Rin * (double)(nd->C * nd->W) * 4.0;
+        if (nd->rsrc == -1) in_c += tiles * (double)nd->R * (double)(nd->M * nd->OW) * 4.0;
+    }
+    const double in_b = N * (double)(ch->C * ch->H * ch->W) * 4.0;
+    TRAFFIC(in_b, l3_c, mem_c);
+    if (in_b > half) l3_c += in_c - in_b; /* halo rows read again: recently used */
+    TRAFFIC(out_b, l3_c, mem_c);
+    const double w_c = wb + (double)ws_bytes <= mc->l2 ? wb * th : wb * tiles;
+    if (wb > l3half) mem_c += w_c;
+    else l3_c += w_c;
+#undef TRAFFIC
+    ch->bytes_cols = l3_c + mem_c;
+    const double rounds = (double)(int64_t)((tiles + th - 1) / th);
+    ch->t_cols = rounds * th / tiles * (t_c + mem_c / BW_STREAM + l3_c / BW_L3) / th + rounds * (double)ch->n * 2e-6;
+}
+
+/* The best tile rows for the chain (the fastest estimate whose working set fits the
+ * L2 budget); false if none fits. Leaves the chain laid out and estimated with it. */
+static bool choose_tile(col_chain *ch, const col_machine *mc) {
+    const int64_t forced = rows_override();
+    /* L2 first; wide images whose band of one row does not fit L2 run their columns
+     * in a share of L3 instead (still no trip to memory) */
+    const double budgets[2] = {mc->l2 * 0.7, mc->l3 / (2.0 * mc->threads)};
+    int64_t best = 0;
+    double best_t = 0;
+    size_t ws = 0, ks = 0;
+    for (int tier = 0; tier < 2 && !best; tier++) {
+        if (tier == 1 && (forced > 0 || budgets[1] <= budgets[0])) break;
+        for (int64_t T = 1; T <= ch->OH; T++) {
+            if (forced > 0 && T != (forced < ch->OH ? forced : ch->OH)) continue;
+            if (!layout(ch, T, &ws, &ks)) return false;
+            const double bytes = (double)(ws + ks) * 4.0;
+            if (forced <= 0 && bytes > budgets[tier]) break; /* grows with T */
+            estimate(ch, T, (size_t)bytes, mc);
+            if (!best || ch->t_cols < best_t) {
+                best = T;
+                best_t = ch->t_cols;
+            }
+        }
+    }
+    if (!best) return false;
+    layout(ch, best, &ws, &ks);
+    ch->tier = (double)(ws + ks) * 4.0 > budgets[0] && forced <= 0;
+    ch->T = best;
+    ch->nb = (ch->OH + best - 1) / best;
+    ch->ws_floats = ws;
+    ch->kscratch = ks * 4;
+    estimate(ch, best, (ws + ks) * 4, mc);
+    return true;
+}
+
+/* Steps whose outputs are read anywhere: uses[v] counts the step inputs reading v. */
+static int *count_uses(const pl_session *s) {
+    int *uses = calloc((size_t)s->g->nvalues + 1, sizeof *uses);
+    if (!uses) return NULL;
+    for (int i = 0; i < s->nsteps; i++) {
+        const pl_node *n = &s->g->nodes[s->steps[i].node];
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] >= 0) uses[n->in[k]]++;
+    }
+    for (int k = 0; k < s->g->noutputs; k++) uses[s->g->outputs[k]] += 1 << 20; /* never internal */
+    /* values made by a dynamic step may change shape at run time: never a chain input */
+    for (int i = 0; i < s->nsteps; i++) {
+        const pl_node *n = &s->g->nodes[s->steps[i].node];
+        for (int k = 0; s->steps[i].dynamic && k < n->nout; k++)
+            if (n->out[k] >= 0) uses[n->out[k]] += 1 << 21;
+    }
+    return uses;
+}
+
+/* Chain of steps first..first+n-1 (already filled nodes) as a column candidate: the
+ * producers of each input, and whether every result but the last stays inside. */
+static bool chain_valid(const pl_session *s, col_chain *ch, const int *uses) {
+    const pl_graph *g = s->g;
+    col_node *last = &ch->nodes[ch->n - 1];
+    for (int k = 0; k < ch->n - 1; k++) {
+        int v = g->nodes[s->steps[ch->nodes[k].step].node].out[0];
+        int inside = 0;
+        for (int j = k + 1; j < ch->n; j++) {
+            const pl_node *n = &g->nodes[s->steps[ch->nodes[j].step].node];
+            for (int q = 0; q < n->nin; q++) inside += n->in[q] == v;
+        }
+        if (inside == 0 || inside != uses[v]) return false;
+    }
+    ch->out_value = g->nodes[s->steps[last->step].node].out[0];
+    const pl_tensor *o = &g->values[ch->out_value].t;
+    const pl_tensor *x = &g->values[ch->in_value].t;
+    if (o->ndim != 4 || x->ndim != 4 || uses[ch->in_value] >= 1 << 21) return false;
+    ch->N = x->dims[0];
+    ch->C = x->dims[1];
+    ch->H = x->dims[2];
+    ch->W = x->dims[3];
+    ch->M = o->dims[1];
+    ch->OH = o->dims[2];
+    ch->OW = o->dims[3];
+    return ch->N >= 1 && ch->OH >= 1 && (int64_t)ch->N * ch->OH < (1 << 30);
+}
+
+/* Adds step st as node k of the chain: its data input and residual must come from the
+ * chain input or earlier nodes. */
+static bool add_node(pl_session *s, col_chain *ch, int st) {
+    col_node *nd = &ch->nodes[ch->n];
+    if (!fill_node(s, st, nd)) return false;
+    const pl_node *n = &s->g->nodes[s->steps[st].node];
+    int xin = n->in[0], rin = nd->ci.residual >= 0 ? n->in[nd->ci.residual] : -2;
+    if (ch->n == 0) ch->in_value = xin;
+    nd->src = nd->rsrc = -3;
+    if (xin == ch->in_value) nd->src = -1;
+    if (rin == -2) nd->rsrc = -2;
+    else if (rin == ch->in_value) nd->rsrc = -1;
+    for (int j = 0; j < ch->n; j++) {
+        int v = s->g->nodes[s->steps[ch->nodes[j].step].node].out[0];
+        if (v == xin) nd->src = j;
+        if (v == rin) nd->rsrc = j;
+    }
+    if (nd->src == -3 || nd->rsrc == -3) return false;
+    ch->n++;
+    return true;
+}
+
+/* ------------------------------------------------------------------ planning */
+
+int pl_columns_requested(const pl_session *s) {
+    if (s->opts.schedule_set) return s->opts.schedule;
+    const char *e = getenv("PILLAR_SCHEDULE");
+    if (e && !strcasecmp(e, "layers")) return PILLAR_SCHEDULE_LAYERS;
+    if (e && !strcasecmp(e, "columns")) return PILLAR_SCHEDULE_COLUMNS;
+    return PILLAR_SCHEDULE_AUTO;
+}
+
+static const char *sched_name(int s) {
+    return s == PILLAR_SCHEDULE_LAYERS ? "layers" : s == PILLAR_SCHEDULE_COLUMNS ? "columns" : "auto";
+}
+
+/* The band convolutions of a chain that will run as columns. */
+static pl_status make_bands(col_chain *ch) {
+    size_t kscr = 0;
+    for (int k = 0; k < ch->n; k++) {
+        col_node *nd = &ch->nodes[k];
+        pl_conv_params bp = nd->ci.p;
+        bp.batch = 1;
+        bp.in_size[0] = nd->Rin;
+        bp.out_size[0] = nd->R;
+        bp.pad_begin[0] = 0;
+        if (!nd->ci.w) return pl_error(PL_ERR_UNSUPPORTED, "the raw weights were released");
+        if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
+            return pl_error(PL_ERR_UNSUPPORTED, "band geometry has no fast convolution");
+        PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp), 1,
+                                   &nd->band));
+        size_t sz = pl_conv_fast_scratch_size(nd->band);
+        if (sz > kscr) kscr = sz;
+    }
+    ch->kscratch = round64(kscr);
+    return PL_OK;
+}
+
+static void free_bands(col_chain *ch) {
+    for (int k = 0; k < ch->n; k++) {
+        pl_conv_fast_destroy(ch->nodes[k].band);
+        ch->nodes[k].band = NULL;
+    }
+}
+
+void pl_columns_free(pl_session *s) {
+    pl_columns *c = s->cols;
+    if (c) {
+        for (int i = 0; i < c->nchains; i++) free_bands(&c->chains[i]);
+        free(c->chains);
+        free(c->scratch);
+        free(c->report);
+        free(c);
+    }
+    s->cols = NULL;
+    free(s->col_internal);
+    s->col_internal = NULL;
+}
+
+static pl_status build_report(pl_session *s, int req, const col_machine *mc) {
+    pl_columns *c = s->cols;
+    size_t cap = 256 + (size_t)c->nchains * 512, len = 0;
+    char *r = malloc(cap);
+    if (!r) return pl_error(PL_ERR_NOMEM, "out of memory");
+    bool any = false;
+    for (int i = 0; i < c->nchains; i++) any |= c->chains[i].used;
+    len += (size_t)snprintf(r + len, cap - len, "schedule: %s (requested %s), L2 %.0f per core, L3 %.0f\n",
+                            any ? "columns" : "layers", sched_name(req), mc->l2, mc->l3);
+    double tl = 0, tc = 0;
+    for (int i = 0; i < c->nchains; i++) {
+        const col_chain *ch = &c->chains[i];
+        const pl_node *a = &s->g->nodes[s->steps[ch->first].node], *b = &s->g->nodes[s->steps[ch->last].node];
+        len += (size_t)snprintf(r + len, cap - len,
+                                "chain %d: %s .. %s (%d layers, %lldx%lldx%lld -> %lldx%lldx%lld), tile %lld rows, "
+                                "%lld tiles per image, working set %.0f KB, bytes per inference: layers %.2f MB, "
+                                "columns %.2f MB%s%s\n",
+                                i, a->name, b->name, ch->n, (long long)ch->C, (long long)ch->H, (long long)ch->W,
+                                (long long)ch->M, (long long)ch->OH, (long long)ch->OW, (long long)ch->T,
+                                (long long)ch->nb, (double)(ch->ws_floats * 4 + ch->kscratch) / 1024.0,
+                                ch->bytes_layers / 1e6, ch->bytes_cols / 1e6, ch->used ? "" : ", not used: ",
+                                ch->used ? "" : ch->reason);
+        tl += ch->bytes_layers;
+        tc += ch->bytes_cols;
+        if (cap - len < 600) {
+            cap *= 2;
+            char *nr = realloc(r, cap);
+            if (!nr) {
+                free(r);
+                return pl_error(PL_ERR_NOMEM, "out of memory");
+            }
+            r = nr;
+        }
+    }
+    snprintf(r + len, cap - len, "total bytes per inference: layers %.2f MB, columns %.2f MB\n", tl / 1e6, tc / 1e6);
+    c->report = r;
+    return PL_OK;
+}
+
+pl_status pl_columns_plan(pl_session *s) {
+    pl_columns_free(s);
+    if (s->parent) return PL_OK; /* subgraphs run layer by layer */
+    /* control flow reads values by name from inside its bodies: keep such graphs
+     * layer by layer rather than track those readers */
+    bool bodies = false;
+    for (int i = 0; i < s->g->nnodes; i++)
+        for (int a = 0; a < s->g->nodes[i].nattr; a++) bodies |= s->g->nodes[i].attrs[a].g != NULL;
+    const int req = pl_columns_requested(s);
+    pl_columns *c = calloc(1, sizeof *c);
+    if (!c) return pl_error(PL_ERR_NOMEM, "out of memory");
+    s->cols = c;
+    const pl_cpu_info *ci = pl_cpu();
+    col_machine mc = {(double)(ci->l2 ? ci->l2 : (1u << 20)), (double)(ci->l3 ? ci->l3 : (8u << 20)),
+                      pl_threadpool_size(s->pool)};
+    c->nthreads = mc.threads;
+    int *uses = count_uses(s);
+    c->chains = calloc((size_t)(s->nsteps ? s->nsteps : 1), sizeof *c->chains);
+    if (!uses || !c->chains) {
+        free(uses);
+        return pl_error(PL_ERR_NOMEM, "out of memory");
+    }
+    col_chain *cand = malloc(sizeof *cand), *best = malloc(sizeof *best);
+    if (!cand || !best) {
+        free(uses);
+        free(cand);
+        free(best);
+        return pl_error(PL_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < (bodies ? 0 : s->nsteps);) {
+        memset(cand, 0, sizeof *cand);
+        bool found = false;
+        double best_gain = 0;
+        cand->first = i;
+        for (int j = i; j < s->nsteps && cand->n < COL_MAX_NODES; j++) {
+            if (!add_node(s, cand, j)) break;
+            if (cand->n < 2 || !chain_valid(s, cand, uses)) continue;
+            cand->last = j;
+            if (!choose_tile(cand, &mc)) continue;
+            double gain = cand->t_layers - cand->t_cols;
+            /* chains whose buffers fit L2 first, by estimated gain (the longer chain
+             * when within 2% of the layers' time: fewer tensors in memory); else the
+             * shortest chain with buffers in L3 (measured: longer ones lose to their
+             * halos) */
+            bool longer = found && (gain > best_gain || (cand->n > best->n && gain >= best_gain - 0.02 * cand->t_layers));
+            if (rows_override() > 0) longer = cand->n > best->n; /* tests: the most layers per chain */
+            bool better = !found || (cand->tier < best->tier) || (cand->tier == 0 && best->tier == 0 && longer);
+            if (better) {
+                *best = *cand;
+                best_gain = gain;
+                found = true;
+            }
+        }
+        if (!found) {
+            i++;
+            continue;
+        }
+        best->used = req == PILLAR_SCHEDULE_COLUMNS || (req == PILLAR_SCHEDULE_AUTO && best->t_cols < (best->tier ? AUTO_MARGIN_L3 : AUTO_MARGIN) * best->t_layers);
+        if (!best->used)
+            snprintf(best->reason, sizeof best->reason, req == PILLAR_SCHEDULE_LAYERS ? "layers requested"
+                     : "estimated %.2f ms against %.2f ms layer by layer", best->t_cols * 1e3, best->t_layers * 1e3);
+        c->chains[c->nchains++] = *best;
+        i = best->last + 1;
+    }
+    free(uses);
+    free(cand);
+    free(best);
+    /* band plans for the chains that run; the layer plans they replace go */
+    pl_status st = PL_OK;
+    size_t slot = 0;
+    for (int i = 0; i < c->nchains && st == PL_OK; i++) {
+        col_chain *ch = &c->chains[i];
+        if (!ch->used) continue;
+        st = make_bands(ch);
+        if (st == PL_ERR_UNSUPPORTED) {
+            free_bands(ch);
+            ch->used = false;
+            snprintf(ch->reason, sizeof ch->reason, "%s", pl_error_msg());
+            pl_error_clear();
+            st = PL_OK;
+            continue;
+        }
+        size_t need = round64(ch->ws_floats * sizeof(float)) + ch->kscratch;
+        if (need > slot) slot = need;
+    }
+    if (st == PL_OK) {
+        s->col_internal = calloc((size_t)s->g->nvalues + 1, sizeof *s->col_internal);
+        if (!s->col_internal) st = pl_error(PL_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < c->nchains && st == PL_OK; i++) {
+        col_chain *ch = &c->chains[i];
+        if (!ch->used) continue;
+        for (int k = 0; k < ch->n; k++) {
+            pl_step *sp = &s->steps[ch->nodes[k].step];
+            const pl_node *n = &s->g->nodes[sp->node];
+            if (sp->state && n->op->release) n->op->release(sp->state);
+            sp->state = NULL;
+            sp->chain = i + 1;
+            snprintf(sp->kernel, sizeof sp->kernel, "%s (column %d)", pl_conv_algo_name(pl_conv_fast_algo(ch->nodes[k].band)), i);
+            if (k < ch->n - 1) s->col_internal[n->out[0]] = true;
+        }
+    }
+    if (st == PL_OK && slot) {
+        c->slot_bytes = round64(slot);
+        c->scratch = aligned_alloc(64, c->slot_bytes * (size_t)c->nthreads);
+        if (!c->scratch) st = pl_error(PL_ERR_NOMEM, "out of memory: column buffers of %zu bytes", c->slot_bytes * (size_t)c->nthreads);
+    }
+    if (st == PL_OK) st = build_report(s, req, &mc);
+    return st;
+}
+
+void pl_columns_extend_live(const pl_session *s, int *last) {
+    const pl_columns *c = s->cols;
+    if (!c) return;
+    for (int i = 0; i < c->nchains; i++) {
+        const col_chain *ch = &c->chains[i];
+        if (ch->used && last[ch->in_value] < ch->last) last[ch->in_value] = ch->last;
+    }
+}
+
+/* ------------------------------------------------------------------ running */
+
+/* dst[c][r][:] = rows row0 + r of src[c][:][:] (nrows rows of w floats per channel,
+ * src planes of h rows, channel stride src_cs); rows outside [0, h) are zero. */
+static void copy_rows(const float *src, int64_t chans, int64_t h, int64_t w, int64_t src_cs, int64_t row0,
+                      int64_t nrows, float *dst) {
+    int64_t a = row0 < 0 ? -row0 : 0;
+    int64_t b = row0 + nrows > h ? h - row0 : nrows;
+    if (b < a) b = a;
+    for (int64_t c = 0; c < chans; c++) {
+        float *d = dst + c * nrows * w;
+        if (a > 0) memset(d, 0, sizeof(float) * (size_t)(a * w));
+        if (b > a) memcpy(d + a * w, src + c * src_cs + (row0 + a) * w, sizeof(float) * (size_t)((b - a) * w));
+        if (nrows > b) memset(d + b * w, 0, sizeof(float) * (size_t)((nrows - b) * w));
+    }
+}
+
+typedef struct col_job {
+    pl_columns *c;
+    col_chain *ch;
+    const float *x;
+    float *y;
+    atomic_int next;
+    atomic_int err;
+    int total;
+} col_job;
+
+static pl_status run_tile(col_job *j, int thread, int t) {
+    col_chain *ch = j->ch;
+    const int64_t img = t / ch->nb, b = t % ch->nb;
+    const int64_t a = b * ch->T < ch->OH - ch->T ? b * ch->T : ch->OH - ch->T;
+    uint8_t *slot = j->c->scratch + (size_t)thread * j->c->slot_bytes;
+    float *buf = (float *)slot;
+    void *kscr = slot + round64(ch->ws_floats * sizeof(float));
+    const float *x = j->x + img * ch->C * ch->H * ch->W;
+    for (int k = 0; k < ch->n; k++) {
+        col_node *nd = &ch->nodes[k];
+        const int64_t in_lo = nd->lo * nd->SH - nd->PT;
+        const float *xin, *res = NULL;
+        /* the chain input is read in place when the band is the whole image */
+        if (nd->src == -1 && a * nd->S * nd->SH + in_lo == 0 && nd->Rin == nd->H) {
+            xin = x;
+        } else if (nd->src == -1) {
+            copy_rows(x, nd->C, nd->H, nd->W, nd->H * nd->W, a * nd->S * nd->SH + in_lo, nd->Rin, buf + nd->in_off);
+            xin = buf + nd->in_off;
+        } else {
+            const col_node *p = &ch->nodes[nd->src];
+            xin = buf + p->out_off;
+            if (!nd->in_direct) {
+                copy_rows(xin, nd->C, p->R, nd->W, p->R * nd->W, in_lo - p->lo, nd->Rin, buf + nd->in_off);
+                xin = buf + nd->in_off;
+            }
+        }
+        if (nd->rsrc == -1 && a * nd->S + nd->lo == 0 && nd->R == nd->OH) {
+            res = x;
+        } else if (nd->rsrc == -1) {
+            copy_rows(x, nd->M, nd->OH, nd->OW, nd->OH * nd->OW, a * nd->S + nd->lo, nd->R, buf + nd->res_off);
+            res = buf + nd->res_off;
+        } else if (nd->rsrc >= 0) {
+            const col_node *q = &ch->nodes[nd->rsrc];
+            res = buf + q->out_off;
+            if (!nd->res_direct) {
+                copy_rows(res, nd->M, q->R, nd->OW, q->R * nd->OW, nd->lo - q->lo, nd->R, buf + nd->res_off);
+                res = buf + nd->res_off;
+            }
+        }
+        float *out = buf + nd->out_off;
+        const bool whole = k == ch->n - 1 && ch->T == ch->OH; /* straight to the output */
+        if (whole) out = j->y + img * ch->M * ch->OH * ch->OW;
+        PL_TRY(pl_conv_fast_run(nd->band, xin, res, out, kscr, ch->kscratch, NULL));
+        if (whole) return PL_OK;
+        if (k == ch->n - 1) break;
+        /* rows outside the layer's image are its consumers' zero padding */
+        const int64_t r0 = a * nd->S + nd->lo;
+        const int64_t top = r0 < 0 ? (-r0 < nd->R ? -r0 : nd->R) : 0;
+        const int64_t bot = r0 + nd->R > nd->OH ? (r0 + nd->R - nd->OH < nd->R ? r0 + nd->R - nd->OH : nd->R) : 0;
+        if (top || bot)
+            for (int64_t m = 0; m < nd->M; m++) {
+                float *pl = out + m * nd->R * nd->OW;
+                if (top) memset(pl, 0, sizeof(float) * (size_t)(top * nd->OW));
+                if (bot) memset(pl + (nd->R - bot) * nd->OW, 0, sizeof(float) * (size_t)(bot * nd->OW));
+            }
+    }
+    /* the tile's own rows go to the output */
+    const col_node *l = &ch->nodes[ch->n - 1];
+    const int64_t own0 = b * ch->T, own1 = own0 + ch->T < ch->OH ? own0 + ch->T : ch->OH;
+    float *y = j->y + img * ch->M * ch->OH * ch->OW;
+    const float *o = buf + l->out_off;
+    for (int64_t m = 0; m < ch->M; m++)
+        memcpy(y + (m * ch->OH + own0) * ch->OW, o + (m * ch->T + (own0 - a)) * ch->OW,
+               sizeof(float) * (size_t)((own1 - own0) * ch->OW));
+    return PL_OK;
+}
+
+static void col_task(void *ctx, int task, int thread) {
+    (void)task;
+    col_job *j = ctx;
+    for (;;) {
+        int t = atomic_fetch_add(&j->next, 1);
+        if (t >= j->total || atomic_load(&j->err)) break;
+        pl_status st = run_tile(j, thread, t);
+        if (st != PL_OK) {
+            atomic_store(&j->err, (int)st);
+            break;
+        }
+    }
+}
+
+pl_status pl_columns_run(pl_session *s, int ci) {
+    pl_columns *c = s->cols;
+    if (!c || ci < 0 || ci >= c->nchains || !c->chains[ci].used)
+        return pl_error(PL_ERR_INTERNAL, "column chain %d is not planned", ci);
+    col_chain *ch = &c->chains[ci];
+    col_job j = {.c = c, .ch = ch, .x = s->g->values[ch->in_value].t.data,
+                 .y = s->g->values[ch->out_value].t.data, .total = (int)(ch->N * ch->nb)};
+    atomic_init(&j.next, 0);
+    atomic_init(&j.err, 0);
+    if (!j.x || !j.y) return pl_error(PL_ERR_INTERNAL, "column chain %d has no input or output buffer", ci);
+    int nt = c->nthreads < j.total ? c->nthreads : j.total;
+    if (pl_threadpool_size(s->pool) < nt) nt = pl_threadpool_size(s->pool);
+    pl_threadpool_run(nt > 1 ? s->pool : NULL, col_task, &j, nt);
+    int err = atomic_load(&j.err);
+    return err ? (pl_status)err : PL_OK;
+}
+
+const char *pillar_session_schedule_report(const pillar_session *s) {
+    if (!s || !s->cols || !s->cols->report) return "";
+    return s->cols->report;
+}
+
+pillar_schedule pillar_session_schedule(const pillar_session *s) {
+    if (!s || !s->cols) return PILLAR_SCHEDULE_LAYERS;
+    for (int i = 0; i < s->cols->nchains; i++)
+        if (s->cols->chains[i].used) return PILLAR_SCHEDULE_COLUMNS;
+    return PILLAR_SCHEDULE_LAYERS;
+}

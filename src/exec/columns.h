@@ -1,0 +1,40 @@
+/* columns.h -- the column schedule (README "Columns", docs/DESIGN.md "Columns").
+ *
+ * A chain is a run of consecutive executor steps (float Conv layers with their fused
+ * epilogues and residuals, static 4-D shapes) that reads one tensor from outside, whose
+ * intermediate results are used only inside the chain. Under the column schedule a
+ * chain runs tile by tile: a tile is a band of output rows of the chain's last layer
+ * for one image; every earlier layer computes exactly the rows its consumers need
+ * (halos recomputed) into per-thread buffers sized to stay in L2, and the threads take
+ * tiles from a shared counter with no barrier between the layers. The intermediate
+ * tensors of a chain then never exist in full (they get no arena space). */
+#ifndef PL_EXEC_COLUMNS_H
+#define PL_EXEC_COLUMNS_H
+
+#include "exec/session.h"
+
+/* After the steps are prepared and before the memory plan: finds the chains, estimates
+ * both schedules, and for the chains that will run as columns plans the band
+ * convolutions (from the raw weights, which must still be there), releases the
+ * layer plans they replace and marks the steps (pl_step.chain) and the chain-internal
+ * values (pl_session.col_internal). Builds the report. */
+pl_status pl_columns_plan(pl_session *s);
+
+/* Runs chain `c` (pl_step.chain - 1) with the session's pool. */
+pl_status pl_columns_run(pl_session *s, int c);
+
+/* The input value whose liveness must reach the last step of chain c. */
+void pl_columns_extend_live(const pl_session *s, int *last);
+
+/* The schedule asked for (pillar_schedule): the option, else PILLAR_SCHEDULE, else auto. */
+int pl_columns_requested(const pl_session *s);
+
+/* Frees the column plans (with the plan they belong to). */
+void pl_columns_free(pl_session *s);
+
+/* Tests: every chain uses `rows` output rows per tile (0: the planner's choice), and
+ * each chain is the longest that qualifies (to exercise the most). The environment
+ * variable PILLAR_COLUMN_ROWS does the same. */
+void pl_columns_force_rows(int rows);
+
+#endif
