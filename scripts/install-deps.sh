@@ -2,14 +2,16 @@
 # Installs what pillar needs on Debian (12 "bookworm" or later), only what is missing:
 # the build tools, protobuf-c and the onnx.proto it compiles, zlib (gzipped data sets in
 # `pillar train`), the ONNX conformance data, Fashion-MNIST, Python with torch/onnx/numpy
-# (model export and comparisons), and the benchmark peer ONNX Runtime from npm
+# (model export and comparisons), valgrind (cachegrind: the memory traffic of
+# bench/traffic.sh), and the benchmark peer ONNX Runtime from npm
 # (onnxruntime-node, CPU build) into bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev zlib1g-dev
       libonnx-testdata dataset-fashion-mnist python3 python3-numpy python3-onnx python3-torch
-      python3-torchvision libmicrohttpd-dev libcjson-dev curl wrk clang python3-venv bc)
+      python3-torchvision libmicrohttpd-dev libcjson-dev curl wrk clang python3-venv bc
+      valgrind)
 # node and npm may come from elsewhere than Debian (e.g. an image with nodesource's
 # nodejs, which bundles npm and conflicts with Debian's npm): take them as they are.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -62,10 +62,13 @@ _SIGNATURES = {
     "pillar_options_set_threads": (c_int, [c_void_p, c_int]),
     "pillar_options_set_shape": (c_int, [c_void_p, c_char_p, c_size_t, P(c_int64)]),
     "pillar_options_set_dim": (c_int, [c_void_p, c_char_p, c_int64]),
+    "pillar_options_set_schedule": (c_int, [c_void_p, c_int]),
     # sessions
     "pillar_session_create": (c_int, [c_void_p, c_void_p, P(c_void_p)]),
     "pillar_session_create_from": (c_int, [P(c_void_p), c_void_p, P(c_void_p)]),
     "pillar_session_destroy": (None, [c_void_p]),
+    "pillar_session_schedule": (c_int, [c_void_p]),
+    "pillar_session_schedule_report": (c_char_p, [c_void_p]),
     "pillar_session_run": (c_int, [c_void_p, c_size_t, P(c_char_p), P(c_void_p), c_size_t, P(c_char_p),
                                    P(c_void_p)]),
     "pillar_session_input_count": (c_size_t, [c_void_p]),

@@ -188,11 +188,15 @@ def _to_numpy(handle):
 # ---------------------------------------------------------------- sessions
 
 class Session:
-    """Runs an ONNX model: Session(path_or_model, threads=None, shapes=None, dims=None).
+    """Runs an ONNX model: Session(path_or_model, threads=None, shapes=None, dims=None,
+    schedule=None).
 
     threads: worker threads (None or 0: one per physical core).
     shapes:  {input name: shape} fixing inputs with symbolic dimensions.
     dims:    {symbol: value} fixing a named symbolic dimension everywhere ("batch": 8).
+    schedule: "layers", "columns" or "auto": how the layers run (tensor columns: chains
+             of layers tile by tile in cache); None: $PILLAR_SCHEDULE if set, else auto.
+             The session's .schedule says what it used, .schedule_report why.
 
     run(output_names, {input name: ndarray}) returns a list of numpy arrays, like ONNX
     Runtime's InferenceSession.run. C-contiguous inputs of the model's dtype are passed
@@ -202,8 +206,12 @@ class Session:
     session wait for each other (use one session per thread to run in parallel).
     """
 
-    def __init__(self, model, threads=None, shapes=None, dims=None):
+    _SCHEDULES = {"auto": 0, "layers": 1, "columns": 2}
+
+    def __init__(self, model, threads=None, shapes=None, dims=None, schedule=None):
         self._lock = threading.Lock()
+        if schedule is not None and schedule not in self._SCHEDULES:
+            raise ArgumentError("schedule %r is not 'layers', 'columns' or 'auto'" % (schedule,))
         # A model built here from a path or bytes is handed over to the session
         # (pillar_session_create_from): its raw weights are freed as they are packed.
         owned = not isinstance(model, Model)
@@ -221,6 +229,8 @@ class Session:
                 lib.check(lib.pillar_options_set_shape(opts, name.encode(), len(shape), arr))
             for sym, value in (dims or {}).items():
                 lib.check(lib.pillar_options_set_dim(opts, sym.encode(), int(value)))
+            if schedule is not None:
+                lib.check(lib.pillar_options_set_schedule(opts, self._SCHEDULES[schedule]))
             h = ctypes.c_void_p()
             if owned:
                 mh = ctypes.c_void_p(self._model._h)
@@ -243,6 +253,19 @@ class Session:
     @property
     def outputs(self):
         return list(self._outputs)
+
+    @property
+    def schedule(self):
+        """The schedule the session runs: "layers" or "columns" (columns when at least one
+        chain of layers runs as tensor columns)."""
+        return "columns" if lib.pillar_session_schedule(self._h) == 2 else "layers"
+
+    @property
+    def schedule_report(self):
+        """The planner's explanation: the chains, their tiles and the estimated bytes
+        moved per inference under both schedules (`pillar inspect --schedule`)."""
+        r = lib.pillar_session_schedule_report(self._h)
+        return r.decode("utf-8", "replace") if r else ""
 
     def get_inputs(self):
         return self.inputs

@@ -16,10 +16,14 @@ check_json() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 keys = ["model", "batch", "threads", "isa", "mean_ms", "median_ms", "p90_ms", "p99_ms",
-        "items_per_s", "peak_rss_mb", "min_ms", "max_ms", "runs", "arena_bytes", "macs"]
+        "items_per_s", "peak_rss_mb", "min_ms", "max_ms", "runs", "arena_bytes", "macs",
+        "schedule", "schedule_requested", "cpu_ms"]
 missing = [k for k in keys if k not in r]
 if missing: sys.exit("missing keys %s" % missing)
 if r["isa"] not in ("ref", "avx2", "avx512"): sys.exit("isa %r" % r["isa"])
+if r["schedule"] not in ("layers", "columns"): sys.exit("schedule %r" % r["schedule"])
+if not r["cpu_ms"] >= 0: sys.exit("cpu_ms %r" % r["cpu_ms"])
+if r["schedule_requested"] not in ("layers", "columns", "auto"): sys.exit("schedule_requested %r" % r["schedule_requested"])
 if not (r["median_ms"] > 0 and r["mean_ms"] > 0 and r["items_per_s"] > 0): sys.exit("timings %r" % r)
 if not (r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]): sys.exit("order %r" % r)
 if not (r["min_ms"] <= r["mean_ms"] <= r["max_ms"]): sys.exit("mean outside min..max %r" % r)
@@ -112,6 +116,8 @@ expect_fail 1 "unknown option '--fast'" bench "$M/cnn.onnx" --fast
 expect_fail 1 "--json takes no value" bench "$M/cnn.onnx" --json=yes
 expect_fail 1 "unexpected argument" bench "$M/cnn.onnx" "$M/add.onnx"
 expect_fail 1 "--time needs a value" bench "$M/cnn.onnx" --time
+expect_fail 1 "--schedule: 'rows' is not layers, columns or auto" bench "$M/cnn.onnx" --schedule rows
+expect_fail 1 "--iterations|integer from 1" bench "$M/cnn.onnx" --iterations -2
 # model errors (exit 2)
 expect_fail 2 "no-such.onnx" bench "$TMP/no-such.onnx" --time 0
 expect_fail 2 "unknown architecture 'nope'" bench zoo:nope --time 0
@@ -122,5 +128,17 @@ expect_fail 3 "--batch 3|--shape X=2x4" bench "$M/dynamic.onnx" --batch 3 --shap
 expect_fail 3 "NxCxHxW" bench zoo:resnet50 --shape input=3x32x32 --time 0
 expect_fail 3 "input H = 0" bench zoo:resnet50 --shape input=1x3x0x8 --time 0
 expect_fail 3 "no input named 'y'" bench "$M/cnn.onnx" --shape y=1x3x8x8 --time 0
+
+# --schedule: the JSON line says what was asked for and what ran (the small CNN has no
+# chain of layers to run as columns, so it runs layer by layer whatever is asked);
+# --iterations gives an exact count of timed runs; PILLAR_SCHEDULE is the default
+expect_ok bench "$M/cnn.onnx" --schedule columns --iterations 4 --warmup 0 --json &&
+    check_json schedule_requested=columns schedule=layers runs=4
+expect_ok bench "$M/cnn.onnx" --schedule=layers --time 0 --warmup 0 --json &&
+    check_json schedule_requested=layers schedule=layers
+PILLAR_SCHEDULE=columns expect_ok bench "$M/cnn.onnx" --time 0 --warmup 0 --json &&
+    check_json schedule_requested=columns
+expect_ok bench "$M/cnn.onnx" --schedule auto --time 0 --warmup 0 &&
+    expect_out "schedule: layers (requested auto)"
 
 finish

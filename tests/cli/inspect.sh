@@ -114,4 +114,28 @@ for f in "$M"/identity_*.onnx "$M/add.onnx" "$M/int_add.onnx"; do
     fi
 done
 
+# --schedule: the planner's report (this CNN has a single Conv: no chain to run as
+# columns); the JSON has the schedule and its report; bad values are usage errors
+if expect_ok inspect "$M/cnn.onnx" --schedule columns --threads 1; then
+    expect_out "model: $M/cnn.onnx"
+    expect_out "schedule: layers (requested columns), L2 "
+    expect_out "total bytes per inference: layers "
+fi
+if expect_ok inspect --schedule "$M/cnn.onnx"; then
+    expect_out "(requested "
+    if grep -q "^nodes:" "$OUT"; then fail "inspect --schedule printed the node table"; fi
+fi
+if expect_ok inspect "$M/cnn.onnx" --json --schedule=layers; then
+    py_check "inspect --json schedule" -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+if j["schedule"] != "layers": sys.exit("schedule %r" % j["schedule"])
+if not j["schedule_report"].startswith("schedule: layers (requested layers)"): sys.exit("report %r" % j["schedule_report"])
+' "$OUT"
+fi
+expect_ok inspect "$M/dynamic.onnx" --batch 3 && expect_out "3x4"
+expect_fail 1 "--schedule: 'bands' is not layers, columns or auto" inspect "$M/cnn.onnx" --schedule=bands
+expect_fail 1 "--batch|positive" inspect "$M/cnn.onnx" --batch 0
+expect_fail 3 "--batch 2|fixed leading dimension" inspect "$M/cnn.onnx" --batch 2
+
 finish

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "lsh_output.h"
+#include "schedule_opt.h"
 
 #define DEFAULT_MODEL "zoo:resnet50"
 #define ZOO_SEED 0          /* weights of built-in models: the same on every run */
@@ -23,7 +24,8 @@
 void help_bench(void) {
     printf("usage: pillar bench [MODEL] [--batch N] [--shape NAME=DIMS]... [--dim SYMBOL=N]...\n"
            "                    [--threads N] [--time SECONDS] [--warmup SECONDS] [--seed S]\n"
-           "                    [--json] [--verbose] [--lsh-output K,L[,TOPK]]\n"
+           "                    [--schedule layers|columns|auto] [--iterations N] [--json]\n"
+           "                    [--verbose] [--lsh-output K,L[,TOPK]]\n"
            "\n"
            "Times MODEL (an ONNX file, or zoo:NAME for a built-in architecture with seeded\n"
            "random weights: zoo:resnet50, zoo:mobilenet_v2; default zoo:resnet50) on random\n"
@@ -45,16 +47,29 @@ void help_bench(void) {
            "  --time SECONDS      timed duration (default 5)\n"
            "  --warmup SECONDS    untimed warm-up (default 1)\n"
            "  --seed S            seed of the random inputs (default 1)\n"
+           "  --schedule S        how the session runs its layers: layers (one after the\n"
+           "                      other), columns (chains of layers tile by tile in cache)\n"
+           "                      or auto (columns where the planner expects them to pay);\n"
+           "                      default: $PILLAR_SCHEDULE if set, else auto. The report\n"
+           "                      says which the session used\n"
+           "  --iterations N      exactly N timed runs instead of --time (e.g. for cache\n"
+           "                      simulators: with --warmup 0 a process runs the model N+1\n"
+           "                      times)\n"
            "  --json              end with one line holding a JSON object: model, batch,\n"
            "                      threads, isa, mean_ms, median_ms, p90_ms, p99_ms, min_ms,\n"
-           "                      max_ms, runs, items_per_s, peak_rss_mb, arena_bytes, macs\n"
+           "                      max_ms, runs, items_per_s, peak_rss_mb, arena_bytes, macs,\n"
+           "                      cpu_ms (process CPU time per timed run, all threads: less\n"
+           "                      sensitive than wall time to other load on the machine),\n"
+           "                      schedule (layers or columns: what the session used),\n"
+           "                      schedule_requested (layers, columns or auto)\n"
            "  --verbose           also time each layer during the timed runs and list the\n"
            "                      layers in execution order: name, op, the kernel chosen,\n"
            "                      output shape, weight sparsity, MACs, mean ms per run and\n"
            "                      share of the layers' total, then a total line (reading\n"
            "                      the clock around each layer adds well under a microsecond\n"
-           "                      per layer)\n"
-           CLI_LSH_OUTPUT_HELP
+           "                      per layer; under columns, the layers of a chain run\n"
+           "                      interleaved tile by tile, and the chain's time is shown\n"
+           "                      as the library reports it)\n" CLI_LSH_OUTPUT_HELP
            "                      bench then also times the exact model on the same inputs\n"
            "                      and prints the speed-up and recall@1 / recall@TOPK of the\n"
            "                      LSH top-k against the exact top-k\n"
@@ -70,6 +85,9 @@ typedef struct bench_args {
     uint64_t seed;
     bool json, verbose;
     cli_lsh_output lsh; /* --lsh-output */
+    bool schedule_given;
+    pillar_schedule schedule; /* --schedule */
+    int64_t iterations;       /* --iterations; 0: run for --time */
 } bench_args;
 
 /* ---------------------------------------------------------------- helpers */
@@ -236,6 +254,16 @@ static int parse_args(bench_args *b, int argc, char **argv, bool *help) {
             if (!parse_seconds(v, flag[2] == 't' ? &b->time_s : &b->warmup_s))
                 return cli_usage_error("bench", "%s: '%s' is not a number of seconds from 0 to 1e6",
                                        flag, v);
+        } else if (strcmp(flag, "--schedule") == 0) {
+            if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
+            if (!cli_schedule_parse(v, &b->schedule))
+                return cli_usage_error("bench", "--schedule: '%s' is not " CLI_SCHEDULE_WORDS, v);
+            b->schedule_given = true;
+        } else if (strcmp(flag, "--iterations") == 0) {
+            if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
+            if (!cli_parse_int(v, 1, MAX_SAMPLES, &b->iterations))
+                return cli_usage_error("bench", "--iterations: '%s' is not an integer from 1 to %d",
+                                       v, MAX_SAMPLES);
         } else if (strcmp(flag, "--lsh-output") == 0) {
             if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
             if (cli_lsh_output_parse("bench", v, &b->lsh) != CLI_OK) return CLI_USAGE;
@@ -279,54 +307,6 @@ static int load_model(const bench_args *b, pillar_model **m) {
     return CLI_OK;
 }
 
-/* Applies --batch: every input whose leading dimension is open gets it (through its
- * symbol when it has one, else as a full shape), unless --shape or --dim already says;
- * a fixed leading dimension must agree with an explicit --batch. */
-static int apply_batch(const bench_args *b, const pillar_model *m, pillar_options *opt) {
-    size_t n = pillar_model_input_count(m);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = NULL;
-        size_t nd = 0;
-        const int64_t *dims = NULL;
-        pillar_status st = pillar_model_input(m, i, &name, NULL, &nd, &dims);
-        if (st != PILLAR_OK) return cli_fail_status(st, CLI_OTHER);
-        if (nd == 0 || !name) continue;
-        cli_named *sh = cli_named_find((cli_named_list *)&b->mo.shapes, name);
-        if (sh) {
-            if (b->batch_given && sh->ndim > 0 && sh->dims[0] != b->batch)
-                return cli_fail(CLI_INPUT, "--batch %lld disagrees with --shape %s=%s",
-                                (long long)b->batch, name, sh->text);
-            continue;
-        }
-        if (dims[0] >= 0) {
-            if (b->batch_given && dims[0] != b->batch)
-                return cli_fail(CLI_INPUT,
-                                "--batch %lld: input '%s' has a fixed leading dimension of %lld",
-                                (long long)b->batch, name, (long long)dims[0]);
-            continue;
-        }
-        const char *sym = pillar_model_input_dim_name(m, i, 0);
-        if (sym) {
-            cli_named *d = cli_named_find((cli_named_list *)&b->mo.dims, sym);
-            if (d) {
-                if (b->batch_given && d->value != b->batch)
-                    return cli_fail(CLI_INPUT, "--batch %lld disagrees with --dim %s=%s",
-                                    (long long)b->batch, sym, d->text);
-                continue;
-            }
-            st = pillar_options_set_dim(opt, sym, b->batch);
-        } else {
-            int64_t full[PILLAR_MAX_DIMS];
-            bool known = nd <= PILLAR_MAX_DIMS;
-            full[0] = b->batch;
-            for (size_t d = 1; known && d < nd; d++) known = (full[d] = dims[d]) >= 0;
-            if (!known) continue; /* reported with the other open dims later */
-            st = pillar_options_set_shape(opt, name, nd, full);
-        }
-        if (st != PILLAR_OK) return cli_fail_status(st, CLI_INPUT);
-    }
-    return CLI_OK;
-}
 
 /* The model's input names and symbolic dimension names, kept for the messages of
  * make_inputs after the session has taken the model over. */
@@ -433,6 +413,7 @@ static int64_t layers(const pillar_session *s, bool print, double run_ms) {
     int64_t total = 0;
     double sum_ms = 0;
     int64_t runs = 0;
+    bool chains = false; /* some layers run as tensor columns */
     for (size_t i = 0; i < n; i++) {
         double ms = 0;
         int64_t calls = 0;
@@ -462,6 +443,7 @@ static int64_t layers(const pillar_session *s, bool print, double run_ms) {
         else
             ms /= (double)calls;
         const char *kernel = pillar_session_node_kernel(s, i);
+        chains |= strstr(kernel, "(column ") != NULL;
         char shape[256], sp[32];
         if (params > 0)
             snprintf(sp, sizeof sp, "%.1f%%", 100.0 * sparsity);
@@ -477,6 +459,9 @@ static int64_t layers(const pillar_session *s, bool print, double run_ms) {
                "  (a run took %.4f ms on average: %.4f ms outside the layers)\n",
                "", "total", "", "", "", "", (long long)total, sum_ms, sum_ms > 0 ? 100.0 : 0.0,
                run_ms, run_ms - sum_ms);
+    if (print && chains)
+        printf("  (layers whose kernel says \"(column N)\" run together as chain N, tile by tile:\n"
+               "   the chain's time is shown on its first layer, 0 on the others)\n");
     return total;
 }
 
@@ -484,7 +469,18 @@ typedef struct stats {
     size_t runs, warm_runs;
     double warm_s, timed_s;
     double mean, median, p90, p99, min, max; /* ms */
+    double cpu_ms; /* process CPU time (user + system, all threads) per timed run */
 } stats;
+
+/* CPU seconds (user + system) this process has used so far: unlike wall time it hardly
+ * changes when other processes share the cores, so comparisons on a busy machine can
+ * use it. */
+static double cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
 
 static int measure(const bench_args *b, pillar_session *s, size_t nin, const char **names,
                    pillar_tensor **ins, size_t nout, pillar_tensor **outs, stats *r) {
@@ -502,7 +498,7 @@ static int measure(const bench_args *b, pillar_session *s, size_t nin, const cha
     size_t cap = 1024;
     double *ms = malloc(cap * sizeof *ms);
     if (!ms) return cli_fail(CLI_OTHER, "out of memory");
-    double start = now_s();
+    double start = now_s(), cpu0 = cpu_s();
     do {
         double a = now_s();
         if ((rc = run_once(s, nin, names, ins, nout, outs)) != CLI_OK) {
@@ -517,8 +513,10 @@ static int measure(const bench_args *b, pillar_session *s, size_t nin, const cha
             cap *= 2;
         }
         ms[r->runs++] = (z - a) * 1e3;
-    } while (now_s() - start < b->time_s && r->runs < MAX_SAMPLES);
+    } while ((b->iterations > 0 ? r->runs < (size_t)b->iterations : now_s() - start < b->time_s) &&
+             r->runs < MAX_SAMPLES);
     r->timed_s = now_s() - start;
+    r->cpu_ms = (cpu_s() - cpu0) * 1e3 / (double)(r->runs ? r->runs : 1);
     double sum = 0;
     for (size_t i = 0; i < r->runs; i++) sum += ms[i];
     qsort(ms, r->runs, sizeof *ms, cmp_double);
@@ -538,8 +536,30 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux: kilobytes */
 }
 
+/* The schedule the session used ("layers" or "columns") and the one it was asked for,
+ * read from the first line of its schedule report ("... (requested auto), ..."). */
+typedef struct sched_names {
+    const char *used;
+    char requested[16];
+} sched_names;
+
+static void schedule_names(const pillar_session *s, sched_names *n) {
+    n->used = cli_schedule_name(pillar_session_schedule(s));
+    snprintf(n->requested, sizeof n->requested, "?");
+    const char *rep = pillar_session_schedule_report(s);
+    const char *p = rep ? strstr(rep, "(requested ") : NULL;
+    const char *nl = rep ? strchr(rep, '\n') : NULL;
+    if (!p || (nl && p > nl)) return;
+    p += strlen("(requested ");
+    size_t k = strcspn(p, ")\n");
+    if (k > 0 && k < sizeof n->requested) {
+        memcpy(n->requested, p, k);
+        n->requested[k] = 0;
+    }
+}
+
 static void report(const bench_args *b, const stats *r, int64_t batch, int threads, size_t arena,
-                   int64_t macs) {
+                   int64_t macs, const sched_names *sn) {
     double items = r->mean > 0 ? (double)batch * 1e3 / r->mean : 0;
     double rss = peak_rss_mb();
     const char *isa = pillar_cpu_isa();
@@ -547,11 +567,13 @@ static void report(const bench_args *b, const stats *r, int64_t batch, int threa
     printf("model: %s\n", b->model);
     printf("isa: %s, threads: %d, batch: %lld, arena: %.2f MiB\n", isa, threads, (long long)batch,
            (double)arena / 1048576.0);
+    printf("schedule: %s (requested %s)\n", sn->used, sn->requested);
     printf("warm-up: %zu runs in %.2f s; timed: %zu runs in %.2f s\n", r->warm_runs, r->warm_s,
            r->runs, r->timed_s);
     printf("latency ms: mean %.3f  median %.3f  p90 %.3f  p99 %.3f  min %.3f  max %.3f\n", r->mean,
            r->median, r->p90, r->p99, r->min, r->max);
     printf("throughput: %.2f items/s\n", items);
+    printf("cpu: %.3f ms per run (user + system, all threads)\n", r->cpu_ms);
     if (macs > 0)
         printf("work: %.3f GMACs per run, %.1f GFLOP/s at the median\n", (double)macs / 1e9,
                gflops);
@@ -563,16 +585,21 @@ static void report(const bench_args *b, const stats *r, int64_t batch, int threa
     cli_json_str(isa);
     printf(", \"mean_ms\": %.9g, \"median_ms\": %.9g, \"p90_ms\": %.9g, \"p99_ms\": %.9g, "
            "\"min_ms\": %.9g, \"max_ms\": %.9g, \"runs\": %zu, \"items_per_s\": %.9g, "
-           "\"peak_rss_mb\": %.2f, \"arena_bytes\": %zu, \"macs\": %lld}\n",
+           "\"peak_rss_mb\": %.2f, \"arena_bytes\": %zu, \"macs\": %lld, \"cpu_ms\": %.9g, "
+           "\"schedule\": ",
            r->mean, r->median, r->p90, r->p99, r->min, r->max, r->runs, items, rss, arena,
-           (long long)macs);
+           (long long)macs, r->cpu_ms);
+    cli_json_str(sn->used);
+    printf(", \"schedule_requested\": ");
+    cli_json_str(sn->requested);
+    printf("}\n");
 }
 
 /* --lsh-output: the same model without it, timed the same way on the same inputs (its
  * latency in *re), and the recall of the LSH session's top-k against it. */
 static int bench_exact(const bench_args *b, const pillar_model *m, pillar_options *opt,
-                       pillar_session *approx, size_t nin, const char **names,
-                       pillar_tensor **ins, stats *re) {
+                       pillar_session *approx, size_t nin, const char **names, pillar_tensor **ins,
+                       stats *re) {
     pillar_session *e = NULL;
     pillar_status st = pillar_options_set_lsh_output(opt, 0, 0, 0);
     if (st == PILLAR_OK) st = pillar_session_create(m, opt, &e);
@@ -581,7 +608,8 @@ static int bench_exact(const bench_args *b, const pillar_model *m, pillar_option
     pillar_tensor **outs = calloc(nout + 1, sizeof *outs);
     bench_args quiet = *b;
     quiet.verbose = false;
-    int rc = outs ? measure(&quiet, e, nin, names, ins, nout, outs, re) : cli_fail(CLI_OTHER, "out of memory");
+    int rc = outs ? measure(&quiet, e, nin, names, ins, nout, outs, re)
+                  : cli_fail(CLI_OTHER, "out of memory");
     if (rc == CLI_OK) rc = cli_lsh_recall(approx, e, nin, names, ins);
     for (size_t i = 0; outs && i < nout; i++) pillar_tensor_destroy(outs[i]);
     free(outs);
@@ -601,8 +629,12 @@ static int bench_model(const bench_args *b) {
     int rc = load_model(b, &m);
     if (rc != CLI_OK) goto done;
     if ((rc = cli_make_options(&b->mo, m, &opt)) != CLI_OK) goto done;
-    if ((rc = apply_batch(b, m, opt)) != CLI_OK) goto done;
+    if ((rc = cli_apply_batch(&b->mo, m, b->batch, b->batch_given, opt)) != CLI_OK) goto done;
     if ((rc = cli_lsh_output_apply(&b->lsh, opt)) != CLI_OK) goto done;
+    if (b->schedule_given && (st = pillar_options_set_schedule(opt, b->schedule)) != PILLAR_OK) {
+        rc = cli_fail_status(st, CLI_OTHER);
+        goto done;
+    }
     if ((rc = syms_copy(m, &syms)) != CLI_OK) goto done;
     /* the session takes the model over, so raw weights go as their kernels pack them;
      * --lsh-output needs the model for a second session */
@@ -638,7 +670,9 @@ static int bench_model(const bench_args *b) {
                "mean %.3f: %.2fx faster than exact (median)\n",
                b->lsh.K, b->lsh.L, b->lsh.topk, r.median, r.mean, rex.median, rex.mean,
                r.median > 0 ? rex.median / r.median : 0);
-    report(b, &r, batch, threads, pillar_session_arena_bytes(s), macs);
+    sched_names sn;
+    schedule_names(s, &sn);
+    report(b, &r, batch, threads, pillar_session_arena_bytes(s), macs, &sn);
 done:
     for (size_t i = 0; outs && i < nout; i++) pillar_tensor_destroy(outs[i]);
     for (size_t i = 0; ins && i < nin; i++) pillar_tensor_destroy(ins[i]);

@@ -97,6 +97,12 @@ int cli_load_model(const char *path, pillar_model **m);
 /* Builds pillar_options from o; returns an exit code (0 on success). */
 int cli_make_options(const cli_model_opts *o, const pillar_model *m, pillar_options **out);
 void cli_model_opts_free(cli_model_opts *o);
+/* --batch: every input whose leading dimension is open gets `batch` (through its symbol
+ * when it has one, else as a full shape) unless o's --shape or --dim already says; with
+ * `given` (an explicit --batch) a fixed leading dimension, --shape or --dim that
+ * disagrees is an error. Returns an exit code (0 on success). */
+int cli_apply_batch(const cli_model_opts *o, const pillar_model *m, int64_t batch, bool given,
+                    pillar_options *opt);
 
 /* Index of model input `name`, or -1. */
 long cli_model_input_index(const pillar_model *m, const char *name);

@@ -467,3 +467,53 @@ double cli_elem_f64(pillar_dtype t, const void *d, int64_t i) {
         return 0;
     }
 }
+
+/* Applies --batch: every input whose leading dimension is open gets it (through its
+ * symbol when it has one, else as a full shape), unless --shape or --dim already says;
+ * a fixed leading dimension must agree with an explicit --batch. */
+int cli_apply_batch(const cli_model_opts *mo, const pillar_model *m, int64_t batch, bool given,
+                    pillar_options *opt) {
+    size_t n = pillar_model_input_count(m);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = NULL;
+        size_t nd = 0;
+        const int64_t *dims = NULL;
+        pillar_status st = pillar_model_input(m, i, &name, NULL, &nd, &dims);
+        if (st != PILLAR_OK) return cli_fail_status(st, CLI_OTHER);
+        if (nd == 0 || !name) continue;
+        cli_named *sh = cli_named_find((cli_named_list *)&mo->shapes, name);
+        if (sh) {
+            if (given && sh->ndim > 0 && sh->dims[0] != batch)
+                return cli_fail(CLI_INPUT, "--batch %lld disagrees with --shape %s=%s",
+                                (long long)batch, name, sh->text);
+            continue;
+        }
+        if (dims[0] >= 0) {
+            if (given && dims[0] != batch)
+                return cli_fail(CLI_INPUT,
+                                "--batch %lld: input '%s' has a fixed leading dimension of %lld",
+                                (long long)batch, name, (long long)dims[0]);
+            continue;
+        }
+        const char *sym = pillar_model_input_dim_name(m, i, 0);
+        if (sym) {
+            cli_named *d = cli_named_find((cli_named_list *)&mo->dims, sym);
+            if (d) {
+                if (given && d->value != batch)
+                    return cli_fail(CLI_INPUT, "--batch %lld disagrees with --dim %s=%s",
+                                    (long long)batch, sym, d->text);
+                continue;
+            }
+            st = pillar_options_set_dim(opt, sym, batch);
+        } else {
+            int64_t full[PILLAR_MAX_DIMS];
+            bool known = nd <= PILLAR_MAX_DIMS;
+            full[0] = batch;
+            for (size_t d = 1; known && d < nd; d++) known = (full[d] = dims[d]) >= 0;
+            if (!known) continue; /* reported with the other open dims later */
+            st = pillar_options_set_shape(opt, name, nd, full);
+        }
+        if (st != PILLAR_OK) return cli_fail_status(st, CLI_INPUT);
+    }
+    return CLI_OK;
+}

@@ -1,15 +1,17 @@
 /* inspect.c -- `pillar inspect MODEL`: what a model takes and gives, and for each planned
  * node its output shape, weights, weight sparsity, multiply-accumulate count and the
- * kernel the session chose for it. */
+ * kernel the session chose for it; with --schedule, the session's schedule report (the
+ * chains run as tensor columns, their tiles and the bytes each schedule moves). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "schedule_opt.h"
 
 void help_inspect(void) {
     printf("usage: pillar inspect MODEL [--shape NAME=DIMS]... [--dim SYMBOL=N]... [--threads N]\n"
-           "                      [--json]\n"
+           "                      [--batch N] [--schedule[=layers|columns|auto]] [--json]\n"
            "\n"
            "Plans MODEL (an ONNX file) and prints its inputs and outputs (symbolic\n"
            "dimensions by name), then each node after constant folding: name, op, the\n"
@@ -23,7 +25,18 @@ void help_inspect(void) {
            "  --dim SYMBOL=N      give a symbolic dimension a value for every input, e.g.\n"
            "                      --dim batch=1\n"
            "  --threads N         worker threads the plan is made for (0 = one per core)\n"
-           "  --json              print one JSON object instead of text\n"
+           "  --batch N           leading dimension of every input whose first dimension is\n"
+           "                      symbolic (unless --shape or --dim gives it)\n"
+           "  --schedule [S]      print the schedule report instead of the node table: the\n"
+           "                      schedule chosen, the L2/L3 sizes planned for, each chain\n"
+           "                      of layers that can run as tensor columns (tile rows, tiles\n"
+           "                      per image, working set, estimated bytes per inference\n"
+           "                      under both schedules, why a chain is not used) and the\n"
+           "                      totals. S (layers, columns or auto; default\n"
+           "                      $PILLAR_SCHEDULE if set, else auto) is the schedule asked\n"
+           "                      for\n"
+           "  --json              print one JSON object instead of text (with \"schedule\":\n"
+           "                      the schedule used, and \"schedule_report\": the report)\n"
            "  -h, --help          show this help\n");
 }
 
@@ -198,7 +211,11 @@ static int report_body(const char *path, const pillar_session *s, bool json, con
         printf(
             "  \"totals\": {\"nodes\": %zu, \"params\": %lld, \"macs\": %lld, \"gmacs\": %.6f},\n",
             nn, (long long)total_params, (long long)total_macs, gmacs);
-        printf("  \"arena_bytes\": %zu\n}\n", arena);
+        printf("  \"arena_bytes\": %zu,\n  \"schedule\": ", arena);
+        cli_json_str(cli_schedule_name(pillar_session_schedule(s)));
+        printf(",\n  \"schedule_report\": ");
+        cli_json_str(pillar_session_schedule_report(s));
+        printf("\n}\n");
     } else {
         printf("totals: %zu nodes, %lld params, %lld MACs (%.3f GMACs)\n", nn,
                (long long)total_params, (long long)total_macs, gmacs);
@@ -206,15 +223,33 @@ static int report_body(const char *path, const pillar_session *s, bool json, con
             printf("arena: %zu bytes (%.2f MiB)\n", arena, (double)arena / (1024.0 * 1024.0));
         else
             printf("arena: planned at run time (input shapes not fixed)\n");
+        const char *sr = pillar_session_schedule_report(s);
+        if (sr && *sr) printf("%.*s (details: --schedule)\n", (int)strcspn(sr, "\n"), sr);
     }
     return CLI_OK;
+}
+
+/* --schedule: the model and the session's schedule report, as the library words it. */
+static void print_schedule(const char *path, const pillar_session *s) {
+    const char *r = pillar_session_schedule_report(s);
+    printf("model: %s\n", path);
+    if (!r || !*r) {
+        printf("schedule: planned at run time (input shapes not fixed): give --shape, --dim or "
+               "--batch to see the chains\n");
+        return;
+    }
+    size_t n = strlen(r);
+    fputs(r, stdout);
+    if (r[n - 1] != '\n') putchar('\n');
 }
 
 int cmd_inspect(int argc, char **argv) {
     cli_args a;
     cli_model_opts mo = {.threads = -1};
     const char *model_path = NULL;
-    bool json = false;
+    bool json = false, show_schedule = false, schedule_given = false;
+    pillar_schedule schedule = PILLAR_SCHEDULE_AUTO;
+    int64_t batch = 0;
     char flag[64];
     const char *v;
     int rc = CLI_OK;
@@ -236,6 +271,29 @@ int cmd_inspect(int argc, char **argv) {
             json = true;
             continue;
         }
+        if (strcmp(flag, "--schedule") == 0) {
+            /* the value is optional: --schedule=S, or a following word that names a
+             * schedule (so `--schedule MODEL` still reads MODEL as the model) */
+            show_schedule = true;
+            if (cli_args_has_inline_value(&a)) {
+                if (!cli_args_value(&a, flag, &v)) rc = CLI_USAGE;
+            } else if (a.i < a.argc && cli_schedule_parse(a.argv[a.i], &schedule)) {
+                v = a.argv[a.i++];
+            } else {
+                continue;
+            }
+            if (rc == CLI_OK && !cli_schedule_parse(v, &schedule))
+                rc = cli_usage_error("inspect", "--schedule: '%s' is not " CLI_SCHEDULE_WORDS, v);
+            schedule_given = true;
+            continue;
+        }
+        if (strcmp(flag, "--batch") == 0) {
+            if (!cli_args_value(&a, flag, &v))
+                rc = CLI_USAGE;
+            else if (!cli_parse_int(v, 1, (int64_t)1 << 40, &batch))
+                rc = cli_usage_error("inspect", "--batch: '%s' is not a positive integer", v);
+            continue;
+        }
         int h = cli_model_opts_parse(&mo, &a, flag);
         if (h < 0)
             rc = CLI_USAGE;
@@ -251,13 +309,21 @@ int cmd_inspect(int argc, char **argv) {
     pillar_model *m = NULL;
     pillar_options *opt = NULL;
     pillar_session *s = NULL;
+    pillar_status st;
     rc = cli_load_model(model_path, &m);
     if (rc == CLI_OK) rc = cli_make_options(&mo, m, &opt);
+    if (rc == CLI_OK && batch > 0) rc = cli_apply_batch(&mo, m, batch, true, opt);
+    if (rc == CLI_OK && schedule_given &&
+        (st = pillar_options_set_schedule(opt, schedule)) != PILLAR_OK)
+        rc = cli_fail_status(st, CLI_OTHER);
     if (rc == CLI_OK) {
-        pillar_status st = pillar_session_create(m, opt, &s);
+        st = pillar_session_create(m, opt, &s);
         if (st != PILLAR_OK) rc = cli_fail_status(st, CLI_MODEL);
     }
-    if (rc == CLI_OK) rc = report(model_path, m, s, json);
+    if (rc == CLI_OK && show_schedule && !json)
+        print_schedule(model_path, s);
+    else if (rc == CLI_OK)
+        rc = report(model_path, m, s, json);
     pillar_session_destroy(s);
     pillar_options_destroy(opt);
     pillar_model_destroy(m);
