@@ -41,7 +41,8 @@ agree() {
     rm -rf "$TMP/lay" "$TMP/col"
     PILLAR_SCHEDULE=layers expect_ok run "$f" --shape "input=$shape" --seed 7 --output "$TMP/lay" ||
         return 1
-    PILLAR_SCHEDULE=columns expect_ok run "$f" --shape "input=$shape" --seed 7 --output "$TMP/col" ||
+    # the flag, not the environment, on this side: both ways of asking are covered
+    expect_ok run "$f" --shape "input=$shape" --seed 7 --output "$TMP/col" --schedule columns ||
         return 1
     same "$TMP/col/logits.npy" "$TMP/lay/logits.npy" "columns = layers: $tag"
     # and the comparison did compare something: at least one chain ran as columns
@@ -242,6 +243,7 @@ fi
 
 # bad values: one line, usage exit code
 expect_fail 1 "--schedule|'tiles'|layers, columns or auto" bench "$f" --schedule tiles
+expect_fail 1 "--schedule|'tiles'|layers, columns or auto" run "$f" --schedule tiles
 expect_fail 1 "--schedule|needs a value" bench "$f" --schedule
 expect_fail 1 "--schedule|'Columns'" inspect "$f" --schedule=Columns
 expect_fail 1 "--iterations|'0'" bench "$f" --iterations 0

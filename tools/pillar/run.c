@@ -10,12 +10,13 @@
 
 #include "cli.h"
 #include "lsh_output.h"
+#include "schedule_opt.h"
 
 void help_run(void) {
     printf(
         "usage: pillar run MODEL [--input NAME=FILE.npy]... [--shape NAME=DIMS]...\n"
         "                  [--dim SYMBOL=N]... [--output DIR] [--threads N] [--seed S]\n"
-        "                  [--lsh-output K,L[,TOPK]]\n"
+        "                  [--lsh-output K,L[,TOPK]] [--schedule layers|columns|auto]\n"
         "\n"
         "Runs MODEL (an ONNX file) once. Inputs not given with --input get random values\n"
         "(floats uniform in [0,1), integers in [0,10), bools 0/1; reproducible with\n"
@@ -30,6 +31,8 @@ void help_run(void) {
         "  --output DIR        write each output to DIR/<output name>.npy (DIR is created)\n"
         "  --threads N         worker threads (0 = one per core, the default)\n"
         "  --seed S            seed of the random inputs (default 1)\n"
+        "  --schedule S        layers, columns or auto (default: $PILLAR_SCHEDULE, else auto);\n"
+        "                      see pillar bench --help\n"
         CLI_LSH_OUTPUT_HELP
         "  -h, --help          show this help\n");
 }
@@ -220,6 +223,8 @@ typedef struct run_args {
     const char *out_dir;
     uint64_t seed;
     cli_lsh_output lsh; /* --lsh-output */
+    bool schedule_given;
+    pillar_schedule schedule; /* --schedule */
 } run_args;
 
 static int parse_args(run_args *r, int argc, char **argv, bool *help) {
@@ -253,6 +258,11 @@ static int parse_args(run_args *r, int argc, char **argv, bool *help) {
         } else if (strcmp(flag, "--lsh-output") == 0) {
             if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
             if (cli_lsh_output_parse("run", v, &r->lsh) != CLI_OK) return CLI_USAGE;
+        } else if (strcmp(flag, "--schedule") == 0) {
+            if (!cli_args_value(&a, flag, &v)) return CLI_USAGE;
+            if (!cli_schedule_parse(v, &r->schedule))
+                return cli_usage_error("run", "--schedule: '%s' is not " CLI_SCHEDULE_WORDS, v);
+            r->schedule_given = true;
         } else {
             int h = cli_model_opts_parse(&r->mo, &a, flag);
             if (h < 0) return CLI_USAGE;
@@ -515,6 +525,10 @@ static int run_model(run_args *r) {
     if ((rc = load_inputs(r, m, files)) != CLI_OK) goto done;
     if ((rc = cli_make_options(&r->mo, m, &opt)) != CLI_OK) goto done;
     if ((rc = cli_lsh_output_apply(&r->lsh, opt)) != CLI_OK) goto done;
+    if (r->schedule_given && pillar_options_set_schedule(opt, r->schedule) != PILLAR_OK) {
+        rc = cli_fail(CLI_USAGE, "--schedule: %s", pillar_last_error());
+        goto done;
+    }
     if ((rc = check_open_dims(r, m, files)) != CLI_OK) goto done;
     /* Inputs given by file fix their own shapes when the model leaves dims open. */
     for (size_t i = 0; i < nmi; i++) {
