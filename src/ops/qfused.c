@@ -139,7 +139,9 @@ static pl_status q_setup(pl_op_ctx *c, qstate *s, const pl_q_io *io, pl_q8_out o
         const double thr = s->level == PL_Q8_VNNI   ? Q_SPARSE_MIN_VNNI
                            : s->level == PL_Q8_AVX2 ? Q_SPARSE_MIN_AVX2
                                                     : Q_SPARSE_MIN_REF;
-        const bool sparse = !any_zw && sp >= thr;
+        /* a depthwise candidate (s->dw, set by the caller) keeps its direct kernel: a
+         * few taps per channel give block-sparse rows nothing to skip */
+        const bool sparse = !s->dw && !any_zw && sp >= thr;
         st = pl_q8_pack_w(&s->w[g], wbuf, s->Mg, s->Kg, s->Kg, zw, s->level, sparse);
         if (sparse) nnz += s->w[g].nnz_groups;
         total += s->Mg * ((s->Kg + 3) / 4);
@@ -190,6 +192,10 @@ pl_status pl_qconv_prepare(pl_op_ctx *c, const pl_conv_params *p, const pl_q_io 
     s->Kg = g->C * taps;
     s->P = P;
     s->in_x = insz;
+    /* depthwise (one input channel per output channel): a direct kernel instead of one
+     * tiny GEMM per channel, dense whatever the sparsity */
+    s->dw = p->ndim == 2 && g->C == 1 && s->Mg == 1 && s->groups == p->in_channels && taps <= 64 &&
+            g->stride[0] == g->stride[1] && g->stride[0] >= 1 && g->stride[0] <= 2;
     pl_status st = q_setup(c, s, io, out, p->out_channels, 1, s->Kg, taps);
     if (st || !s->w) {
         pl_q_release(s);
@@ -197,10 +203,6 @@ pl_status pl_qconv_prepare(pl_op_ctx *c, const pl_conv_params *p, const pl_q_io 
         c->kernel[0] = 0;
         return st;
     }
-    /* depthwise (one input channel per output channel): a direct kernel instead of one
-     * tiny GEMM per channel */
-    s->dw = p->ndim == 2 && g->C == 1 && s->Mg == 1 && s->groups == p->in_channels && taps <= 64 &&
-            g->stride[0] == g->stride[1] && g->stride[0] >= 1 && g->stride[0] <= 2;
     for (int64_t k = 0; s->dw && k < s->groups; k++) s->dw = !s->w[k].sparse && !s->w[k].any_zw;
     if (s->dw)
         snprintf(c->kernel, sizeof c->kernel, "int8 depthwise %s", pl_q8_level_name(s->level));
