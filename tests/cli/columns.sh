@@ -252,7 +252,10 @@ expect_fail 1 "--batch|'x'" inspect "$f" --batch x
 # Python: Session(..., schedule=) (not under the sanitizers: the interpreter would need
 # the ASan runtime preloaded)
 lib="${PILLAR_BUILD_DIR:-$(dirname "$PILLAR")}/libpillar.so"
-if [ -f "$lib" ] && ! ldd "$lib" 2>/dev/null | grep -q libasan; then
+# (ldd's whole output is read first: `grep -q` would quit early, and under pipefail
+# ldd's SIGPIPE would then make a sanitized library look unsanitized)
+lib_deps=$(ldd "$lib" 2>/dev/null || true)
+if [ -f "$lib" ] && [[ "$lib_deps" != *libasan* ]]; then
     PILLAR_LIB="$lib" py_check "python Session(schedule=)" -c '
 import sys
 sys.path.insert(0, sys.argv[2] + "/python")
