@@ -7,29 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CHECK_SEED 0x2545f4914f6cdd1dull
+#include "check.h"
 #include "graph/ir.h"
 #include "pillar.h"
 #include "train/train.h"
 
-static int failures, cases;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        cases++;                                                                                   \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            if (failures < 30) {                                                                   \
-                printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-                printf(__VA_ARGS__);                                                               \
-                printf("\n");                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static float frand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
+    (void)rnd();
     return (float)((rng_state >> 11) % 2000001) / 1000000.0f - 1.0f;
 }
 

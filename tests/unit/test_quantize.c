@@ -8,20 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "pillar.h"
 #include "quant/quant.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                                                    \
-    do {                                                                                    \
-        checks++;                                                                           \
-        if (!(cond)) {                                                                      \
-            failures++;                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                     \
-            printf(__VA_ARGS__);                                                            \
-            printf("\n");                                                                   \
-        }                                                                                   \
-    } while (0)
 #define CHECK_ERR(call, code, substr)                                                       \
     do {                                                                                    \
         pillar_status st_ = (call);                                                         \
@@ -348,6 +338,6 @@ int main(void) {
     test_symmetric();
     test_weights();
     test_lenet();
-    printf("%s: %d checks, %d failed\n", failures ? "FAIL" : "ok", checks, failures);
+    printf("%s: %d checks, %d failed\n", failures ? "FAIL" : "ok", cases, failures);
     return failures ? 1 : 0;
 }

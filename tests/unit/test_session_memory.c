@@ -9,19 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "exec/session.h" /* internal: share counts of constants */
 #include "pillar.h"
-
-static int failures;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static const int64_t CHW[3] = {3, 16, 16};
 
