@@ -298,35 +298,10 @@ srow_n(const pl_q8_w *pw, int64_t m, const uint8_t *a, int64_t Pp, int NB, __m51
     }
 }
 
-static void srow_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
-                      int32_t *acc) {
-    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
-    __m512i c[8];
-    const int NB = nb < 1 ? 1 : nb > 4 ? 4 : nb;
-    switch (NB) { /* a constant count per case keeps the accumulators in registers */
-    case 1:
-        srow_n(pw, m, a, Pp, 1, c);
-        break;
-    case 2:
-        srow_n(pw, m, a, Pp, 2, c);
-        break;
-    case 3:
-        srow_n(pw, m, a, Pp, 3, c);
-        break;
-    default:
-        srow_n(pw, m, a, Pp, 4, c);
-        break;
-    }
-    for (int i = 0; i < 2 * NB; i++) _mm512_store_si512(acc + 16 * i, c[i]);
-}
-
-/* A sparse row with the epilogue applied from the accumulators (n outputs from p0,
- * contiguous): the raw sums never go through memory. */
-static void srow_epi_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
-                          int nb, int64_t n, const int32_t *asum, int32_t za,
-                          const pl_q8_epilogue *e, void *out, int64_t ldm) {
-    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
-    __m512i c[8];
+/* The accumulators of a sparse row over nb (clamped to 1..4) 32-column blocks; returns
+ * the clamped count. A constant count per case keeps the accumulators in registers. */
+static inline __attribute__((always_inline)) int
+srow_acc(const pl_q8_w *pw, int64_t m, const uint8_t *a, int64_t Pp, int nb, __m512i *c) {
     const int NB = nb < 1 ? 1 : nb > 4 ? 4 : nb;
     switch (NB) {
     case 1:
@@ -342,6 +317,25 @@ static void srow_epi_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64
         srow_n(pw, m, a, Pp, 4, c);
         break;
     }
+    return NB;
+}
+
+static void srow_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
+                      int32_t *acc) {
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
+    __m512i c[8];
+    const int NB = srow_acc(pw, m, a, Pp, nb, c);
+    for (int i = 0; i < 2 * NB; i++) _mm512_store_si512(acc + 16 * i, c[i]);
+}
+
+/* A sparse row with the epilogue applied from the accumulators (n outputs from p0,
+ * contiguous): the raw sums never go through memory. */
+static void srow_epi_vnni(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
+                          int nb, int64_t n, const int32_t *asum, int32_t za,
+                          const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    const uint8_t *a = (const uint8_t *)panel + p0 * 4;
+    __m512i c[8];
+    const int NB = srow_acc(pw, m, a, Pp, nb, c);
     epi_row q;
     epi_row_init(&q, pw, m, asum, za, p0, e, out, ldm);
     for (int i = 0; i < 2 * NB && 16 * i < n; i++) epi16(&q, c[i], 16 * i, mask16(n - 16 * i));
