@@ -637,6 +637,7 @@ static pl_status create(const pl_model *m, const pl_options *o, pl_session **out
         }
     }
     s->poison = getenv("PILLAR_POISON") && getenv("PILLAR_POISON")[0] == '1';
+    s->profile_clock = getenv("PILLAR_PROFILE_CPU") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
     /* worker threads: a pool of one is no pool */
     if (s->opts.threads != 1) {
         s->pool = pl_threadpool_create(s->opts.threads);
@@ -709,9 +710,9 @@ void pillar_session_destroy(pillar_session *s) {
     free(s);
 }
 
-static double now_ms(void) {
+static double now_ms(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(getenv("PILLAR_PROFILE_CPU") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
@@ -768,9 +769,9 @@ static pl_status run_steps(pl_session *s) {
             PL_TRY(run_one(s, i));
             continue;
         }
-        double t0 = now_ms();
+        double t0 = now_ms(s->profile_clock);
         pl_status st = run_one(s, i);
-        s->step_ms[i] += now_ms() - t0;
+        s->step_ms[i] += now_ms(s->profile_clock) - t0;
         s->step_calls[i]++;
         if (st != PL_OK) return st;
     }

@@ -5,6 +5,8 @@
 #ifndef PL_SESSION_H
 #define PL_SESSION_H
 
+#include <time.h>
+
 #include "graph/ir.h"
 #include "ops/op.h"
 
@@ -70,6 +72,7 @@ typedef struct pillar_session {
     size_t released_bytes;
     /* per-step timing (pillar_session_set_profiling), allocated with the steps */
     bool profiling;
+    clockid_t profile_clock; /* CLOCK_THREAD_CPUTIME_ID with PILLAR_PROFILE_CPU set */
     double *step_ms;
     int64_t *step_calls;
     /* the column schedule (exec/columns.h); col_internal[v]: v lives only in the
