@@ -55,6 +55,7 @@ static int other_in(const pl_node *n, int v) {
 static pl_status match_at(fz_ctx *z, int r1) {
     pl_graph *g = z->g;
     const pl_node *R1 = &g->nodes[r1];
+    if (R1->nin < 1 || R1->nout < 1) return PL_OK; /* malformed: the op's infer() reports it */
     int x = R1->in[0], m = R1->out[0];
     if (!fz_known_f32(z, x) || !mean_last_axis(z, R1)) return PL_OK;
     int r = fz_rank(z, x);
