@@ -221,8 +221,12 @@ static void interleave(const pack_job *j, int64_t kg, const uint8_t *const r[4])
     static const uint8_t zeros[64];
     if (j->level == PL_Q8_AVX2) {
         int16_t *d = (int16_t *)j->panel + kg * j->Pp * 4;
-        for (int64_t p = 0; p < j->P; p++)
-            for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
+        if (r[0] && r[1] && r[2] && r[3]) {
+            pl_q8_interleave4_w16_avx2(r, j->P, d);
+        } else {
+            for (int64_t p = 0; p < j->P; p++)
+                for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
+        }
         memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4 * sizeof(int16_t));
     } else {
         uint8_t *d = (uint8_t *)j->panel + kg * j->Pp * 4;

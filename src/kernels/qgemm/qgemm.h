@@ -238,6 +238,8 @@ void pl_q8_maxpool2d(const uint8_t *x, int64_t H, int64_t W, uint8_t *y, int64_t
  * pooling; reads x[0 .. (n - 1) * s + k - 1] only). */
 void pl_q8_maxrow_avx512(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip,
                          uint8_t *t);
+/* The same with AVX2 (any k, s 1 or 2; reads the same bytes). */
+void pl_q8_maxrow_avx2(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip, uint8_t *t);
 /* Interleaves 4 rows of n bytes into d[4 * p + t] = r[t][p] (the u8 A panel). */
 void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
 /* The same widened to int16 (the AVX2 panel). */

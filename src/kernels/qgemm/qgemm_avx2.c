@@ -2,7 +2,9 @@
  * int16 x int16 -> int32 (vpmaddwd): the A panel holds activations widened to int16 at
  * packing and the weights are packed as int16, so a product pair never saturates (unlike
  * vpmaddubsw's int16 sums). One ymm holds 4 columns x 4 k; vpmaddwd leaves two partial
- * sums per column, folded by vphaddd once per tile. Tiles: 6 rows x 8 columns per pass. */
+ * sums per column, folded by vphaddd once per tile. Tiles: 6 rows x 8 columns per pass
+ * (narrow last chunks compute only the 8-column blocks they need; single columns, as in
+ * a batch-1 matrix product, use a 6-row gemv); also the AVX2 max-pooling row pass. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -21,50 +23,82 @@ static inline __m256i fold(__m256i lo, __m256i hi) {
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
 }
 
-static void tile_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
-                      int32_t *acc) {
+/* c += t in place: with the plain intrinsic GCC rotates the accumulators through extra
+ * registers (a vmovdqa per product) and, in the 12-accumulator tile, spills them to
+ * the stack; pinning the add keeps each accumulator in one register. */
+#define ACC(c, t) __asm__("vpaddd %1, %0, %0" : "+x"(c) : "x"(t))
+
+/* The raw sums of the rows of dense tile mt over nsb (1..4) blocks of 8 columns from
+ * p0 (acc row stride 32): a narrow last chunk (P = 49 = 32 + 17, 196 = 192 + 4) computes
+ * only the blocks it needs. */
+static void tile_n(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
+                   int nsb, int32_t *acc) {
     const int64_t G = pw->Kp / 4;
     const int16_t *w = (const int16_t *)pw->data + mt * G * MR * 4;
-    for (int sb = 0; sb < 4; sb++) {
+    for (int sb = 0; sb < nsb; sb++) {
         const int16_t *a = (const int16_t *)panel + (p0 + sb * 8) * 4;
-        __m256i c[MR][2];
-        for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+#define DECL(r) __m256i c##r##0 = _mm256_setzero_si256(), c##r##1 = _mm256_setzero_si256()
+        DECL(0); DECL(1); DECL(2); DECL(3); DECL(4); DECL(5);
+#undef DECL
         for (int64_t g = 0; g < G; g++) {
-            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(a + g * Pp * 4));
-            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(a + g * Pp * 4 + 16));
+            const __m256i *ag = (const __m256i *)(a + g * Pp * 4);
             const int16_t *wg = w + g * MR * 4;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m256i b = bcast4w(wg + 4 * (r));                                                   \
-        c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(a0, b));                             \
-        c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(a1, b));                             \
+        __m256i t0 = _mm256_madd_epi16(_mm256_loadu_si256(ag), b);                                 \
+        ACC(c##r##0, t0);                                                                          \
+        __m256i t1 = _mm256_madd_epi16(_mm256_loadu_si256(ag + 1), b);                             \
+        ACC(c##r##1, t1);                                                                          \
     } while (0)
             ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
 #undef ROW
         }
-        for (int r = 0; r < MR; r++)
-            _mm256_storeu_si256((__m256i *)(acc + r * 32 + sb * 8), fold(c[r][0], c[r][1]));
+#define PUT(r) _mm256_storeu_si256((__m256i *)(acc + (r) * 32 + sb * 8), fold(c##r##0, c##r##1))
+        PUT(0); PUT(1); PUT(2); PUT(3); PUT(4); PUT(5);
+#undef PUT
     }
 }
 
-static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
+static void tile_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
                       int32_t *acc) {
-    const int32_t *idx = pw->idx;
-    const int16_t *v = pw->vals;
-    for (int sb = 0; sb < nb; sb++) {
-        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
-        __m256i c[8];
-        for (int i = 0; i < 8; i++) c[i] = _mm256_setzero_si256();
-        for (int64_t q = pw->ptr[m]; q < pw->ptr[m + 1]; q++) {
-            const int16_t *ag = a + (int64_t)idx[q] * Pp * 4;
-            const __m256i b = bcast4w(v + q * 4);
-            for (int i = 0; i < 8; i++)
-                c[i] = _mm256_add_epi32(
-                    c[i], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(ag + 16 * i)), b));
-        }
-        for (int i = 0; i < 4; i++)
-            _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8 * i), fold(c[2 * i], c[2 * i + 1]));
+    tile_n(pw, mt, panel, Pp, p0, 4, acc);
+}
+
+/* The 6 rows of tile mt at the one column p (a batch-1 matrix product, narrow tails):
+ * the column's 4 activations of a group broadcast against the group's 24 weights. */
+static void gemv_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p,
+                      int32_t *acc) {
+    const int64_t G = pw->Kp / 4;
+    const int16_t *w = (const int16_t *)pw->data + mt * G * MR * 4;
+    const int16_t *a = (const int16_t *)panel + p * 4;
+    __m256i c0 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256();
+    __m128i c1 = _mm_setzero_si128(), c3 = _mm_setzero_si128();
+    int64_t g = 0;
+    for (; g + 2 <= G; g += 2) { /* two groups per pass: independent accumulators */
+        const __m256i b0 = bcast4w(a + g * Pp * 4), b1 = bcast4w(a + (g + 1) * Pp * 4);
+        const int16_t *w0 = w + g * MR * 4, *w1 = w0 + MR * 4;
+        c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)w0), b0));
+        c1 = _mm_add_epi32(c1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(w0 + 16)),
+                                              _mm256_castsi256_si128(b0)));
+        c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)w1), b1));
+        c3 = _mm_add_epi32(c3, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(w1 + 16)),
+                                              _mm256_castsi256_si128(b1)));
     }
+    if (g < G) {
+        const __m256i b0 = bcast4w(a + g * Pp * 4);
+        const int16_t *w0 = w + g * MR * 4;
+        c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)w0), b0));
+        c1 = _mm_add_epi32(c1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(w0 + 16)),
+                                              _mm256_castsi256_si128(b0)));
+    }
+    c0 = _mm256_add_epi32(c0, c2);
+    c1 = _mm_add_epi32(c1, c3);
+    /* lanes hold two partial sums per row: rows 0..3 in c0, rows 4..5 in c1 */
+    const __m128i r03 = _mm_hadd_epi32(_mm256_castsi256_si128(c0), _mm256_extracti128_si256(c0, 1));
+    const __m128i r45 = _mm_hadd_epi32(c1, c1);
+    _mm_storeu_si128((__m128i *)acc, r03);
+    _mm_storel_epi64((__m128i *)(acc + 4), r45);
 }
 
 static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int32_t *asum,
@@ -91,6 +125,9 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
     const __m256 vb = _mm256_set1_ps(e->fbias ? e->fbias[m] : 0.0f);
     const __m256 vr = _mm256_set1_ps(e->rscale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     const __m256i vzp = _mm256_set1_epi32(e->zp);
+    /* locals: the u8 stores below may alias *e, which would make every use reload it */
+    const pl_q8_out kind = e->out;
+    const float *res = e->res ? e->res + at0 : NULL;
     /* Full vectors of 8; the last one overlaps the previous (recomputing the same
      * values), so no tail loop is needed (n >= 8). */
     for (int64_t j0 = 0; j0 < n; j0 += 8) {
@@ -99,26 +136,66 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
         if (zw)
             v = _mm256_sub_epi32(
                 v, _mm256_mullo_epi32(vzw, _mm256_loadu_si256((const __m256i *)(asum + p0 + j))));
-        if (e->out == PL_Q8_OUT_I32) {
+        if (kind == PL_Q8_OUT_I32) {
             _mm256_storeu_si256((__m256i *)((int32_t *)out + at0 + j), v);
             continue;
         }
         __m256 y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), vs, vb);
-        if (e->res) y = _mm256_fmadd_ps(_mm256_loadu_ps(e->res + at0 + j), vr, y);
+        if (res) y = _mm256_fmadd_ps(_mm256_loadu_ps(res + j), vr, y);
         y = _mm256_min_ps(_mm256_max_ps(y, vlo), vhi);
-        if (e->out == PL_Q8_OUT_F32) {
+        if (kind == PL_Q8_OUT_F32) {
             _mm256_storeu_ps((float *)out + at0 + j, y);
             continue;
         }
         const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), vzp);
         const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        const __m128i b8 = e->out == PL_Q8_OUT_U8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
+        const __m128i b8 = kind == PL_Q8_OUT_U8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
         _mm_storel_epi64((__m128i *)((uint8_t *)out + at0 + j), b8);
     }
 }
 
-static const pl_q8_impl impl = {PL_Q8_AVX2, MR,   tile_avx2, srow_avx2, epi_avx2,
-                                NULL,       NULL, NULL,      NULL,      NULL};
+/* A dense tile with its epilogue (contiguous output rows), computing only the 8-column
+ * blocks that hold some of the n columns. */
+static void tile_epi_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p0,
+                          int64_t n, const int32_t *asum, int32_t za, const pl_q8_epilogue *e,
+                          void *out, int64_t ldm) {
+    _Alignas(32) int32_t acc[MR * 32];
+    tile_n(pw, mt, panel, Pp, p0, (int)((n + 7) / 8), acc);
+    const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
+    for (int64_t r = 0; r < mrows; r++)
+        epi_avx2(pw, m0 + r, acc + r * 32, asum, za, p0, n, e, out, ldm, 1);
+}
+
+static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
+                      int32_t *acc) {
+    const int32_t *idx = pw->idx;
+    const int16_t *v = pw->vals;
+    const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
+    for (int sb = 0; sb < nb; sb++) {
+        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
+        __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256(),
+                c3 = _mm256_setzero_si256(), c4 = _mm256_setzero_si256(), c5 = _mm256_setzero_si256(),
+                c6 = _mm256_setzero_si256(), c7 = _mm256_setzero_si256();
+        for (int64_t q = q0; q < q1; q++) {
+            const __m256i *ag = (const __m256i *)(a + (int64_t)idx[q] * Pp * 4);
+            const __m256i b = bcast4w(v + q * 4);
+#define MAC(i)                                                                                     \
+    do {                                                                                           \
+        __m256i t = _mm256_madd_epi16(_mm256_loadu_si256(ag + (i)), b);                            \
+        ACC(c##i, t);                                                                              \
+    } while (0)
+            MAC(0); MAC(1); MAC(2); MAC(3); MAC(4); MAC(5); MAC(6); MAC(7);
+#undef MAC
+        }
+        _mm256_storeu_si256((__m256i *)(acc + sb * 32), fold(c0, c1));
+        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8), fold(c2, c3));
+        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 16), fold(c4, c5));
+        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 24), fold(c6, c7));
+    }
+}
+
+static const pl_q8_impl impl = {PL_Q8_AVX2,    MR,        tile_avx2, srow_avx2, epi_avx2,
+                                tile_epi_avx2, NULL,      gemv_avx2, NULL,      NULL};
 
 const pl_q8_impl *pl_q8_impl_avx2(void) { return &impl; }
 
@@ -171,4 +248,36 @@ void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t fli
         _mm256_storeu_si256((__m256i *)(dst + p), _mm256_xor_si256(v, f));
     }
     for (; p < n; p++) dst[p] = src[2 * p] ^ flip;
+}
+
+void pl_q8_maxrow_avx2(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip, uint8_t *t) {
+    const __m256i f = _mm256_set1_epi8((char)flip), lo = _mm256_set1_epi16(0xff);
+    int64_t p = 0;
+    /* 32 outputs read x[p * s + j .. + 32 * s - 1] for j < k; with stride 2 the last full
+     * block must stay inside (n - 1) * 2 + k - 1, hence p + 32 < n */
+    for (; s == 1 ? p + 32 <= n : p + 32 < n; p += 32) {
+        /* flipped values compare as unsigned in the same order as the signed ones */
+        __m256i m = _mm256_setzero_si256();
+        for (int64_t j = 0; j < k; j++) {
+            __m256i v;
+            if (s == 1) {
+                v = _mm256_loadu_si256((const __m256i *)(x + p + j));
+            } else {
+                const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 2 * p + j)), lo);
+                const __m256i b =
+                    _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 2 * p + j + 32)), lo);
+                v = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
+            }
+            m = _mm256_max_epu8(m, _mm256_xor_si256(v, f));
+        }
+        _mm256_storeu_si256((__m256i *)(t + p), m);
+    }
+    for (; p < n; p++) {
+        uint8_t m = 0;
+        for (int64_t j = 0; j < k; j++) {
+            const uint8_t v = x[p * s + j] ^ flip;
+            m = v > m ? v : m;
+        }
+        t[p] = m;
+    }
 }

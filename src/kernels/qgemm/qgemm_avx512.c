@@ -287,15 +287,26 @@ static void tile16_epi_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, in
  * 2 * NB vpdpbusd. */
 static inline __attribute__((always_inline)) void
 srow_n(const pl_q8_w *pw, int64_t m, const uint8_t *a, int64_t Pp, int NB, __m512i *c) {
-    for (int i = 0; i < 2 * NB; i++) c[i] = _mm512_setzero_si512();
+    /* named accumulators (not c[]) so that the in-place vpdpbusd keeps them in registers */
+    __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(),
+            c3 = _mm512_setzero_si512(), c4 = _mm512_setzero_si512(), c5 = _mm512_setzero_si512(),
+            c6 = _mm512_setzero_si512(), c7 = _mm512_setzero_si512();
     const int32_t *idx = pw->idx;
     const int8_t *v = pw->vals;
     for (int64_t q = pw->ptr[m]; q < pw->ptr[m + 1]; q++) {
         const uint8_t *ag = a + (int64_t)idx[q] * Pp * 4;
         const __m512i b = bcast4(v + q * 4);
-        for (int i = 0; i < 2 * NB; i++)
-            c[i] = _mm512_dpbusd_epi32(c[i], _mm512_loadu_si512(ag + 64 * i), b);
+#define MAC(i)                                                                                     \
+    do {                                                                                           \
+        if (2 * NB > (i)) {                                                                        \
+            const __m512i x = _mm512_loadu_si512(ag + 64 * (i));                                   \
+            DPBUSD(c##i, x, b);                                                                    \
+        }                                                                                          \
+    } while (0)
+        MAC(0); MAC(1); MAC(2); MAC(3); MAC(4); MAC(5); MAC(6); MAC(7);
+#undef MAC
     }
+    c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3; c[4] = c4; c[5] = c5; c[6] = c6; c[7] = c7;
 }
 
 /* The accumulators of a sparse row over nb (clamped to 1..4) 32-column blocks; returns

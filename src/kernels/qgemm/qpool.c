@@ -11,9 +11,10 @@ void pl_q8_maxpool2d(const uint8_t *x, int64_t H, int64_t W, uint8_t *y, int64_t
                      const int64_t k[2], const int64_t s[2], const int64_t pad[2], uint8_t flip,
                      uint8_t *tmp) {
     /* row pass: tmp[h][ow] = max over kw of x[h][ow * sw - pw + j] (valid j); the
-     * windows wholly inside the row [a, b) go to the AVX-512 row kernel when it runs */
+     * windows wholly inside the row [a, b) go to the AVX-512 / AVX2 row kernel */
     int64_t a = 0, b = 0;
-    if ((s[1] == 1 || s[1] == 2) && pl_cpu_isa() >= PL_ISA_AVX512 && pl_cpu()->avx512bw) {
+    const bool v512 = pl_cpu_isa() >= PL_ISA_AVX512 && pl_cpu()->avx512bw;
+    if ((s[1] == 1 || s[1] == 2) && (v512 || pl_cpu_isa() >= PL_ISA_AVX2)) {
         a = (pad[1] + s[1] - 1) / s[1];
         b = W - k[1] + pad[1] < 0 ? 0 : (W - k[1] + pad[1]) / s[1] + 1;
         if (b > OW) b = OW;
@@ -22,7 +23,10 @@ void pl_q8_maxpool2d(const uint8_t *x, int64_t H, int64_t W, uint8_t *y, int64_t
     for (int64_t h = 0; h < H; h++) {
         const uint8_t *xr = x + h * W;
         uint8_t *tr = tmp + h * OW;
-        if (b > a) pl_q8_maxrow_avx512(xr + a * s[1] - pad[1], b - a, k[1], s[1], flip, tr + a);
+        if (b > a && v512)
+            pl_q8_maxrow_avx512(xr + a * s[1] - pad[1], b - a, k[1], s[1], flip, tr + a);
+        else if (b > a)
+            pl_q8_maxrow_avx2(xr + a * s[1] - pad[1], b - a, k[1], s[1], flip, tr + a);
         for (int64_t ow = 0; ow < OW; ow++) {
             if (ow == a && b > a) ow = b;
             if (ow >= OW) break;
