@@ -13,9 +13,10 @@
 #
 #   bench/compare_sparse.sh [--threads 2] [--rounds 3] [--time S] [--warmup S]
 #                           [--models "resnet50 mobilenet_v2 bert_like"]
-#                           [--sparsities "50 70 80 90 95"] [--no-avx2] [--fresh]
+#                           [--sparsities "50 70 80 90 95"] [--no-avx2] [--no-int8] [--fresh]
 #                           [--out DIR] [--pillar PATH]
 #
+# --no-int8 leaves out the INT8 rows (float32 sparse work only; implies --no-avx2).
 # --threads is the thread count of both tools (default 2; 1 for one thread), batch 1.
 # --time is the timed seconds of each run (default 3) after --warmup seconds (default 1).
 # Pruned/quantized files are kept in OUT/sparse/ (bench/sparse_lib.sh) and reused;
@@ -33,13 +34,14 @@ warmup_s=1
 models="resnet50 mobilenet_v2 bert_like"
 sparsities="50 70 80 90 95"
 avx2=1
+int8=1
 fresh=0
 out="$root/bench/out"
 pillar="${PILLAR:-$root/build/pillar}"
 
 die() { echo "compare_sparse: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
-    case "$1" in --no-avx2) avx2=0; shift; continue ;; --fresh) fresh=1; shift; continue ;; esac
+    case "$1" in --no-avx2) avx2=0; shift; continue ;; --no-int8) int8=0; avx2=0; shift; continue ;; --fresh) fresh=1; shift; continue ;; esac
     [ $# -ge 2 ] || case "$1" in -h|--help) ;; *) die "$1 needs a value" ;; esac
     case "$1" in
         --threads) threads="$2"; shift 2 ;;
@@ -73,7 +75,7 @@ sparse_init "$out" "$pillar" || die "cannot create $out/sparse"
 
 variants="dense"
 for s in $sparsities; do variants="$variants s$s"; done
-variants="$variants int8 s90_int8 s90b4_int8"
+[ "$int8" = 1 ] && variants="$variants int8 s90_int8 s90b4_int8"
 
 # make every file first (pruning and calibration are not timed)
 status=0

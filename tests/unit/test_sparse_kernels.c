@@ -1,10 +1,11 @@
 /* test_sparse_kernels.c -- the sparse float32 kernels (kernels/sparse/sparse.h) against
  * their plain-C twin and a dense reference, and the SPARSE convolution algorithm
  * (kernels/conv/conv_fast.h) against pl_f32_conv_ref, on every kernel level this CPU has:
- * sizes at, below, above and between the vector and block widths, n = 1, empty rows and
- * matrices, fully dense rows, negative zeros, the koff and ldb forms, row ranges, every
- * epilogue; convolutions 1x1/3x3/5x5, strides 1/2, padding, groups, bias, residual and
- * activations at several sparsities, serial and on a 2-thread pool.
+ * sizes at, below, above and between the vector and block widths (8- and 16-vector
+ * blocks), n = 1, empty rows and matrices, fully dense rows, negative zeros, the koff
+ * and ldb forms, row ranges, every epilogue; convolutions 1x1/3x3/5x5, strides 1/2,
+ * padding, groups, bias, residual and activations at several sparsities, serial and on a
+ * 2-thread pool.
  *
  *   test_sparse_kernels [--quick] */
 #include <math.h>
@@ -83,6 +84,8 @@ static void mm_case(int64_t M, int64_t K, int64_t n, double zf, bool use_koff, b
     CHECK(pl_sparse_nnz(sw) == nz, "nnz %lld, expected %lld", (long long)pl_sparse_nnz(sw), (long long)nz);
     /* half the koff runs with the offsets precomputed */
     if (use_koff && rnd() % 2) CHECK(pl_sparse_bind_koff(sw, koff) == PL_OK, "bind: %s", pl_error_msg());
+    /* half the runs with the AVX-512 kernel's 16-vector column blocks (KxK convolutions) */
+    sw->wide = rnd() % 2;
     const int64_t m0 = M > 3 ? (int64_t)(rnd() % 2) : 0, m1 = M > 3 ? M - (int64_t)(rnd() % 2) : M;
     float *Y = malloc(sizeof(float) * (size_t)(M * ldy + 1)), *Yr = malloc(sizeof(float) * (size_t)(M * ldy + 1));
     for (int64_t i = 0; i < M * ldy + 1; i++) Y[i] = Yr[i] = 1234.5f;
@@ -126,9 +129,9 @@ static void mm_case(int64_t M, int64_t K, int64_t n, double zf, bool use_koff, b
         }
     }
     CHECK(worst <= 1e-4 && worst_ref <= 1e-5 && !bad_sentinel,
-          "mm M %lld K %lld n %lld zf %.2f koff %d wt %d ev %d act %d isa %s: vs dense %g, vs ref %g, "
-          "%d writes outside",
-          (long long)M, (long long)K, (long long)n, zf, use_koff, transposed_w, ev, act,
+          "mm M %lld K %lld n %lld zf %.2f koff %d wt %d wide %d ev %d act %d isa %s: vs dense %g, "
+          "vs ref %g, %d writes outside",
+          (long long)M, (long long)K, (long long)n, zf, use_koff, transposed_w, (int)sw->wide, ev, act,
           pl_isa_name(pl_sparse_isa(sw)), worst, worst_ref, bad_sentinel);
     free(D);
     free(Y);
@@ -148,7 +151,7 @@ done:
 static void test_mm(bool quick) {
     const int64_t Ms[] = {1, 2, 3, 7, 16, 33};
     const int64_t Ks[] = {1, 5, 16, 64, 150};
-    const int64_t ns[] = {1, 7, 8, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 300};
+    const int64_t ns[] = {1, 7, 8, 15, 16, 17, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 300};
     const double zfs[] = {0.0, 0.5, 0.9, 0.97, 1.0};
     for (size_t a = 0; a < sizeof Ms / sizeof Ms[0]; a++)
         for (size_t b = 0; b < sizeof Ks / sizeof Ks[0]; b++)
@@ -280,6 +283,8 @@ static void test_conv(bool quick, pl_threadpool *pool) {
         {2, 1, 16, 32, 2, 12, 12, 3, 2, 1},   {2, 1, 16, 16, 16, 10, 10, 3, 1, 1},
         {2, 1, 3, 16, 1, 33, 33, 7, 2, 3},    {1, 1, 16, 24, 1, 1, 100, 3, 1, 1},
         {2, 1, 64, 128, 1, 28, 28, 1, 1, 0},  {2, 1, 64, 64, 1, 28, 28, 3, 1, 1},
+        /* several column tiles of a 3x3 grid (tiles sized by the taps' union in L2) */
+        {2, 1, 256, 16, 1, 40, 40, 3, 1, 1},
     };
     const double zfs[] = {0.0, 0.5, 0.8, 0.9, 0.95, 1.0};
     const int nc = (int)(sizeof cs / sizeof cs[0]);

@@ -93,6 +93,8 @@ struct pl_sparse_w {
     pl_isa isa;
     const int64_t *bound_koff; /* pl_sparse_bind_koff: off[p] = bound_koff[idx[p]] */
     int32_t *off;
+    bool wide; /* AVX-512 column blocks of up to 16 vectors, not 8 (set by conv_sparse.c
+                * for KxK convolutions, where it measured 3-4% faster) */
 };
 
 /* Kernels take Y and the epilogue relative to row m0 (like pl_sparse_mm_rel). */
