@@ -3,8 +3,11 @@
  * fraction of the FMA peak, per algorithm; and the weighted total per model (the time
  * all of a model's convolutions take, counting repeats).
  *
- *   conv_bench [--threads N] [--filter SUBSTRING] [--peak GFLOPS_PER_CORE]
+ *   conv_bench [--threads N] [--batch N] [--filter SUBSTRING] [--peak GFLOPS_PER_CORE]
  *              [--time SECONDS] [--algo A[,B...]] [--wall] [--sim] [--sparsity S[,S...]]
+ *
+ * --batch N times every layer at batch N (default 1; the batched algorithms, e.g.
+ * Winograd over the tiles of several images, only apply at N > 1).
  *
  * --sim (with --threads N > 1): the tasks run one by one on one thread in a simulated
  * pool of N (threadpool.h) and the times are the simulated N-thread times: load
@@ -257,7 +260,7 @@ static void sparsity_mode(const double *sp, int nsp, const char *filter, pl_thre
 }
 
 int main(int argc, char **argv) {
-    int threads = 1;
+    int threads = 1, batch = 1;
     const char *filter = NULL;
     double peak = 115.0, min_time = 0.3;
     bool wall = false, sim = false;
@@ -268,6 +271,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]) < 1 ? 1 : atoi(argv[i]);
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
         else if (!strcmp(argv[i], "--time") && i + 1 < argc) min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--wall")) wall = true;
@@ -292,7 +296,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: conv_bench [--threads N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--sparsity S,...]\n");
+            fprintf(stderr, "usage: conv_bench [--threads N] [--batch N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--sparsity S,...]\n");
             return 2;
         }
     }
@@ -322,7 +326,7 @@ int main(int argc, char **argv) {
             pl_conv_params p;
             memset(&p, 0, sizeof p);
             p.ndim = 2;
-            p.batch = 1;
+            p.batch = batch;
             p.in_channels = L->C;
             p.out_channels = L->M;
             p.group = L->G;
@@ -335,8 +339,8 @@ int main(int argc, char **argv) {
                 p.out_size[d] = (L->H + 2 * L->P - L->K) / L->S + 1;
             }
             const int64_t OHW = p.out_size[0] * p.out_size[1];
-            float *x = rand_buf(L->C * L->H * L->H), *w = rand_buf(L->M * L->C / L->G * L->K * L->K);
-            float *b = rand_buf(L->M), *y = malloc(sizeof(float) * (size_t)(L->M * OHW));
+            float *x = rand_buf(batch * L->C * L->H * L->H), *w = rand_buf(L->M * L->C / L->G * L->K * L->K);
+            float *b = rand_buf(L->M), *y = malloc(sizeof(float) * (size_t)(batch * L->M * OHW));
             pl_conv_act act = {PL_CONV_ACT_RELU, 0, 0};
             pl_conv_fast *f[MAX_ALGOS] = {0};
             void *scratch[MAX_ALGOS] = {0};
@@ -367,7 +371,7 @@ int main(int argc, char **argv) {
                     } while (t < min_time / ROUNDS);
                     if (t / reps < best[a]) best[a] = t / reps;
                 }
-            const double flop = 2.0 * (double)L->M * (double)(L->C / L->G) * (double)(L->K * L->K) * (double)OHW;
+            const double flop = 2.0 * (double)batch * (double)L->M * (double)(L->C / L->G) * (double)(L->K * L->K) * (double)OHW;
             (void)now_s(wall);
             for (int a = 0; a < nalgo; a++) {
                 if (!f[a]) continue;

@@ -235,6 +235,42 @@ static const ccase fixed_cases[] = {
     {2, 4, 16, 24, 1, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     {2, 5, 20, 33, 1, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     {2, 6, 30, 17, 1, 5, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+    /* batched Winograd (small planes at batch > 1): tiles of several images in one
+     * block, a partial last group (20 = 16 + 4), blocks that end mid-image, 1x1 planes */
+    {2, 3, 17, 33, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 20, 16, 30, 1, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 5, 40, 20, 1, 9, 11, 3, 3, 1, 1, 1, 0, 1, 2, 1, 1},
+    {2, 3, 16, 16, 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 64, 29, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* depthwise 3x3 stride 2, left pad 1 (the paired-column AVX-512 kernel): widths below,
+     * at and above the 32 input columns of a vector (64: the last lane of a full vector
+     * reads the next chunk's column), odd widths, right pads 0/1/2, top pads 0/1/2, a
+     * channel multiplier of 2, one row */
+    {2, 1, 5, 5, 5, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 9, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 4, 4, 4, 9, 65, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1},
+    {2, 2, 3, 6, 3, 12, 31, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1},
+    {2, 1, 2, 2, 2, 20, 112, 3, 3, 2, 2, 2, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 5, 33, 3, 3, 2, 2, 1, 1, 1, 2, 1, 1},
+    {2, 1, 17, 17, 17, 1, 30, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    /* ... and on planes at most 16 wide (two rows per vector): 16 columns (8 outputs, the
+     * last odd column inside the row), 15, 9, 2; odd row counts; top pads 0/2 */
+    {2, 1, 3, 3, 3, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 4, 4, 4, 11, 15, 3, 3, 2, 2, 0, 1, 1, 1, 1, 1},
+    {2, 2, 3, 6, 3, 21, 9, 3, 3, 2, 2, 2, 1, 0, 0, 1, 1},
+    {2, 1, 5, 5, 5, 3, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    /* depthwise 3x3 stride 1, left pad 1 (shifted-vector kernel): widths 1, 7, 16, 17,
+     * 32, 33 (the next vector's first column), right pads 0/1/2, top pads 0/1/2 */
+    {2, 1, 3, 3, 3, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 6, 6, 6, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 9, 16, 3, 3, 1, 1, 0, 1, 2, 1, 1, 1},
+    {2, 1, 3, 3, 3, 6, 17, 3, 3, 1, 1, 2, 1, 0, 0, 1, 1},
+    {2, 2, 4, 8, 4, 5, 32, 3, 3, 1, 1, 1, 1, 1, 2, 1, 1},
+    {2, 1, 5, 5, 5, 11, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* ... and on planes at most 7 wide (two rows per vector): odd row counts, pads 0/2 */
+    {2, 1, 4, 4, 4, 9, 6, 3, 3, 1, 1, 0, 1, 2, 0, 1, 1},
+    {2, 2, 3, 6, 3, 3, 7, 3, 3, 1, 1, 2, 1, 0, 1, 1, 1},
+    {2, 1, 9, 9, 9, 10, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
 };
 #define NFIXED ((int)(sizeof fixed_cases / sizeof fixed_cases[0]))
 

@@ -414,10 +414,249 @@ static AI void dw3_body(const int S, const cf_dw_geom *g, const float *x, const 
     }
 }
 
+/* 3x3, stride 2, left pad 1 (MobileNet's downsampling layers): input columns 32j ..
+ * 32j+31 of a row, two loads at the row's own alignment, give all three taps of output
+ * columns 16j .. 16j+15: kx = 1 reads the even columns, kx = 2 the odd ones, and kx = 0
+ * the odd ones moved up one lane with the previous chunk's last odd column (32j - 1;
+ * zero, the padding, for j = 0) in lane 0. A third of dw3_body's loads, which were all
+ * split across cache lines by the -1 offset. Columns at or beyond W load as zero. */
+static void dw3s2_body(const cf_dw_geom *g, const float *x, const float *w, float bias,
+                       float *y) {
+    enum { NU = (DW3_R - 1) * 2 + 3 };
+    const int64_t nch = g->nch, OH = g->OH, OW = g->OW, W = g->W;
+    const __m512 vb = _mm512_set1_ps(bias), lo = _mm512_set1_ps(g->lo), hi = _mm512_set1_ps(g->hi);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = _mm512_set1_ps(w[i]);
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += DW3_R) {
+        const int nr = OH - oy0 < DW3_R ? (int)(OH - oy0) : DW3_R;
+        const float *rows[NU];
+        for (int u = 0; u < NU; u++) {
+            int64_t iy = oy0 * 2 - g->PT + u;
+            rows[u] = iy >= 0 && iy < g->H ? x + iy * W : g->zero_row;
+        }
+        __m512 prev[NU];
+        /* the next pass's rows (8 further down), while this pass computes: the planes of
+         * the 112x112 layer come from L3 */
+        const bool pf = oy0 * 2 - g->PT >= 0 && oy0 * 2 - g->PT + NU + 8 <= g->H;
+#pragma GCC unroll 9
+        for (int u = 0; u < NU; u++) prev[u] = _mm512_setzero_ps();
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t c0 = ch * 32;
+            const int rem = W - c0 < 64 ? (int)(W - c0) : 64;
+            const __mmask16 ma = lo_mask(rem), mb = lo_mask(rem - 16);
+            __m512 a[DW3_R];
+#pragma GCC unroll 4
+            for (int r = 0; r < DW3_R; r++) a[r] = vb;
+#pragma GCC unroll 9
+            for (int u = 0; u < NU; u++) {
+                const __m512 va = _mm512_maskz_loadu_ps(ma, rows[u] + c0);
+                const __m512 vbb = _mm512_maskz_loadu_ps(mb, rows[u] + c0 + 16);
+                if (pf && u > 0) {
+                    _mm_prefetch((const char *)(rows[u] + c0 + 8 * W), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(rows[u] + c0 + 8 * W + 16), _MM_HINT_T0);
+                }
+                const __m512 ev = _mm512_permutex2var_ps(va, even, vbb);
+                const __m512 od = _mm512_permutex2var_ps(va, odd, vbb);
+                const __m512 v0 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                    _mm512_castps_si512(od), _mm512_castps_si512(prev[u]), 15));
+                prev[u] = od;
+#pragma GCC unroll 4
+                for (int r = 0; r < DW3_R; r++) {
+                    const int ky = u - r * 2;
+                    if (ky < 0 || ky > 2) continue;
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], v0, a[r]);
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], ev, a[r]);
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], od, a[r]);
+                }
+            }
+            const __mmask16 sm = lo_mask((int)(OW - ch * LANES));
+            for (int r = 0; r < nr; r++)
+                _mm512_mask_storeu_ps(y + (oy0 + r) * OW + ch * LANES, sm,
+                                      _mm512_min_ps(hi, _mm512_max_ps(lo, a[r])));
+        }
+    }
+}
+
+/* 3x3, stride 1, left pad 1: one load per input row and vector (columns 16j .. 16j+15,
+ * kx = 1) instead of three at -1/0/+1 column offsets (two of them split across cache
+ * lines); kx = 0 and kx = 2 are that vector shifted by one lane with the previous
+ * vector's last column (zero, the padding, for j = 0) or the next vector's first (a
+ * second load, zero beyond W). R output rows per pass: 4, or 8 on planes of one vector
+ * per row (14x14: the chains of 9 dependent FMAs per output vector otherwise leave the
+ * FMA units idle; wider planes have no registers for 8). */
+static AI void dw3s1_body(const int R, const cf_dw_geom *g, const float *x, const float *w,
+                          float bias, float *y) {
+    enum { NU = 2 * DW3_R + 2 };
+    const int nu = R + 2;
+    const int64_t nch = g->nch, OH = g->OH, OW = g->OW, W = g->W;
+    const __m512 vb = _mm512_set1_ps(bias), lo = _mm512_set1_ps(g->lo), hi = _mm512_set1_ps(g->hi);
+    __m512 wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = _mm512_set1_ps(w[i]);
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += R) {
+        const int nr = OH - oy0 < R ? (int)(OH - oy0) : R;
+        const float *rows[NU];
+        for (int u = 0; u < nu; u++) {
+            int64_t iy = oy0 - g->PT + u;
+            rows[u] = iy >= 0 && iy < g->H ? x + iy * W : g->zero_row;
+        }
+        __m512 prev[NU], cur[NU];
+        const __mmask16 m0 = lo_mask(W < LANES ? (int)W : LANES);
+#pragma GCC unroll 10
+        for (int u = 0; u < nu; u++) {
+            prev[u] = _mm512_setzero_ps();
+            cur[u] = _mm512_maskz_loadu_ps(m0, rows[u]);
+        }
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t c1 = (ch + 1) * LANES;
+            const __mmask16 mn = lo_mask(W - c1 < LANES ? (int)(W - c1) : LANES);
+            __m512 a[2 * DW3_R];
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) a[r] = vb;
+#pragma GCC unroll 10
+            for (int u = 0; u < nu; u++) {
+                const __m512 nx = _mm512_maskz_loadu_ps(mn, rows[u] + c1);
+                const __m512i ci = _mm512_castps_si512(cur[u]);
+                const __m512 v0 = _mm512_castsi512_ps(
+                    _mm512_alignr_epi32(ci, _mm512_castps_si512(prev[u]), 15));
+                const __m512 v2 = _mm512_castsi512_ps(
+                    _mm512_alignr_epi32(_mm512_castps_si512(nx), ci, 1));
+                const __m512 v1 = cur[u];
+                prev[u] = cur[u];
+                cur[u] = nx;
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++) {
+                    const int ky = u - r;
+                    if (ky < 0 || ky > 2) continue;
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], v0, a[r]);
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], v1, a[r]);
+                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], v2, a[r]);
+                }
+            }
+            const __mmask16 sm = lo_mask((int)(OW - ch * LANES));
+            for (int r = 0; r < nr; r++)
+                _mm512_mask_storeu_ps(y + (oy0 + r) * OW + ch * LANES, sm,
+                                      _mm512_min_ps(hi, _mm512_max_ps(lo, a[r])));
+        }
+    }
+}
+
+/* Adds the three kx taps of input row-pair u to the accumulators whose kernel row
+ * ky = u - step r falls in 0..2 (the two-rows-per-vector kernels below). */
+static AI void pair_taps(__m512 *a, const __m512 *wv, int u, int step, __m512 t0, __m512 t1,
+                         __m512 t2) {
+#pragma GCC unroll 4
+    for (int r = 0; r < BLK; r++) {
+        const int ky = u - step * r;
+        if (ky < 0 || ky > 2) continue;
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], t0, a[r]);
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], t1, a[r]);
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], t2, a[r]);
+    }
+}
+
+/* Stores the BLK row-pair vectors of the two-rows-per-vector kernels below: vector r
+ * holds output row oy0 + 2r in lanes 0..7 and the next row in lanes 8..15 (clamped). */
+static AI void pair_store(const __m512 *a, int64_t oy0, int64_t OH, int64_t OW, __mmask8 om,
+                          __m512 lo, __m512 hi, float *y) {
+#pragma GCC unroll 4
+    for (int r = 0; r < BLK; r++) {
+        const int64_t oy = oy0 + 2 * r;
+        const __m512 c = _mm512_min_ps(hi, _mm512_max_ps(lo, a[r]));
+        if (oy < OH) _mm256_mask_storeu_ps(y + oy * OW, om, _mm512_castps512_ps256(c));
+        if (oy + 1 < OH)
+            _mm256_mask_storeu_ps(
+                y + (oy + 1) * OW, om,
+                _mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(c), 1)));
+    }
+}
+
+/* 3x3, stride 1, left pad 1 on planes at most 7 wide (MobileNetV2's 7x7 layers): two
+ * output rows per vector (lanes 0.. row oy, lanes 8.. row oy + 1), so 7x7 takes 4 vectors
+ * instead of 7 (plus dw3s1_body's rounding to 8 rows). Lanes W..7 and W+8..15 of the
+ * input row pairs load as zero, so the one-lane shifts for kx = 0 and 2 read padding. */
+static void dw3s1_pair_body(const cf_dw_geom *g, const float *x, const float *w, float bias,
+                            float *y) {
+    enum { NU = 2 * (BLK - 1) + 3 };
+    const int64_t OH = g->OH, OW = g->OW, W = g->W;
+    const __m512 vb = _mm512_set1_ps(bias), lo = _mm512_set1_ps(g->lo), hi = _mm512_set1_ps(g->hi);
+    const __m512i zero = _mm512_setzero_si512();
+    const __mmask8 hm = (__mmask8)((1u << W) - 1u), om = (__mmask8)((1u << OW) - 1u);
+    __m512 wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = _mm512_set1_ps(w[i]);
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += 2 * BLK) {
+        __m512 a[BLK];
+#pragma GCC unroll 4
+        for (int r = 0; r < BLK; r++) a[r] = vb;
+#pragma GCC unroll 9
+        for (int u = 0; u < NU; u++) {
+            const int64_t iy = oy0 - g->PT + u;
+            const float *r0 = iy >= 0 && iy < g->H ? x + iy * W : g->zero_row;
+            const float *r1 = iy + 1 >= 0 && iy + 1 < g->H ? x + (iy + 1) * W : g->zero_row;
+            const __m512i v = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_castps_si256(_mm256_maskz_loadu_ps(hm, r0))),
+                _mm256_castps_si256(_mm256_maskz_loadu_ps(hm, r1)), 1);
+            const __m512 v0 = _mm512_castsi512_ps(_mm512_alignr_epi32(v, zero, 15));
+            const __m512 v1 = _mm512_castsi512_ps(v);
+            const __m512 v2 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, v, 1));
+            pair_taps(a, wv, u, 2, v0, v1, v2);
+        }
+        pair_store(a, oy0, OH, OW, om, lo, hi, y);
+    }
+}
+
+/* 3x3, stride 2, left pad 1 on planes at most 16 wide (8 output columns or fewer: the
+ * 14x14 -> 7x7 layer): two output rows per vector. The input rows 2oy - PT + ky and two
+ * further down load as two vectors whose even (kx = 1) and odd (kx = 2) columns one
+ * permute each gathers into the two halves; kx = 0 is the odd half moved up one lane
+ * (lanes 0 and 8 are the left padding). One pass of 8 output rows per plane instead of
+ * dw3s2_body's two passes of 16-lane rows that leave 9 lanes idle. */
+static void dw3s2_pair_body(const cf_dw_geom *g, const float *x, const float *w, float bias,
+                            float *y) {
+    enum { NU = 4 * (BLK - 1) + 3 };
+    const int64_t OH = g->OH, OW = g->OW, W = g->W;
+    const __m512 vb = _mm512_set1_ps(bias), lo = _mm512_set1_ps(g->lo), hi = _mm512_set1_ps(g->hi);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i zero = _mm512_setzero_si512();
+    const __mmask16 hm = lo_mask((int)W);
+    const __mmask8 om = (__mmask8)((1u << OW) - 1u);
+    __m512 wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = _mm512_set1_ps(w[i]);
+    for (int64_t oy0 = 0; oy0 < OH; oy0 += 2 * BLK) {
+        __m512 a[BLK];
+#pragma GCC unroll 4
+        for (int r = 0; r < BLK; r++) a[r] = vb;
+#pragma GCC unroll 15
+        for (int u = 0; u < NU; u++) {
+            if ((u & 3) == 3) continue; /* no (pair, ky) reads it */
+            const int64_t iy = oy0 * 2 - g->PT + u;
+            const float *r0 = iy >= 0 && iy < g->H ? x + iy * W : g->zero_row;
+            const float *r1 = iy + 2 >= 0 && iy + 2 < g->H ? x + (iy + 2) * W : g->zero_row;
+            const __m512 va = _mm512_maskz_loadu_ps(hm, r0), vbb = _mm512_maskz_loadu_ps(hm, r1);
+            const __m512 ev = _mm512_permutex2var_ps(va, even, vbb);
+            const __m512 od = _mm512_permutex2var_ps(va, odd, vbb);
+            const __m512 v0 = _mm512_maskz_mov_ps(
+                (__mmask16)0xfefe,
+                _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(od), zero, 15)));
+            pair_taps(a, wv, u, 4, v0, ev, od);
+        }
+        pair_store(a, oy0, OH, OW, om, lo, hi, y);
+    }
+}
+
 static void dw_direct_avx512(const cf_dw_geom *g, const float *x, const float *w, float bias,
                              float *y) {
     const bool k3 = g->KH == 3 && g->KW == 3 && g->DH == 1 && g->DW == 1 && g->SH == g->SW;
-    if (k3 && g->SW == 1) dw3_body(1, g, x, w, bias, y);
+    if (k3 && g->SW == 2 && g->PL == 1 && g->W <= 16 && g->OW <= 8)
+        dw3s2_pair_body(g, x, w, bias, y);
+    else if (k3 && g->SW == 2 && g->PL == 1) dw3s2_body(g, x, w, bias, y);
+    else if (k3 && g->SW == 1 && g->PL == 1 && g->W <= 7 && g->OW <= 7)
+        dw3s1_pair_body(g, x, w, bias, y);
+    else if (k3 && g->SW == 1 && g->PL == 1 && g->nch == 1) dw3s1_body(8, g, x, w, bias, y);
+    else if (k3 && g->SW == 1 && g->PL == 1) dw3s1_body(4, g, x, w, bias, y);
+    else if (k3 && g->SW == 1) dw3_body(1, g, x, w, bias, y);
     else if (k3 && g->SW == 2) dw3_body(2, g, x, w, bias, y);
     else if (g->SW == 1) dw_direct_body(1, g, x, w, bias, y);
     else dw_direct_body(2, g, x, w, bias, y);

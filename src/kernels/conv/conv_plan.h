@@ -96,6 +96,10 @@ struct pl_conv_fast {
     bool wino_xi;          /* few blocks (small planes) with threads: the GEMMs run as
                             * tasks over (block, xi) into products for the whole plane
                             * (shared region), then the output transform over rows */
+    int wino_batch;        /* > 1: images run in groups of up to this many, their tiles as
+                            * one tile set (cf_wino_batch): each transformed weight sliver
+                            * serves the tiles of all of them (small planes at batch > 1) */
+    int64_t img_prep;      /* floats of one image's prepared input (wino_batch) */
 
     /* SPARSE (conv_sparse.c): per group, the Mg x K weights (K ordered (c, tap)) as a
      * sparse matrix times the prepared planes (B row k at koff[k]); columns are
@@ -146,6 +150,12 @@ bool cf_wino_applies(const cf_geom *g);
 pl_status cf_wino_create(pl_conv_fast *f, const float *w);
 void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
                    pl_threadpool *pool);
+/* Batched: nimg (<= wino_batch) images prepared at xin (img_prep floats apart) into y
+ * (and res) of consecutive images; ws as cf_wino_image's. */
+void cf_wino_batch(const pl_conv_fast *f, const float *xin, int64_t nimg, const float *res,
+                   float *y, float *ws, pl_threadpool *pool);
+/* Images per group for batched Winograd of g (1: image by image). */
+int cf_wino_batch_size(const cf_geom *g);
 
 /* SPARSE (conv_sparse.c). */
 pl_status cf_sparse_create(pl_conv_fast *f, const float *w);
