@@ -258,15 +258,17 @@ static void mm_state_free(mm_state *s) {
 void matmul_release(void *state) { mm_state_free(state); }
 void gemm_release(void *state) { mm_state_free(state); }
 
-/* Packs op(X) (rows x K; A when is_a, else B) into a new state. */
+/* Packs op(X) (rows x K; A when is_a, else B) into a new state. other: the run's other
+ * dimension (M for B) when known, else 0; the packer picks the layout and K blocking
+ * that run fastest with it. */
 static pl_status mm_pack(const pl_op_ctx *c, mm_state *st, bool is_a, bool trans, int64_t rows,
-                         int64_t K, const float *X, int64_t ld) {
+                         int64_t K, const float *X, int64_t ld, int64_t other) {
     size_t size = is_a ? pl_sgemm_packed_a_size(rows, K) : pl_sgemm_packed_b_size(K, rows);
     if (size == 0 || rows == 0 || K == 0) return PL_OK;
     void *buf = malloc(size);
     if (!buf) return pl_op_error(c, PL_ERR_NOMEM, "out of memory packing weights (%zu bytes)", size);
-    pl_status s = is_a ? pl_sgemm_pack_a(trans, rows, K, X, ld, buf, size)
-                       : pl_sgemm_pack_b(trans, K, rows, X, ld, buf, size);
+    pl_status s = is_a ? pl_sgemm_pack_a_hint(trans, rows, K, X, ld, other, buf, size)
+                       : pl_sgemm_pack_b_hint(trans, K, rows, X, ld, other, buf, size);
     if (s != PL_OK) {
         free(buf);
         return s;
@@ -346,7 +348,7 @@ pl_status matmul_prepare(pl_op_ctx *c) {
         c->state = st;
         return PL_OK;
     }
-    if (r == PL_OK) r = mm_pack(c, st, false, false, s.N, s.K, b->data, s.N);
+    if (r == PL_OK) r = mm_pack(c, st, false, false, s.N, s.K, b->data, s.N, s.batch * s.M);
     if (r != PL_OK || !st->packed) {
         mm_state_free(st);
         return r;
@@ -560,8 +562,10 @@ pl_status gemm_prepare(pl_op_ctx *c) {
                               pl_attr_float(c->node, "alpha", 1.0f), mm_sparse_mode(), &st->sparse,
                               &c->scratch_size);
     if (r == PL_OK && st->sparse) c->packed_inputs |= 1u << 1;
-    else if (r == PL_OK && b->data) r = mm_pack(c, st, false, g.tb, g.N, g.K, b->data, b->dims[1]);
-    else if (r == PL_OK && a->data) r = mm_pack(c, st, true, g.ta, g.M, g.K, a->data, a->dims[1]);
+    else if (r == PL_OK && b->data)
+        r = mm_pack(c, st, false, g.tb, g.N, g.K, b->data, b->dims[1], 0);
+    else if (r == PL_OK && a->data)
+        r = mm_pack(c, st, true, g.ta, g.M, g.K, a->data, a->dims[1], 0);
     if (r == PL_OK && cc && cc->data && beta != 0 && gemm_c_is_row(cc)) {
         st->cbias = malloc((size_t)g.N * sizeof(float));
         if (!st->cbias) r = pl_op_error(c, PL_ERR_NOMEM, "out of memory");

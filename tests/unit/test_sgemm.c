@@ -355,6 +355,28 @@ int main(void) {
             g.pool = pools[v % 4];
             run_case(&g);
         }
+        /* Transformer shapes: few rows of A against long N and K. On 2-3 threads the
+         * tasks split N and share one packing of A; B packed with the row count as a
+         * hint takes the long KC (several long K blocks here, the last one shorter). */
+        for (int v = 0; v < 10; v++) {
+            static const int ms[] = {130, 29, 1, 15, 14, 128, 43, 2, 130, 57};
+            static const int ns[] = {300, 700, 500, 64, 97, 33, 260, 1000, 31, 129};
+            static const int ks[] = {1600, 770, 800, 900, 1537, 768, 2311, 96, 769, 1000};
+            gcase g = plain(ms[v], ns[v], ks[v]);
+            g.pack_b = v % 3 != 1;
+            g.hint = g.pack_b ? (v == 5 ? 2 : 1) : 0;
+            g.rows = v == 4;
+            if (g.rows) g.pack_b = false, g.hint = 0;
+            g.ta = v % 4 == 3;
+            g.tb = v % 5 == 2;
+            g.pad_a = v % 2 ? 3 : 0;
+            g.beta = v % 3 == 0 ? 0.5f : 0.0f;
+            g.col_bias = true;
+            g.residual = v % 2 == 0;
+            g.act = v % 4 == 0 ? PL_SGEMM_ACT_GELU_ERF : PL_SGEMM_ACT_NONE;
+            g.pool = pools[2 + v % 2];
+            run_case(&g);
+        }
         /* Random mixes of everything. */
         int nrand = 250;
         for (int r = 0; r < nrand; r++) {
