@@ -16,6 +16,8 @@
 #include "ops/conv_band.h"
 
 #define COL_MAX_NODES 16 /* layers in one chain */
+#define MIN_INC_PX 192   /* output pixels of the smallest kept-halo kernel call */
+#define PENDING_BYTES (16.0 * 1024 * 1024) /* raw weights held for chain decisions */
 /* AUTO runs a chain as columns only when its estimate is this much faster: the model
  * is rough, and a wrong choice for columns costs more than a missed one */
 #define AUTO_MARGIN 0.85
@@ -24,6 +26,10 @@
  * as columns beat the model's pick in 4 of 4 runs), so AUTO takes them up to 15%
  * estimated slower */
 #define AUTO_MARGIN_L3 1.15
+/* ... and chains of one band per image (no halos, no copies, whole planes per kernel
+ * call): measured never slower than layers when estimated faster (MobileNetV2 and
+ * ResNet-50 90% at batch 16: 1.01-1.45x), so no margin */
+#define AUTO_MARGIN_WHOLE 1.0
 
 /* Machine model of the estimate (per thread): measured on the dev machine with
  * bench/conv_bench-like runs; only the ratios between the two schedules matter. */
@@ -44,9 +50,17 @@ typedef struct col_node {
     int64_t Rin;   /* input rows of its band */
     bool in_direct, res_direct; /* reads the producer's buffer as it is */
     size_t out_off, in_off, res_off; /* floats into the thread's buffer */
+    /* kept halos: after the first band of a segment, a node whose window overlaps the
+     * previous band's (inc) keeps those rows and computes only its Rn = T*S new ones
+     * (Rin_n input rows) into tmp, through its second band plan */
+    bool inc;
+    int64_t Rn, Rin_n;
+    size_t tmp_off, inc_in_off, inc_res_off;
+    pl_conv_fast *band_inc;
     double macs_row;  /* nonzero-weight MACs per output row */
     double rate;      /* MAC/s layer by layer (dense or sparse) */
     double band_rate; /* MAC/s over a band */
+    double whole_rate; /* MAC/s over one whole image (a Winograd layer loses it) */
     double wbytes;    /* packed weights */
     pl_conv_fast *band;
 } col_node;
@@ -57,13 +71,22 @@ typedef struct col_chain {
     int in_value, out_value;
     int64_t N, C, H, W, M, OH, OW;
     int64_t T, nb;          /* tile rows, bands per image */
+    int64_t segs;           /* segments per image: runs of consecutive bands one thread walks */
+    bool whole;             /* T = OH: one band per image, layers with their own padding */
     size_t ws_floats;       /* per-thread band buffers */
     size_t kscratch;        /* per-thread kernel scratch bytes */
     double bytes_layers, bytes_cols, t_layers, t_cols;
+    double mem_layers;      /* bytes layer by layer moves to and from memory */
     int tier;               /* 0: buffers sized to L2, 1: to a share of L3 */
+    bool wide;              /* even a band of one row does not fit the L2 budget */
     bool used;
     char reason[96];
 } col_chain;
+
+typedef struct col_machine {
+    double l2, l3;
+    int threads;
+} col_machine;
 
 typedef struct pl_columns {
     int nchains;
@@ -72,11 +95,23 @@ typedef struct pl_columns {
     size_t slot_bytes; /* per-thread scratch */
     uint8_t *scratch;
     char *report;
+    /* planning state (pl_columns_begin .. pl_columns_finish) */
+    int req;           /* the schedule requested */
+    bool off;          /* no chains in this graph (subgraph, control flow) */
+    int cursor;        /* steps before it are decided */
+    int *uses;         /* count_uses() */
+    col_chain *cand, *best;
+    col_machine mc;
+    size_t slot;       /* largest per-thread need so far */
 } pl_columns;
 
 static int forced_rows = -1;
 
 void pl_columns_force_rows(int rows) { forced_rows = rows; }
+
+static int forced_keep = -1;
+
+void pl_columns_force_keep(int keep) { forced_keep = keep; }
 
 static int64_t rows_override(void) {
     if (forced_rows >= 0) return forced_rows;
@@ -118,6 +153,9 @@ static bool fill_node(pl_session *s, int st, col_node *nd) {
                       p->dilation[0] == 1 && p->dilation[1] == 1 && p->group == 1 && nd->C >= 16;
     nd->rate = sparse ? RATE_SPARSE : wino ? 2 * RATE_DENSE : RATE_DENSE;
     nd->band_rate = sparse ? RATE_SPARSE : RATE_BAND;
+    /* measured (dense MobileNetV2 b16, one image per call): 1x1 and depthwise layers
+     * run as fast as layer by layer; ResNet-50's Winograd 3x3 layers do not */
+    nd->whole_rate = sparse ? RATE_SPARSE : wino ? RATE_BAND : RATE_DENSE;
     nd->wbytes = sparse ? nnz * 6.0 : params * 4.0;
     return true;
 }
@@ -153,37 +191,54 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
         if (nd->src >= 0 && !hull(&ch->nodes[nd->src], in_lo, in_lo + nd->Rin, nd->S * nd->SH)) return false;
         if (nd->rsrc >= 0 && !hull(&ch->nodes[nd->rsrc], nd->lo, nd->lo + nd->R, nd->S)) return false;
     }
+    /* one band per image: every layer runs on its whole image with its own vertical
+     * padding, reading its producers' buffers and the chain input in place, the last
+     * one writing the output (no copies, no rows outside the images) */
+    ch->whole = T >= ch->OH;
+    for (int k = 0; ch->whole && k < ch->n; k++) {
+        col_node *nd = &ch->nodes[k];
+        nd->lo = 0;
+        nd->R = nd->OH;
+        nd->Rin = nd->H;
+    }
     /* buffers of one tile, placed first-fit by their lifetime in node order: a node's
-     * output lives until its last reader, input and residual copies for its run only */
+     * output lives until its last reader (for the whole segment when it keeps rows
+     * from band to band), input and residual copies for its run only */
     struct {
         size_t size, off;
         int from, to;
-    } b[3 * COL_MAX_NODES];
-    size_t *where[3 * COL_MAX_NODES];
+    } b[6 * COL_MAX_NODES];
+    size_t *where[6 * COL_MAX_NODES];
     int nbuf = 0;
     size_t kscr = 0;
+#define BUF(sz, f, t, w) (b[nbuf].size = up16((size_t)(sz)), b[nbuf].from = (f), b[nbuf].to = (t), where[nbuf++] = (w))
     for (int k = 0; k < ch->n; k++) {
         col_node *nd = &ch->nodes[k];
         const int64_t in_lo = nd->lo * nd->SH - nd->PT;
         int to = k;
         for (int j = k + 1; j < ch->n; j++)
             if (ch->nodes[j].src == k || ch->nodes[j].rsrc == k) to = j;
-        b[nbuf].size = up16((size_t)(nd->M * nd->R * nd->OW));
-        b[nbuf].from = k;
-        b[nbuf].to = to;
-        where[nbuf++] = &nd->out_off;
-        nd->in_direct = nd->src >= 0 && in_lo == ch->nodes[nd->src].lo && nd->Rin == ch->nodes[nd->src].R;
-        if (!nd->in_direct) {
-            b[nbuf].size = up16((size_t)(nd->C * nd->Rin * nd->W));
-            b[nbuf].from = b[nbuf].to = k;
-            where[nbuf++] = &nd->in_off;
-        }
-        nd->res_direct = nd->rsrc >= 0 && nd->lo == ch->nodes[nd->rsrc].lo && nd->R == ch->nodes[nd->rsrc].R;
-        if (nd->rsrc != -2 && !nd->res_direct) {
-            b[nbuf].size = up16((size_t)(nd->M * nd->R * nd->OW));
-            b[nbuf].from = b[nbuf].to = k;
-            where[nbuf++] = &nd->res_off;
-        }
+        nd->Rn = T * nd->S;
+        /* kept halos only where the new rows make a kernel call of some size: the
+         * kernels lose much more than the halo's share on calls of a few pixels
+         * (measured: MobileNetV2 90% b16 as 1-row bands ran at half the speed of
+         * 4-row bands with their halos recomputed) */
+        nd->inc = k < ch->n - 1 && T < ch->OH && nd->R > nd->Rn &&
+                  (forced_keep < 0 ? nd->Rn * nd->OW >= MIN_INC_PX : forced_keep > 0);
+        nd->Rin_n = (nd->Rn - 1) * nd->SH + (nd->KH - 1) * nd->DH + 1;
+        const bool whole = ch->whole;
+        if (whole) nd->inc = false;
+        if (!(whole && k == ch->n - 1)) BUF(nd->M * nd->R * nd->OW, nd->inc ? 0 : k, nd->inc ? ch->n - 1 : to, &nd->out_off);
+        nd->in_direct = nd->src >= 0 && ((in_lo == ch->nodes[nd->src].lo && nd->Rin == ch->nodes[nd->src].R) || whole);
+        nd->res_direct = nd->rsrc >= 0 && ((nd->lo == ch->nodes[nd->rsrc].lo && nd->R == ch->nodes[nd->rsrc].R) || whole);
+        /* a node's first-band and new-row copies are never used in the same band: one
+         * buffer each for input and residual */
+        const int64_t in_n = !nd->in_direct && !whole ? nd->C * nd->Rin * nd->W : nd->inc ? nd->C * nd->Rin_n * nd->W : 0;
+        const int64_t res_n = nd->rsrc != -2 && !nd->res_direct && !whole ? nd->M * nd->R * nd->OW
+                              : nd->inc && nd->rsrc != -2 ? nd->M * nd->Rn * nd->OW : 0;
+        if (in_n) BUF(in_n, k, k, &nd->in_off);
+        if (res_n) BUF(res_n, k, k, &nd->res_off);
+        if (nd->inc) BUF(nd->M * nd->Rn * nd->OW, k, k, &nd->tmp_off);
         /* padded or strided inputs are prepared (copied) by the kernel */
         const pl_conv_params *p = &nd->ci.p;
         bool prep = p->pad_begin[1] > 0 || p->stride[0] > 1 || p->stride[1] > 1 || p->kernel[0] > 1 || p->kernel[1] > 1;
@@ -191,6 +246,7 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
         if (p->group == p->in_channels && p->group > 1) ks = (size_t)nd->W + 64; /* depthwise: a zero row */
         if (ks > kscr) kscr = ks;
     }
+#undef BUF
     size_t off = 0;
     for (int i = 0; i < nbuf; i++) {
         size_t at = 0;
@@ -208,15 +264,14 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
         *where[i] = at;
         if (at + b[i].size > off) off = at + b[i].size;
     }
+    for (int k = 0; k < ch->n; k++) {
+        ch->nodes[k].inc_in_off = ch->nodes[k].in_off;
+        ch->nodes[k].inc_res_off = ch->nodes[k].res_off;
+    }
     *ws_floats = off;
     *kscr_est = kscr;
     return true;
 }
-
-typedef struct col_machine {
-    double l2, l3;
-    int threads;
-} col_machine;
 
 /* Estimates of both schedules for the chain laid out with T rows per tile (after
  * layout()), per inference: bytes moved beyond L2 and seconds, from a simple machine
@@ -232,6 +287,18 @@ typedef struct col_machine {
 /* Kernel efficiency on a plane of `px` output pixels: the per-call and per-weight
  * costs spread over fewer pixels (fitted to the sparse kernel on 56x56 .. 7x7 planes). */
 static double pix_eff(int64_t px) { return (double)px / ((double)px + 64.0); }
+
+/* Segments per image for nb bands of an image, N images and th threads: a thread walks
+ * a segment's bands top to bottom keeping halos, so as few segments as keep the
+ * threads busy (whole rounds of tasks; an uneven last round costs a share). */
+static int64_t seg_count(int64_t N, int th, int64_t nb) {
+    int64_t segs = (th + N - 1) / N;
+    if (N * segs % th && N < 4 * th) segs = (2 * th + N - 1) / N;
+    /* an image of many bands split over the threads: up to 4 segments per thread
+     * of 8 bands or more (a thread held up by other load then delays less) */
+    if (N < th && nb >= 16 * th) segs = th * (nb / (8 * th) < 4 ? nb / (8 * th) : 4);
+    return segs < 1 ? 1 : segs > nb ? nb : segs;
+}
 
 static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machine *mc) {
     const double N = (double)ch->N, th = (double)mc->threads, half = mc->l2 * 0.5, l3half = mc->l3 * 0.5;
@@ -249,14 +316,19 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
         wb += nd->wbytes;
     }
     ch->bytes_layers = l3_l + mem_l + wb;
+    ch->mem_layers = mem_l;
     ch->t_layers = (t_l + mem_l / BW_STREAM + l3_l / BW_L3) / th + (double)ch->n * 5e-6;
     const int64_t nb = (ch->OH + T - 1) / T;
-    const double tiles = N * (double)nb;
+    const double tiles = N * (double)nb, tasks = N * (double)seg_count(ch->N, mc->threads, nb);
     double t_c = 0, l3_c = 0, mem_c = 0, in_c = 0;
     const double out_b = N * (double)(ch->M * ch->OH * ch->OW) * 4.0;
     for (int k = 0; k < ch->n; k++) {
         const col_node *nd = &ch->nodes[k];
-        t_c += tiles * (double)nd->R * nd->macs_row / (nd->band_rate * pix_eff(nd->R * nd->OW));
+        /* costed as if every band recomputed its halo rows: kept halos save those
+         * MACs but run their new rows as smaller kernel calls, which the model does
+         * not see (measured: costing the saving made it pick 1-row bands that ran at
+         * half speed) */
+        t_c += tiles * (double)nd->R * nd->macs_row / ((ch->whole ? nd->whole_rate : nd->band_rate) * pix_eff(nd->R * nd->OW));
         if (nd->src == -1) in_c += tiles * (double)nd->Rin * (double)(nd->C * nd->W) * 4.0;
         if (nd->rsrc == -1) in_c += tiles * (double)nd->R * (double)(nd->M * nd->OW) * 4.0;
     }
@@ -269,8 +341,9 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
     else l3_c += w_c;
 #undef TRAFFIC
     ch->bytes_cols = l3_c + mem_c;
-    const double rounds = (double)(int64_t)((tiles + th - 1) / th);
-    ch->t_cols = rounds * th / tiles * (t_c + mem_c / BW_STREAM + l3_c / BW_L3) / th + rounds * (double)ch->n * 2e-6;
+    const double rounds = (double)(int64_t)((tasks + th - 1) / th);
+    ch->t_cols = rounds * th / tasks * (t_c + mem_c / BW_STREAM + l3_c / BW_L3) / th +
+                 rounds * tiles / tasks * (double)ch->n * 2e-6;
 }
 
 /* The best tile rows for the chain (the fastest estimate whose working set fits the
@@ -283,13 +356,25 @@ static bool choose_tile(col_chain *ch, const col_machine *mc) {
     int64_t best = 0;
     double best_t = 0;
     size_t ws = 0, ks = 0;
+    if (!layout(ch, 1, &ws, &ks)) return false;
+    ch->wide = (double)(ws + ks) * 4.0 > budgets[0] && ch->OH > 1;
     for (int tier = 0; tier < 2 && !best; tier++) {
         if (tier == 1 && (forced > 0 || budgets[1] <= budgets[0])) break;
         for (int64_t T = 1; T <= ch->OH; T++) {
             if (forced > 0 && T != (forced < ch->OH ? forced : ch->OH)) continue;
             if (!layout(ch, T, &ws, &ks)) return false;
             const double bytes = (double)(ws + ks) * 4.0;
-            if (forced <= 0 && bytes > budgets[tier]) break; /* grows with T */
+            /* grows with T, except that one band per image reads and writes in place;
+             * bands whose last layer makes kernel calls of fewer than MIN_INC_PX pixels
+             * are not taken (measured: MobileNetV2 90% b16's first chain as 1-row
+             * bands of 56 pixels ran at half the speed of 4-row bands) */
+            const bool tiny = T < ch->OH && T * ch->OW < MIN_INC_PX;
+            if (forced <= 0 && (bytes > budgets[tier] || tiny)) {
+                if (tiny && bytes <= budgets[tier]) continue;
+                if (T >= ch->OH) break;
+                T = ch->OH - 1;
+                continue;
+            }
             estimate(ch, T, (size_t)bytes, mc);
             if (!best || ch->t_cols < best_t) {
                 best = T;
@@ -302,29 +387,37 @@ static bool choose_tile(col_chain *ch, const col_machine *mc) {
     ch->tier = (double)(ws + ks) * 4.0 > budgets[0] && forced <= 0;
     ch->T = best;
     ch->nb = (ch->OH + best - 1) / best;
+    ch->segs = seg_count(ch->N, mc->threads, ch->nb);
     ch->ws_floats = ws;
     ch->kscratch = ks * 4;
     estimate(ch, best, (ws + ks) * 4, mc);
     return true;
 }
 
-/* Steps whose outputs are read anywhere: uses[v] counts the step inputs reading v. */
+/* How often each value is read: uses[v] counts the node inputs reading v over the
+ * whole graph (planning runs while the steps are still being made; nodes folded away
+ * only make this count larger, which keeps a chain out, never wrongly in). */
 static int *count_uses(const pl_session *s) {
     int *uses = calloc((size_t)s->g->nvalues + 1, sizeof *uses);
     if (!uses) return NULL;
-    for (int i = 0; i < s->nsteps; i++) {
-        const pl_node *n = &s->g->nodes[s->steps[i].node];
+    for (int i = 0; i < s->g->nnodes; i++) {
+        const pl_node *n = &s->g->nodes[i];
         for (int k = 0; k < n->nin; k++)
             if (n->in[k] >= 0) uses[n->in[k]]++;
     }
     for (int k = 0; k < s->g->noutputs; k++) uses[s->g->outputs[k]] += 1 << 20; /* never internal */
-    /* values made by a dynamic step may change shape at run time: never a chain input */
+    return uses;
+}
+
+/* Whether value v is made by a dynamic step (its shape may change at run time: never
+ * a chain input). The producer comes before the chain, so it is prepared already. */
+static bool made_dynamic(const pl_session *s, int v) {
     for (int i = 0; i < s->nsteps; i++) {
         const pl_node *n = &s->g->nodes[s->steps[i].node];
         for (int k = 0; s->steps[i].dynamic && k < n->nout; k++)
-            if (n->out[k] >= 0) uses[n->out[k]] += 1 << 21;
+            if (n->out[k] == v) return true;
     }
-    return uses;
+    return false;
 }
 
 /* Chain of steps first..first+n-1 (already filled nodes) as a column candidate: the
@@ -344,7 +437,7 @@ static bool chain_valid(const pl_session *s, col_chain *ch, const int *uses) {
     ch->out_value = g->nodes[s->steps[last->step].node].out[0];
     const pl_tensor *o = &g->values[ch->out_value].t;
     const pl_tensor *x = &g->values[ch->in_value].t;
-    if (o->ndim != 4 || x->ndim != 4 || uses[ch->in_value] >= 1 << 21) return false;
+    if (o->ndim != 4 || x->ndim != 4 || made_dynamic(s, ch->in_value)) return false;
     ch->N = x->dims[0];
     ch->C = x->dims[1];
     ch->H = x->dims[2];
@@ -398,15 +491,26 @@ static pl_status make_bands(col_chain *ch) {
         col_node *nd = &ch->nodes[k];
         pl_conv_params bp = nd->ci.p;
         bp.batch = 1;
-        bp.in_size[0] = nd->Rin;
-        bp.out_size[0] = nd->R;
-        bp.pad_begin[0] = 0;
+        if (!ch->whole) {
+            bp.in_size[0] = nd->Rin;
+            bp.out_size[0] = nd->R;
+            bp.pad_begin[0] = 0;
+        }
         if (!nd->ci.w) return pl_error(PL_ERR_UNSUPPORTED, "the raw weights were released");
         if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
             return pl_error(PL_ERR_UNSUPPORTED, "band geometry has no fast convolution");
         PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp), 1,
                                    &nd->band));
         size_t sz = pl_conv_fast_scratch_size(nd->band);
+        if (sz > kscr) kscr = sz;
+        if (!nd->inc) continue;
+        bp.in_size[0] = nd->Rin_n;
+        bp.out_size[0] = nd->Rn;
+        if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
+            return pl_error(PL_ERR_UNSUPPORTED, "band geometry has no fast convolution");
+        PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp), 1,
+                                   &nd->band_inc));
+        sz = pl_conv_fast_scratch_size(nd->band_inc);
         if (sz > kscr) kscr = sz;
     }
     ch->kscratch = round64(kscr);
@@ -416,7 +520,8 @@ static pl_status make_bands(col_chain *ch) {
 static void free_bands(col_chain *ch) {
     for (int k = 0; k < ch->n; k++) {
         pl_conv_fast_destroy(ch->nodes[k].band);
-        ch->nodes[k].band = NULL;
+        pl_conv_fast_destroy(ch->nodes[k].band_inc);
+        ch->nodes[k].band = ch->nodes[k].band_inc = NULL;
     }
 }
 
@@ -427,6 +532,9 @@ void pl_columns_free(pl_session *s) {
         free(c->chains);
         free(c->scratch);
         free(c->report);
+        free(c->uses);
+        free(c->cand);
+        free(c->best);
         free(c);
     }
     s->cols = NULL;
@@ -450,11 +558,12 @@ static pl_status build_report(pl_session *s, int req, const col_machine *mc) {
         len += (size_t)snprintf(r + len, cap - len,
                                 "chain %d: %s .. %s (%d layers, %lldx%lldx%lld -> %lldx%lldx%lld), tile %lld rows, "
                                 "%lld tiles per image, working set %.0f KB, bytes per inference: layers %.2f MB, "
-                                "columns %.2f MB%s%s\n",
+                                "columns %.2f MB; time estimate: layers %.3f ms, columns %.3f ms%s%s\n",
                                 i, a->name, b->name, ch->n, (long long)ch->C, (long long)ch->H, (long long)ch->W,
                                 (long long)ch->M, (long long)ch->OH, (long long)ch->OW, (long long)ch->T,
                                 (long long)ch->nb, (double)(ch->ws_floats * 4 + ch->kscratch) / 1024.0,
-                                ch->bytes_layers / 1e6, ch->bytes_cols / 1e6, ch->used ? "" : ", not used: ",
+                                ch->bytes_layers / 1e6, ch->bytes_cols / 1e6, ch->t_layers * 1e3, ch->t_cols * 1e3,
+                                ch->used ? "" : ", not used: ",
                                 ch->used ? "" : ch->reason);
         tl += ch->bytes_layers;
         tc += ch->bytes_cols;
@@ -473,45 +582,84 @@ static pl_status build_report(pl_session *s, int req, const col_machine *mc) {
     return PL_OK;
 }
 
-pl_status pl_columns_plan(pl_session *s) {
+pl_status pl_columns_begin(pl_session *s) {
     pl_columns_free(s);
     if (s->parent) return PL_OK; /* subgraphs run layer by layer */
-    /* control flow reads values by name from inside its bodies: keep such graphs
-     * layer by layer rather than track those readers */
-    bool bodies = false;
-    for (int i = 0; i < s->g->nnodes; i++)
-        for (int a = 0; a < s->g->nodes[i].nattr; a++) bodies |= s->g->nodes[i].attrs[a].g != NULL;
-    const int req = pl_columns_requested(s);
     pl_columns *c = calloc(1, sizeof *c);
     if (!c) return pl_error(PL_ERR_NOMEM, "out of memory");
     s->cols = c;
+    c->req = pl_columns_requested(s);
     const pl_cpu_info *ci = pl_cpu();
-    col_machine mc = {(double)(ci->l2 ? ci->l2 : (1u << 20)), (double)(ci->l3 ? ci->l3 : (8u << 20)),
-                      pl_threadpool_size(s->pool)};
-    c->nthreads = mc.threads;
-    int *uses = count_uses(s);
-    c->chains = calloc((size_t)(s->nsteps ? s->nsteps : 1), sizeof *c->chains);
-    if (!uses || !c->chains) {
-        free(uses);
+    c->mc = (col_machine){(double)(ci->l2 ? ci->l2 : (1u << 20)), (double)(ci->l3 ? ci->l3 : (8u << 20)),
+                          pl_threadpool_size(s->pool)};
+    c->nthreads = c->mc.threads;
+    /* control flow reads values by name from inside its bodies: keep such graphs
+     * layer by layer rather than track those readers */
+    for (int i = 0; i < s->g->nnodes && !c->off; i++)
+        for (int a = 0; a < s->g->nodes[i].nattr; a++) c->off |= s->g->nodes[i].attrs[a].g != NULL;
+    if (c->off) return PL_OK;
+    c->uses = count_uses(s);
+    c->chains = calloc((size_t)(s->g->nnodes ? s->g->nnodes : 1), sizeof *c->chains);
+    c->cand = malloc(sizeof *c->cand);
+    c->best = malloc(sizeof *c->best);
+    s->col_internal = calloc((size_t)s->g->nvalues + 1, sizeof *s->col_internal);
+    if (!c->uses || !c->chains || !c->cand || !c->best || !s->col_internal)
         return pl_error(PL_ERR_NOMEM, "out of memory");
+    return PL_OK;
+}
+
+/* Chain `ch` will run as columns: its band plans replace the layer plans at once (one
+ * packed copy of its weights at a time while the session is made). */
+static pl_status take_chain(pl_session *s, col_chain *ch, int idx) {
+    pl_columns *c = s->cols;
+    pl_status st = make_bands(ch);
+    if (st == PL_ERR_UNSUPPORTED) {
+        free_bands(ch);
+        ch->used = false;
+        snprintf(ch->reason, sizeof ch->reason, "%s", pl_error_msg());
+        pl_error_clear();
+        return PL_OK;
     }
-    col_chain *cand = malloc(sizeof *cand), *best = malloc(sizeof *best);
-    if (!cand || !best) {
-        free(uses);
-        free(cand);
-        free(best);
-        return pl_error(PL_ERR_NOMEM, "out of memory");
+    PL_TRY(st);
+    size_t need = round64(ch->ws_floats * sizeof(float)) + ch->kscratch;
+    if (need > c->slot) c->slot = need;
+    for (int k = 0; k < ch->n; k++) {
+        pl_step *sp = &s->steps[ch->nodes[k].step];
+        const pl_node *n = &s->g->nodes[sp->node];
+        if (sp->state && n->op->release) n->op->release(sp->state);
+        sp->state = NULL;
+        sp->chain = idx + 1;
+        snprintf(sp->kernel, sizeof sp->kernel, "%s (column %d)", pl_conv_algo_name(pl_conv_fast_algo(ch->nodes[k].band)), idx);
+        if (k < ch->n - 1) s->col_internal[n->out[0]] = true;
     }
-    for (int i = 0; i < (bodies ? 0 : s->nsteps);) {
+    return PL_OK;
+}
+
+pl_status pl_columns_advance(pl_session *s, bool all, int *decided) {
+    pl_columns *c = s->cols;
+    if (!c || c->off) {
+        if (decided) *decided = s->nsteps;
+        return PL_OK;
+    }
+    col_chain *cand = c->cand, *best = c->best;
+    const col_machine *mc = &c->mc;
+    /* a chain from `i` may reach COL_MAX_NODES steps: decide it once they all exist,
+     * or earlier when the undecided steps hold more than PENDING_BYTES of raw weights
+     * (the session's peak memory: raw and packed weights of those steps coexist) */
+    for (;;) {
+        double pending = 0;
+        for (int k = c->cursor; k < s->nsteps; k++) pending += 4.0 * (double)s->step_params[k];
+        if (!(c->cursor < s->nsteps && (all || c->cursor + COL_MAX_NODES <= s->nsteps || pending > PENDING_BYTES))) break;
+        const int i = c->cursor;
         memset(cand, 0, sizeof *cand);
         bool found = false;
         double best_gain = 0;
         cand->first = i;
         for (int j = i; j < s->nsteps && cand->n < COL_MAX_NODES; j++) {
             if (!add_node(s, cand, j)) break;
-            if (cand->n < 2 || !chain_valid(s, cand, uses)) continue;
+            if (cand->n < 2 || !chain_valid(s, cand, c->uses)) continue;
             cand->last = j;
-            if (!choose_tile(cand, &mc)) continue;
+            if (!choose_tile(cand, mc)) continue;
             double gain = cand->t_layers - cand->t_cols;
             /* chains whose buffers fit L2 first, by estimated gain (the longer chain
              * when within 2% of the layers' time: fewer tensors in memory); else the
@@ -527,61 +675,54 @@ pl_status pl_columns_plan(pl_session *s) {
             }
         }
         if (!found) {
-            i++;
+            c->cursor++;
             continue;
         }
-        best->used = req == PILLAR_SCHEDULE_COLUMNS || (req == PILLAR_SCHEDULE_AUTO && best->t_cols < (best->tier ? AUTO_MARGIN_L3 : AUTO_MARGIN) * best->t_layers);
+        const int req = c->req;
+        /* the L3 margin is for images too wide for an L2 band; dense whole images in
+         * L3 get the usual one (measured: dense ResNet-50 b16's whole downsampling
+         * blocks in L3, estimated 5-9% faster, made AUTO 6% slower than layers; the
+         * pruned ones won 1.08-1.11x) */
+        bool dense = false;
+        for (int k = 0; k < best->n; k++) dense |= best->nodes[k].rate != RATE_SPARSE;
+        const double margin = best->whole ? (best->tier && dense ? AUTO_MARGIN : AUTO_MARGIN_WHOLE)
+                              : best->tier && best->wide ? AUTO_MARGIN_L3 : AUTO_MARGIN;
+        /* bands of an image split over the threads, where layer by layer every tensor
+         * of the chain stays in L3 (batch 1 at 224x224): AUTO leaves them layers.
+         * Measured on MobileNetV2 at batch 1: taking the chains estimated 15% faster
+         * ran slower than both pure schedules (in 4 of 4 rounds); leaving them, AUTO
+         * runs like layers (the whole columns schedule is 4-10% faster there) */
+        const bool in_l3 = !best->tier && !best->whole && best->mem_layers <= 0 && best->N < mc->threads;
+        best->used = req == PILLAR_SCHEDULE_COLUMNS ||
+                     (req == PILLAR_SCHEDULE_AUTO && !in_l3 && best->t_cols < margin * best->t_layers);
         if (!best->used)
             snprintf(best->reason, sizeof best->reason, req == PILLAR_SCHEDULE_LAYERS ? "layers requested"
+                     : in_l3 && best->t_cols < margin * best->t_layers ? "layer by layer its tensors stay in L3"
                      : "estimated %.2f ms against %.2f ms layer by layer", best->t_cols * 1e3, best->t_layers * 1e3);
-        c->chains[c->nchains++] = *best;
-        i = best->last + 1;
+        col_chain *ch = &c->chains[c->nchains++];
+        *ch = *best;
+        c->cursor = ch->last + 1;
+        if (ch->used) PL_TRY(take_chain(s, ch, c->nchains - 1));
     }
-    free(uses);
-    free(cand);
-    free(best);
-    /* band plans for the chains that run; the layer plans they replace go */
-    pl_status st = PL_OK;
-    size_t slot = 0;
-    for (int i = 0; i < c->nchains && st == PL_OK; i++) {
-        col_chain *ch = &c->chains[i];
-        if (!ch->used) continue;
-        st = make_bands(ch);
-        if (st == PL_ERR_UNSUPPORTED) {
-            free_bands(ch);
-            ch->used = false;
-            snprintf(ch->reason, sizeof ch->reason, "%s", pl_error_msg());
-            pl_error_clear();
-            st = PL_OK;
-            continue;
-        }
-        size_t need = round64(ch->ws_floats * sizeof(float)) + ch->kscratch;
-        if (need > slot) slot = need;
-    }
-    if (st == PL_OK) {
-        s->col_internal = calloc((size_t)s->g->nvalues + 1, sizeof *s->col_internal);
-        if (!s->col_internal) st = pl_error(PL_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < c->nchains && st == PL_OK; i++) {
-        col_chain *ch = &c->chains[i];
-        if (!ch->used) continue;
-        for (int k = 0; k < ch->n; k++) {
-            pl_step *sp = &s->steps[ch->nodes[k].step];
-            const pl_node *n = &s->g->nodes[sp->node];
-            if (sp->state && n->op->release) n->op->release(sp->state);
-            sp->state = NULL;
-            sp->chain = i + 1;
-            snprintf(sp->kernel, sizeof sp->kernel, "%s (column %d)", pl_conv_algo_name(pl_conv_fast_algo(ch->nodes[k].band)), i);
-            if (k < ch->n - 1) s->col_internal[n->out[0]] = true;
-        }
-    }
-    if (st == PL_OK && slot) {
-        c->slot_bytes = round64(slot);
+    if (decided) *decided = c->cursor;
+    return PL_OK;
+}
+
+pl_status pl_columns_finish(pl_session *s) {
+    PL_TRY(pl_columns_advance(s, true, NULL));
+    pl_columns *c = s->cols;
+    if (!c) return PL_OK;
+    free(c->uses);
+    free(c->cand);
+    free(c->best);
+    c->uses = NULL;
+    c->cand = c->best = NULL;
+    if (c->slot) {
+        c->slot_bytes = round64(c->slot);
         c->scratch = aligned_alloc(64, c->slot_bytes * (size_t)c->nthreads);
-        if (!c->scratch) st = pl_error(PL_ERR_NOMEM, "out of memory: column buffers of %zu bytes", c->slot_bytes * (size_t)c->nthreads);
+        if (!c->scratch) return pl_error(PL_ERR_NOMEM, "out of memory: column buffers of %zu bytes", c->slot_bytes * (size_t)c->nthreads);
     }
-    if (st == PL_OK) st = build_report(s, req, &mc);
-    return st;
+    return build_report(s, c->req, &c->mc);
 }
 
 void pl_columns_extend_live(const pl_session *s, int *last) {
@@ -620,16 +761,77 @@ typedef struct col_job {
     int total;
 } col_job;
 
-static pl_status run_tile(col_job *j, int thread, int t) {
+/* Rows of node nd outside its image (r0: its window's first row, R rows of w floats per
+ * channel, at out) are zeroed: they are its consumers' zero padding. */
+static void zero_outside(const col_node *nd, int64_t r0, float *out) {
+    const int64_t top = r0 < 0 ? (-r0 < nd->R ? -r0 : nd->R) : 0;
+    const int64_t bot = r0 + nd->R > nd->OH ? (r0 + nd->R - nd->OH < nd->R ? r0 + nd->R - nd->OH : nd->R) : 0;
+    if (top || bot)
+        for (int64_t m = 0; m < nd->M; m++) {
+            float *pl = out + m * nd->R * nd->OW;
+            if (top) memset(pl, 0, sizeof(float) * (size_t)(top * nd->OW));
+            if (bot) memset(pl + (nd->R - bot) * nd->OW, 0, sizeof(float) * (size_t)(bot * nd->OW));
+        }
+}
+
+/* Node nd after the first band of a segment (tile at chain row a): its window moves
+ * down by Rn rows; the rows it shares with the previous window stay (moved to the top)
+ * and only the Rn new ones are computed, from dense copies of their input rows. */
+static pl_status run_inc(col_chain *ch, const col_node *nd, const float *x, float *buf, int64_t a, void *kscr) {
+    const int64_t r_new = a * nd->S + nd->lo + nd->R - nd->Rn; /* first new row */
+    const int64_t in0 = r_new * nd->SH - nd->PT;
+    float *xin = buf + nd->inc_in_off, *res = NULL;
+    if (nd->src == -1) {
+        copy_rows(x, nd->C, nd->H, nd->W, nd->H * nd->W, in0, nd->Rin_n, xin);
+    } else {
+        const col_node *p = &ch->nodes[nd->src];
+        copy_rows(buf + p->out_off, nd->C, p->R, nd->W, p->R * nd->W, in0 - (a * p->S + p->lo), nd->Rin_n, xin);
+    }
+    if (nd->rsrc != -2) {
+        res = buf + nd->inc_res_off;
+        if (nd->rsrc == -1) {
+            copy_rows(x, nd->M, nd->OH, nd->OW, nd->OH * nd->OW, r_new, nd->Rn, res);
+        } else {
+            const col_node *q = &ch->nodes[nd->rsrc];
+            copy_rows(buf + q->out_off, nd->M, q->R, nd->OW, q->R * nd->OW, r_new - (a * q->S + q->lo), nd->Rn, res);
+        }
+    }
+    float *tmp = buf + nd->tmp_off, *out = buf + nd->out_off;
+    PL_TRY(pl_conv_fast_run(nd->band_inc, xin, res, tmp, kscr, ch->kscratch, NULL));
+    const size_t keep = (size_t)((nd->R - nd->Rn) * nd->OW), fresh = (size_t)(nd->Rn * nd->OW);
+    for (int64_t m = 0; m < nd->M; m++) {
+        float *pl = out + m * nd->R * nd->OW;
+        memmove(pl, pl + fresh, sizeof(float) * keep);
+        memcpy(pl + keep, tmp + (size_t)m * fresh, sizeof(float) * fresh);
+    }
+    zero_outside(nd, a * nd->S + nd->lo, out);
+    return PL_OK;
+}
+
+/* Band b of image img; `first`: the first band of its segment (no rows kept yet). */
+static pl_status run_band(col_job *j, int thread, int64_t img, int64_t b, bool first) {
     col_chain *ch = j->ch;
-    const int64_t img = t / ch->nb, b = t % ch->nb;
-    const int64_t a = b * ch->T < ch->OH - ch->T ? b * ch->T : ch->OH - ch->T;
+    const int64_t a = b * ch->T; /* the last band may reach below the image */
     uint8_t *slot = j->c->scratch + (size_t)thread * j->c->slot_bytes;
     float *buf = (float *)slot;
     void *kscr = slot + round64(ch->ws_floats * sizeof(float));
     const float *x = j->x + img * ch->C * ch->H * ch->W;
+    if (ch->whole) {
+        float *y = j->y + img * ch->M * ch->OH * ch->OW;
+        for (int k = 0; k < ch->n; k++) {
+            const col_node *nd = &ch->nodes[k];
+            const float *xin = nd->src == -1 ? x : buf + ch->nodes[nd->src].out_off;
+            const float *res = nd->rsrc == -2 ? NULL : nd->rsrc == -1 ? x : buf + ch->nodes[nd->rsrc].out_off;
+            PL_TRY(pl_conv_fast_run(nd->band, xin, res, k == ch->n - 1 ? y : buf + nd->out_off, kscr, ch->kscratch, NULL));
+        }
+        return PL_OK;
+    }
     for (int k = 0; k < ch->n; k++) {
         col_node *nd = &ch->nodes[k];
+        if (nd->inc && !first) {
+            PL_TRY(run_inc(ch, nd, x, buf, a, kscr));
+            continue;
+        }
         const int64_t in_lo = nd->lo * nd->SH - nd->PT;
         const float *xin, *res = NULL;
         /* the chain input is read in place when the band is the whole image */
@@ -665,25 +867,24 @@ static pl_status run_tile(col_job *j, int thread, int t) {
         PL_TRY(pl_conv_fast_run(nd->band, xin, res, out, kscr, ch->kscratch, NULL));
         if (whole) return PL_OK;
         if (k == ch->n - 1) break;
-        /* rows outside the layer's image are its consumers' zero padding */
-        const int64_t r0 = a * nd->S + nd->lo;
-        const int64_t top = r0 < 0 ? (-r0 < nd->R ? -r0 : nd->R) : 0;
-        const int64_t bot = r0 + nd->R > nd->OH ? (r0 + nd->R - nd->OH < nd->R ? r0 + nd->R - nd->OH : nd->R) : 0;
-        if (top || bot)
-            for (int64_t m = 0; m < nd->M; m++) {
-                float *pl = out + m * nd->R * nd->OW;
-                if (top) memset(pl, 0, sizeof(float) * (size_t)(top * nd->OW));
-                if (bot) memset(pl + (nd->R - bot) * nd->OW, 0, sizeof(float) * (size_t)(bot * nd->OW));
-            }
+        zero_outside(nd, a * nd->S + nd->lo, out);
     }
-    /* the tile's own rows go to the output */
+    /* the tile's rows inside the image go to the output */
     const col_node *l = &ch->nodes[ch->n - 1];
-    const int64_t own0 = b * ch->T, own1 = own0 + ch->T < ch->OH ? own0 + ch->T : ch->OH;
+    const int64_t rows = a + ch->T < ch->OH ? ch->T : ch->OH - a;
     float *y = j->y + img * ch->M * ch->OH * ch->OW;
     const float *o = buf + l->out_off;
     for (int64_t m = 0; m < ch->M; m++)
-        memcpy(y + (m * ch->OH + own0) * ch->OW, o + (m * ch->T + (own0 - a)) * ch->OW,
-               sizeof(float) * (size_t)((own1 - own0) * ch->OW));
+        memcpy(y + (m * ch->OH + a) * ch->OW, o + m * ch->T * ch->OW, sizeof(float) * (size_t)(rows * ch->OW));
+    return PL_OK;
+}
+
+/* Task t: segment t % segs of image t / segs, its bands top to bottom. */
+static pl_status run_segment(col_job *j, int thread, int t) {
+    const col_chain *ch = j->ch;
+    const int64_t img = t / ch->segs, sg = t % ch->segs;
+    const int64_t b0 = sg * ch->nb / ch->segs, b1 = (sg + 1) * ch->nb / ch->segs;
+    for (int64_t b = b0; b < b1; b++) PL_TRY(run_band(j, thread, img, b, b == b0));
     return PL_OK;
 }
 
@@ -693,7 +894,7 @@ static void col_task(void *ctx, int task, int thread) {
     for (;;) {
         int t = atomic_fetch_add(&j->next, 1);
         if (t >= j->total || atomic_load(&j->err)) break;
-        pl_status st = run_tile(j, thread, t);
+        pl_status st = run_segment(j, thread, t);
         if (st != PL_OK) {
             atomic_store(&j->err, (int)st);
             break;
@@ -707,7 +908,7 @@ pl_status pl_columns_run(pl_session *s, int ci) {
         return pl_error(PL_ERR_INTERNAL, "column chain %d is not planned", ci);
     col_chain *ch = &c->chains[ci];
     col_job j = {.c = c, .ch = ch, .x = s->g->values[ch->in_value].t.data,
-                 .y = s->g->values[ch->out_value].t.data, .total = (int)(ch->N * ch->nb)};
+                 .y = s->g->values[ch->out_value].t.data, .total = (int)(ch->N * ch->segs)};
     atomic_init(&j.next, 0);
     atomic_init(&j.err, 0);
     if (!j.x || !j.y) return pl_error(PL_ERR_INTERNAL, "column chain %d has no input or output buffer", ci);

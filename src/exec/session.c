@@ -291,6 +291,7 @@ static pl_status plan_memory(pl_session *s) {
 }
 
 static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep);
+static pl_status release_decided(pl_session *s, bool all, int *done, const int *uses, const bool *keep);
 
 /* Plans for the given input shapes (given[i] may be NULL: use options / declared). */
 static pl_status plan(pl_session *s, const pl_tensor *const *given) {
@@ -348,11 +349,12 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
             for (int k = 0; k < g->nodes[i].nin; k++)
                 if (g->nodes[i].in[k] >= 0) uses[g->nodes[i].in[k]]++;
     }
-    pl_status st = plan_steps(s, uses, keep);
+    pl_status st = pl_columns_begin(s);
+    if (st == PL_OK) st = plan_steps(s, uses, keep);
     free(uses);
     free(keep);
     PL_TRY(st);
-    PL_TRY(pl_columns_plan(s));
+    PL_TRY(pl_columns_finish(s));
     PL_TRY(plan_memory(s));
     if (s->scratch_bytes) {
         s->scratch_bytes = (s->scratch_bytes + 63) & ~(size_t)63;
@@ -366,6 +368,7 @@ static pl_status plan(pl_session *s, const pl_tensor *const *given) {
 /* plan(), node by node: infer, fold or prepare, count weights. */
 static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep) {
     pl_graph *g = s->g;
+    int col_released = 0; /* steps before it: release_decided() is done with them */
     for (int i = 0; i < g->nnodes; i++) {
         const pl_node *n = &g->nodes[i];
         pl_tensor **in = calloc((size_t)n->nin + 1, sizeof *in), **out = calloc((size_t)n->nout + 1, sizeof *out);
@@ -436,6 +439,23 @@ static pl_status plan_steps(pl_session *s, const int *uses, const bool *keep) {
         bool col_cand = !s->parent && !strcmp(n->op_type, "Conv") && pl_columns_requested(s) != PILLAR_SCHEDULE_LAYERS;
         if (uses && step->packed_inputs && !col_cand) release_early(s, n, step->packed_inputs, uses, keep);
         s->nsteps++;
+        if (uses) PL_TRY(release_decided(s, false, &col_released, uses, keep));
+    }
+    if (uses) PL_TRY(release_decided(s, true, &col_released, uses, keep));
+    return PL_OK;
+}
+
+/* During a final plan: the Conv steps whose column chain is decided (band plans made
+ * from their raw weights, or left layer by layer) let their packed raw weights go, so
+ * that raw and packed weights of the whole model never coexist. */
+static pl_status release_decided(pl_session *s, bool all, int *done, const int *uses, const bool *keep) {
+    int decided = s->nsteps;
+    PL_TRY(pl_columns_advance(s, all, &decided));
+    for (; *done < decided; (*done)++) {
+        const pl_step *sp = &s->steps[*done];
+        const pl_node *n = &s->g->nodes[sp->node];
+        bool col_cand = !s->parent && !strcmp(n->op_type, "Conv") && pl_columns_requested(s) != PILLAR_SCHEDULE_LAYERS;
+        if (col_cand && sp->packed_inputs) release_early(s, n, sp->packed_inputs, uses, keep);
     }
     return PL_OK;
 }

@@ -181,19 +181,24 @@ static pillar_tensor *rand_input(int64_t n, int64_t c, int64_t h, int64_t w) {
 static void compare(const char *what, pl_model *pm, pillar_tensor *x, const int *rows, int nrows) {
     const pillar_model *m = (const pillar_model *)pm;
     pillar_tensor *ref = run(m, x, PILLAR_SCHEDULE_LAYERS, 1, NULL, NULL);
+    /* kept halos (1) and recomputed halos (0) with each forced tile size; the
+     * planner's own choices (rows 0) as they come */
     for (int r = 0; r < nrows; r++)
-        for (int threads = 1; threads <= 2; threads++) {
-            pl_columns_force_rows(rows[r]);
-            pillar_schedule eff = PILLAR_SCHEDULE_AUTO;
-            pillar_tensor *y = run(m, x, PILLAR_SCHEDULE_COLUMNS, threads, &eff, NULL);
-            double d = rel_diff(y, ref);
-            CHECK(eff == PILLAR_SCHEDULE_COLUMNS, "%s: rows %d threads %d: no chain ran as columns", what, rows[r],
-                  threads);
-            CHECK(d <= 1e-5, "%s (%s): rows %d threads %d: columns differ from layers by %g", what,
-                  pl_isa_name(pl_cpu_isa()), rows[r], threads, d);
-            pillar_tensor_destroy(y);
-        }
+        for (int keep = rows[r] ? 0 : -1; keep <= (rows[r] ? 1 : -1); keep++)
+            for (int threads = 1; threads <= 2; threads++) {
+                pl_columns_force_rows(rows[r]);
+                pl_columns_force_keep(keep);
+                pillar_schedule eff = PILLAR_SCHEDULE_AUTO;
+                pillar_tensor *y = run(m, x, PILLAR_SCHEDULE_COLUMNS, threads, &eff, NULL);
+                double d = rel_diff(y, ref);
+                CHECK(eff == PILLAR_SCHEDULE_COLUMNS, "%s: rows %d keep %d threads %d: no chain ran as columns", what,
+                      rows[r], keep, threads);
+                CHECK(d <= 1e-5, "%s (%s): rows %d keep %d threads %d: columns differ from layers by %g", what,
+                      pl_isa_name(pl_cpu_isa()), rows[r], keep, threads, d);
+                pillar_tensor_destroy(y);
+            }
     pl_columns_force_rows(-1);
+    pl_columns_force_keep(-1);
     pillar_tensor_destroy(ref);
 }
 
