@@ -144,10 +144,11 @@ void cf_prep_plane(const cf_kernels *k, const cf_geom *g, const cf_prep *pp, con
         j0[px] = a;
         j1[px] = b;
     }
-    /* every residue used: a padded copy of the row in a staging buffer, split by the
-     * vector de-interleaver in one pass */
-    const bool deint = k && k->deint && (SW == 2 || SW == 4) && pp->npx == SW;
-    float stage[STAGE_GROUPS * 4];
+    /* strided rows: a padded copy of the row in a staging buffer, split by the vector
+     * de-interleaver in one pass (residues no tap uses, e.g. 1x1 stride 2, go to a
+     * discard buffer: still far cheaper than a scalar strided gather) */
+    const bool deint = k && k->deint && (SW == 2 || SW == 4);
+    float stage[STAGE_GROUPS * 4], discard[STAGE_GROUPS];
     for (int py = 0; py < pp->npy; py++) {
         const int64_t ry = pp->ry[py];
         for (int64_t i = 0; i < Hph; i++) {
@@ -171,7 +172,7 @@ void cf_prep_plane(const cf_kernels *k, const cf_geom *g, const cf_prep *pp, con
                     fill_short(stage, a, fill);
                     memcpy(stage + a, xr + u0 + a, (size_t)(b - a) * sizeof(float));
                     fill_short(stage + b, un - b, fill);
-                    for (int r = 0; r < SW; r++) d[r] = row[pp->ix[r]] + c0;
+                    for (int r = 0; r < SW; r++) d[r] = pp->ix[r] < 0 ? discard : row[pp->ix[r]] + c0;
                     k->deint(stage, n, (int)SW, d);
                 }
                 continue;
