@@ -211,6 +211,20 @@ static void run_sim(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
     pthread_mutex_unlock(&sim_mu);
 }
 
+/* How long idle workers spin before sleeping: PILLAR_SPIN_US (0..1000000 microseconds)
+ * or 50 us. Longer spins keep workers awake across the short single-threaded steps
+ * between parallel ones (a wake-up costs tens of microseconds in a VM), at the price
+ * of CPU time burnt while idle. */
+static long default_spin_ns(void) {
+    const char *e = getenv("PILLAR_SPIN_US");
+    if (e && *e) {
+        char *end = NULL;
+        const long us = strtol(e, &end, 10);
+        if (end && *end == '\0' && us >= 0 && us <= 1000000) return us * 1000L;
+    }
+    return 50000;
+}
+
 pl_threadpool *pl_threadpool_create(int nthreads) {
     if (nthreads <= 0) nthreads = pl_cpu_default_threads();
     if (nthreads > 1) {
@@ -225,7 +239,7 @@ pl_threadpool *pl_threadpool_create(int nthreads) {
     atomic_init(&p->next, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, false);
-    atomic_init(&p->spin_ns, 50000);
+    atomic_init(&p->spin_ns, default_spin_ns());
     if (pthread_mutex_init(&p->sleep_mu, NULL)) {
         free(p);
         return NULL;
