@@ -357,6 +357,21 @@ static AI void dw_direct_body(const int S, const cf_dw_geom *g, const float *x, 
     }
 }
 
+/* Adds the three kx taps (input vectors t0, t1, t2) of input row u to the first R
+ * accumulators whose kernel row ky = u - step r falls in 0..2 (the 3x3 depthwise
+ * kernels below; R and step are constants after inlining). */
+static AI void add_taps3(__m512 *a, const int R, const __m512 *wv, int u, int step,
+                         __m512 t0, __m512 t1, __m512 t2) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        const int ky = u - step * r;
+        if (ky < 0 || ky > 2) continue;
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], t0, a[r]);
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], t1, a[r]);
+        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], t2, a[r]);
+    }
+}
+
 /* 3x3, dilation 1, stride S in both axes: four output rows per pass, so each input row
  * vector is loaded once and feeds up to three rows' FMAs (18 loads for 36 FMAs at stride
  * 1); the nine weights stay in registers. */
@@ -397,14 +412,7 @@ static AI void dw3_body(const int S, const cf_dw_geom *g, const float *x, const 
                         v[kx] = _mm512_permutex2var_ps(v0, even, v1);
                     }
                 }
-#pragma GCC unroll 4
-                for (int r = 0; r < DW3_R; r++) {
-                    const int ky = u - r * S;
-                    if (ky < 0 || ky > 2) continue;
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], v[0], a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], v[1], a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], v[2], a[r]);
-                }
+                add_taps3(a, DW3_R, wv, u, S, v[0], v[1], v[2]);
             }
             const __mmask16 sm = lo_mask((int)(OW - ch * LANES));
             for (int r = 0; r < nr; r++)
@@ -462,14 +470,7 @@ static void dw3s2_body(const cf_dw_geom *g, const float *x, const float *w, floa
                 const __m512 v0 = _mm512_castsi512_ps(_mm512_alignr_epi32(
                     _mm512_castps_si512(od), _mm512_castps_si512(prev[u]), 15));
                 prev[u] = od;
-#pragma GCC unroll 4
-                for (int r = 0; r < DW3_R; r++) {
-                    const int ky = u - r * 2;
-                    if (ky < 0 || ky > 2) continue;
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], v0, a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], ev, a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], od, a[r]);
-                }
+                add_taps3(a, DW3_R, wv, u, 2, v0, ev, od);
             }
             const __mmask16 sm = lo_mask((int)(OW - ch * LANES));
             for (int r = 0; r < nr; r++)
@@ -525,34 +526,13 @@ static AI void dw3s1_body(const int R, const cf_dw_geom *g, const float *x, cons
                 const __m512 v1 = cur[u];
                 prev[u] = cur[u];
                 cur[u] = nx;
-#pragma GCC unroll 8
-                for (int r = 0; r < R; r++) {
-                    const int ky = u - r;
-                    if (ky < 0 || ky > 2) continue;
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], v0, a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], v1, a[r]);
-                    a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], v2, a[r]);
-                }
+                add_taps3(a, R, wv, u, 1, v0, v1, v2);
             }
             const __mmask16 sm = lo_mask((int)(OW - ch * LANES));
             for (int r = 0; r < nr; r++)
                 _mm512_mask_storeu_ps(y + (oy0 + r) * OW + ch * LANES, sm,
                                       _mm512_min_ps(hi, _mm512_max_ps(lo, a[r])));
         }
-    }
-}
-
-/* Adds the three kx taps of input row-pair u to the accumulators whose kernel row
- * ky = u - step r falls in 0..2 (the two-rows-per-vector kernels below). */
-static AI void pair_taps(__m512 *a, const __m512 *wv, int u, int step, __m512 t0, __m512 t1,
-                         __m512 t2) {
-#pragma GCC unroll 4
-    for (int r = 0; r < BLK; r++) {
-        const int ky = u - step * r;
-        if (ky < 0 || ky > 2) continue;
-        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 0], t0, a[r]);
-        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 1], t1, a[r]);
-        a[r] = _mm512_fmadd_ps(wv[ky * 3 + 2], t2, a[r]);
     }
 }
 
@@ -600,7 +580,7 @@ static void dw3s1_pair_body(const cf_dw_geom *g, const float *x, const float *w,
             const __m512 v0 = _mm512_castsi512_ps(_mm512_alignr_epi32(v, zero, 15));
             const __m512 v1 = _mm512_castsi512_ps(v);
             const __m512 v2 = _mm512_castsi512_ps(_mm512_alignr_epi32(zero, v, 1));
-            pair_taps(a, wv, u, 2, v0, v1, v2);
+            add_taps3(a, BLK, wv, u, 2, v0, v1, v2);
         }
         pair_store(a, oy0, OH, OW, om, lo, hi, y);
     }
@@ -640,7 +620,7 @@ static void dw3s2_pair_body(const cf_dw_geom *g, const float *x, const float *w,
             const __m512 v0 = _mm512_maskz_mov_ps(
                 (__mmask16)0xfefe,
                 _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(od), zero, 15)));
-            pair_taps(a, wv, u, 4, v0, ev, od);
+            add_taps3(a, BLK, wv, u, 4, v0, ev, od);
         }
         pair_store(a, oy0, OH, OW, om, lo, hi, y);
     }
