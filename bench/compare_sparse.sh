@@ -13,10 +13,12 @@
 #
 #   bench/compare_sparse.sh [--threads 2] [--rounds 3] [--time S] [--warmup S]
 #                           [--models "resnet50 mobilenet_v2 bert_like"]
-#                           [--sparsities "50 70 80 90 95"] [--no-avx2] [--no-int8] [--fresh]
-#                           [--out DIR] [--pillar PATH]
+#                           [--sparsities "50 70 80 90 95"] [--no-avx2] [--no-int8] [--int8-only]
+#                           [--fresh] [--out DIR] [--pillar PATH]
 #
 # --no-int8 leaves out the INT8 rows (float32 sparse work only; implies --no-avx2).
+# --int8-only keeps the dense float row (ORT dense is the baseline) and the INT8 rows
+# (dense INT8, 90% + INT8, 90% blocks-of-4 + INT8 and its avx2 run): no pruned float32.
 # --threads is the thread count of both tools (default 2; 1 for one thread), batch 1.
 # --time is the timed seconds of each run (default 3) after --warmup seconds (default 1).
 # Pruned/quantized files are kept in OUT/sparse/ (bench/sparse_lib.sh) and reused;
@@ -35,13 +37,14 @@ models="resnet50 mobilenet_v2 bert_like"
 sparsities="50 70 80 90 95"
 avx2=1
 int8=1
+int8_only=0
 fresh=0
 out="$root/bench/out"
 pillar="${PILLAR:-$root/build/pillar}"
 
 die() { echo "compare_sparse: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
-    case "$1" in --no-avx2) avx2=0; shift; continue ;; --no-int8) int8=0; avx2=0; shift; continue ;; --fresh) fresh=1; shift; continue ;; esac
+    case "$1" in --no-avx2) avx2=0; shift; continue ;; --no-int8) int8=0; avx2=0; shift; continue ;; --int8-only) int8_only=1; shift; continue ;; --fresh) fresh=1; shift; continue ;; esac
     [ $# -ge 2 ] || case "$1" in -h|--help) ;; *) die "$1 needs a value" ;; esac
     case "$1" in
         --threads) threads="$2"; shift 2 ;;
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument '$1' (try --help)" ;;
     esac
 done
+[ "$int8_only" = 1 ] && { [ "$int8" = 1 ] || die "--int8-only and --no-int8 exclude each other"; sparsities=""; }
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
 for s in $sparsities; do [[ "$s" =~ ^[1-9][0-9]$ ]] || die "--sparsities: '$s' is not a percentage 10..99"; done

@@ -56,8 +56,18 @@ static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool
             e.res = res;
             e.rscale = 0.37f;
         }
-        if (rnd() % 2) e.lo = 0;
-        if (rnd() % 3 == 0) e.hi = 6;
+        /* clamps at integers and at halves (the fast levels round first and clamp in
+         * integers: round(-2.5) = -2 and round(3.5) = 4 must agree with clamping first) */
+        static const float los[] = {0, 0, -2.5f, 1.5f, -300.0f};
+        static const float his[] = {6, 6.5f, 3.5f, 300.0f};
+        if (rnd() % 2) e.lo = los[rnd() % 5];
+        if (rnd() % 3 == 0) e.hi = his[rnd() % 4];
+        /* scales or float biases too large for rounding before clamping in int32 */
+        if (M > 0 && rnd() % 8 == 0) scale[rnd() % M] = rnd() % 2 ? 1e5f : 0.3f + (float)(rnd() % 100);
+        if (M > 0 && rnd() % 8 == 0) {
+            fb[rnd() % M] = rnd() % 2 ? 3e9f : -3e9f;
+            e.fbias = fb;
+        }
     }
     const int64_t ldm = transposed ? 1 : P, ldp = transposed ? M : 1;
     const size_t bytes = osize(out) * (size_t)(M * P + 1);
@@ -197,7 +207,10 @@ static void add_case(int64_t n, pl_threadpool *pool) {
     const float ra = (float)(rnd() % 1000 + 1) / 700.0f, rb = (float)(rnd() % 1000 + 1) / 900.0f;
     const int za = (int)(rnd() % 256), zb = (int)(rnd() % 256), zy = (int)(rnd() % 256);
     const float fixed = (float)zy - (ra * (float)za + rb * (float)zb);
-    const pl_q8_add_params p = {ra, rb, fixed, rnd() % 2 ? (float)zy : 0.0f, rnd() % 3 ? 255.0f : 200.5f};
+    /* clamps at halves too: the vector level rounds first and clamps in integers */
+    static const float los[] = {0.0f, 10.5f, 11.5f};
+    const pl_q8_add_params p = {ra, rb, fixed, rnd() % 2 ? (float)zy : los[rnd() % 3],
+                                rnd() % 3 ? 255.0f : rnd() % 2 ? 200.5f : 201.5f};
     pl_q8_add_u8(a, b, y, n, &p, pool);
     int bad = -1;
     for (int64_t i = 0; i < n && bad < 0; i++) {
@@ -382,8 +395,9 @@ int main(void) {
             maxpool_case(3, pw_[i], 1, 5, 1, 2, 0, 2, 0);
             maxpool_case(3, pw_[i], 2, 4, 1, 3, 1, 1, 0);
         }
-        static const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 40000};
-        for (int i = 0; i < 11; i++) add_case(ns[i], pools[i % 3]);
+        static const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 40000, 64, 130, 191, 4096};
+        for (int i = 0; i < 15; i++) add_case(ns[i], pools[i % 3]);
+        for (int i = 0; i < 20; i++) add_case(1000 + i, pools[i % 3]);
     }
     pl_cpu_force_isa(-1);
     /* errors */

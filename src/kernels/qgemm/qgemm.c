@@ -1,6 +1,7 @@
 /* qgemm.c -- the INT8 GEMM engine's level-independent part: weight packing (dense row
  * tiles or block-sparse rows), A-panel packing (im2col of u8 images, rows of u8
  * matrices), and the threaded driver that runs a level's tile kernel and epilogue. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,10 @@ typedef struct pack_job {
      * ([C/4][Hp][Wp][4] elements of the panel type), built once per run */
     void *xpad;
     int64_t Hp, Wp;
+    /* 2-D convolutions whose channel count is not a multiple of 4: the padded image split
+     * into its stride phases ([C][sh][sw][Hq][Wq] u8, flip applied), then a zero row */
+    uint8_t *xph;
+    int64_t Hq, Wq;
 } pack_job;
 
 /* Row k of the im2col matrix (P values) into row; returns row, or a pointer straight
@@ -372,6 +377,11 @@ static void conv2d_xpad_group(const pack_job *j, int64_t kg) {
     const char *src = (const char *)j->xpad +
                       (size_t)(((cq * j->Hp + kh * g->dil[0]) * j->Wp + kw * g->dil[1]) * 4) * es;
     char *dst = (char *)j->panel + (size_t)(kg * j->Pp * 4) * es;
+    if (sh == 1 && sw == 1 && j->level == PL_Q8_VNNI) {
+        pl_q8_copy_rows_avx512((const uint8_t *)src, j->Wp * 4, (uint8_t *)dst, OW * 4, OH, OW * 4);
+        memset(dst + (size_t)(P * 4), 0, (size_t)((j->Pp - P) * 4));
+        return;
+    }
     for (int64_t oh = 0; oh < OH; oh++) {
         const char *s = src + (size_t)(oh * sh * j->Wp * 4) * es;
         char *d = dst + (size_t)(oh * OW * 4) * es;
@@ -386,6 +396,79 @@ static void conv2d_xpad_group(const pack_job *j, int64_t kg) {
     memset(dst + (size_t)(P * 4) * es, 0, (size_t)((j->Pp - P) * 4) * es);
 }
 
+/* Phase plane `task` (channel c, row phase ph, column phase pw) of the padded image:
+ * row rq, column cq is padded position (rq * sh + ph, cq * sw + pw), the input pixel
+ * there (xor flip) or the pad value. */
+static void xph_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const pack_job *j = ctx;
+    const pl_q8_conv_geom *g = j->g;
+    const int64_t sh = g->stride[0], sw = g->stride[1], H = g->in[0], W = g->in[1];
+    const int64_t c = task / (sh * sw), ph = task % (sh * sw) / sw, pw = task % sw;
+    const int64_t Hq = j->Hq, Wq = j->Wq;
+    /* columns cq with 0 <= cq * sw + pw - pad1 < W */
+    const int64_t a = g->pad[1] - pw;
+    int64_t lo = a <= 0 ? 0 : (a + sw - 1) / sw, hi = (W + a) <= 0 ? 0 : (W + a + sw - 1) / sw;
+    if (hi > Wq) hi = Wq;
+    if (lo > hi) lo = hi;
+    for (int64_t rq = 0; rq < Hq; rq++) {
+        uint8_t *d = j->xph + ((int64_t)task * Hq + rq) * Wq;
+        const int64_t ih = rq * sh + ph - g->pad[0];
+        if (ih < 0 || ih >= H || hi == lo) {
+            memset(d, j->pad, (size_t)Wq);
+            continue;
+        }
+        const uint8_t *src = j->x + (c * H + ih) * W + lo * sw - a;
+        memset(d, j->pad, (size_t)lo);
+        const int64_t n = hi - lo;
+        if (sw == 1 && !j->flip) {
+            memcpy(d + lo, src, (size_t)n);
+        } else if (sw == 1) {
+            for (int64_t i = 0; i < n; i++) d[lo + i] = src[i] ^ j->flip;
+        } else if (j->level == PL_Q8_VNNI) {
+            pl_q8_copy_s2_avx512(src, n, d + lo, j->flip);
+        } else if (j->level == PL_Q8_AVX2 && n >= 64) {
+            pl_q8_copy_s2_avx2(src, n, d + lo, j->flip);
+        } else {
+            for (int64_t i = 0; i < n; i++) d[lo + i] = src[2 * i] ^ j->flip;
+        }
+        memset(d + hi, j->pad, (size_t)(Wq - hi));
+    }
+}
+
+/* Group kg from the phase planes: each of its four (tap, channel) rows of an output
+ * row is a contiguous run of OW bytes, interleaved straight into the panel. */
+static void conv2d_xph_group(const pack_job *j, int64_t kg) {
+    const pl_q8_conv_geom *g = j->g;
+    const int64_t sh = g->stride[0], sw = g->stride[1], OH = g->out[0], OW = g->out[1];
+    const uint8_t *zero = j->xph + g->C * sh * sw * j->Hq * j->Wq;
+    const uint8_t *base[4];
+    int64_t step[4];
+    for (int t = 0; t < 4; t++) {
+        const int64_t k = kg * 4 + t;
+        if (k >= j->K) { /* the panel's padding rows: zeros (the column sums count them) */
+            base[t] = zero;
+            step[t] = 0;
+            continue;
+        }
+        const int64_t c = k % g->C, tap = k / g->C;
+        const int64_t oh0 = tap / g->k[1] * g->dil[0], ow0 = tap % g->k[1] * g->dil[1];
+        const int64_t plane = c * sh * sw + (oh0 % sh) * sw + ow0 % sw;
+        base[t] = j->xph + (plane * j->Hq + oh0 / sh) * j->Wq + ow0 / sw;
+        step[t] = j->Wq;
+    }
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const uint8_t *r[4];
+        for (int t = 0; t < 4; t++) r[t] = base[t] + oh * step[t];
+        put4(j, kg, oh * OW, r, OW, 1);
+    }
+    const int64_t P = OH * OW;
+    if (j->level == PL_Q8_AVX2)
+        memset((int16_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4 * sizeof(int16_t));
+    else
+        memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
+}
+
 static void pack_task(void *ctx, int task, int thread) {
     (void)thread;
     pack_job *j = ctx;
@@ -393,6 +476,10 @@ static void pack_task(void *ctx, int task, int thread) {
     const int64_t g0 = G * task / j->ntasks, g1 = G * (task + 1) / j->ntasks;
     if (j->xpad) {
         for (int64_t kg = g0; kg < g1; kg++) conv2d_xpad_group(j, kg);
+        return;
+    }
+    if (j->xph) {
+        for (int64_t kg = g0; kg < g1; kg++) conv2d_xph_group(j, kg);
         return;
     }
     if (j->g && j->g->ndim == 2 && j->g->C % 4 == 0 && j->flip == 0) {
@@ -459,6 +546,23 @@ static pl_status run_pack(pack_job *j, pl_threadpool *pool) {
             j->xpad = NULL;
         } else {
             pl_threadpool_run(pool, pack_task, j, nt); /* the direct way needs no buffer */
+        }
+    } else if (g && g->ndim == 2 && g->C % 4 != 0 && g->stride[0] >= 1 && g->stride[0] <= 2 &&
+               g->stride[1] >= 1 && g->stride[1] <= 2 && j->level != PL_Q8_REF) {
+        /* any other channel count (the 3-channel first layer): phase planes, then rows
+         * interleaved from them (instead of an im2col row buffer per k) */
+        j->Hq = g->out[0] + (g->k[0] - 1) * g->dil[0] / g->stride[0];
+        j->Wq = g->out[1] + (g->k[1] - 1) * g->dil[1] / g->stride[1];
+        const int64_t planes = g->C * g->stride[0] * g->stride[1];
+        j->xph = malloc((size_t)(planes * j->Hq * j->Wq + g->out[1]) + 64);
+        if (j->xph) {
+            memset(j->xph + planes * j->Hq * j->Wq, 0, (size_t)g->out[1]);
+            pl_threadpool_run(pool, xph_task, j, (int)planes);
+            pl_threadpool_run(pool, pack_task, j, nt);
+            free(j->xph);
+            j->xph = NULL;
+        } else {
+            pl_threadpool_run(pool, pack_task, j, nt);
         }
     } else {
         pl_threadpool_run(pool, pack_task, j, nt);
@@ -592,6 +696,43 @@ static void gemm_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The per-layer part of the VNNI epilogue, once per call instead of once per tile:
+ * each row's offset -za * rowsum + zw * za * K + bias (int32, wrapping) and whether the
+ * rounding may come before the clamps -- a u8 / s8 output without residual or weight
+ * zero points, every |scale| <= 0.25 and |fbias| <= 2^28, so that |y| < 2^30 for any
+ * int32 sum and the rounding cannot overflow (rounding is monotone, so clamping the
+ * rounded value at round(lo), round(hi) gives the same result as ref.c). off holds
+ * M rounded up to 16, plus 16, values (a row tile may read past M). */
+static void epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, int32_t *off,
+                        pl_q8_epilogue *x) {
+    const int64_t M = pw->M, Mp = (M + 15) / 16 * 16 + 16;
+    bool fast = (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) && !pw->any_zw && !e->res;
+    for (int64_t m = 0; m < Mp; m++) {
+        if (m >= M) {
+            off[m] = 0;
+            continue;
+        }
+        uint32_t o = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+        if (pw->zw[m]) o += (uint32_t)pw->zw[m] * (uint32_t)za * (uint32_t)pw->K;
+        if (e->bias_i32) o += (uint32_t)e->bias_i32[m];
+        off[m] = (int32_t)o;
+        if (fast) {
+            const float sc = e->scale[m], fb = e->fbias ? e->fbias[m] : 0.0f;
+            fast = fabsf(sc) <= 0.25f && fabsf(fb) <= 268435456.0f;
+        }
+    }
+    *x = *e;
+    x->row_off = off;
+    x->fast = fast;
+    if (fast) {
+        const bool u8 = e->out == PL_Q8_OUT_U8;
+        const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
+        const float lo = e->lo > qlo ? e->lo : qlo, hi = e->hi < qhi ? e->hi : qhi;
+        x->ilo = (int32_t)nearbyintf(lo) + e->zp;
+        x->ihi = (int32_t)nearbyintf(hi) + e->zp;
+    }
+}
+
 pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, int64_t P,
                      int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp,
                      pl_threadpool *pool) {
@@ -602,6 +743,15 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
         return pl_error(PL_ERR_UNSUPPORTED, "int8 gemm: weights packed for %s, which this CPU lacks",
                         pl_q8_level_name(pw->level));
     if (pw->M <= 0 || P <= 0) return PL_OK;
+    pl_q8_epilogue ex;
+    int32_t off_stack[2560], *off = NULL;
+    if (pw->level == PL_Q8_VNNI) {
+        const int64_t Mp = (pw->M + 15) / 16 * 16 + 16;
+        off = Mp <= 2560 ? off_stack : malloc(sizeof(int32_t) * (size_t)Mp);
+        if (!off) return pl_error(PL_ERR_NOMEM, "int8 gemm: out of memory");
+        epi_prepare(pw, za, e, off, &ex);
+        e = &ex;
+    }
     gemm_job j = {.pw = pw, .im = impl_of(pw->level), .panel = panel, .asum = asum, .P = P,
                   .Pp = pl_q8_pp(P), .za = za, .e = e, .out = out, .ldm = ldm, .ldp = ldp};
     j.col_chunks = j.Pp / 32;
@@ -630,8 +780,12 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
         j.row_units = (pw->M + j.rows_per_unit - 1) / j.rows_per_unit;
     }
     const int64_t ntasks = j.row_units * ((j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task);
-    if (ntasks > 0x7fffffff) return pl_error(PL_ERR_ARGUMENT, "int8 gemm: too many tiles");
+    if (ntasks > 0x7fffffff) {
+        if (off != off_stack) free(off);
+        return pl_error(PL_ERR_ARGUMENT, "int8 gemm: too many tiles");
+    }
     pl_threadpool_run(pool, gemm_task, &j, (int)ntasks);
+    if (off != off_stack) free(off);
     return PL_OK;
 }
 

@@ -14,7 +14,8 @@
  *   U8/S8: as F32 with lo/hi also clamped to [qmin - zp, qmax - zp], then
  *         out = nearbyintf(y) + zp (round half to even)
  * (absent terms are skipped; every level does exactly these float operations, so all
- * levels give bit-identical results).
+ * levels give bit-identical results -- the vector levels round before clamping, in
+ * integers, where rounding is monotone and cannot overflow, which gives the same values).
  *
  * Activations are packed per run into the "A panel": K rounded up to 4 (Kp), P rounded
  * up to 32 (Pp), laid out [Kp/4][Pp][4] -- four consecutive k of one column side by side,
@@ -46,6 +47,13 @@ typedef struct pl_q8_epilogue {
     float rscale;
     float lo, hi; /* activation clamp in output units (-inf/+inf: none) */
     int32_t zp;   /* U8/S8 output zero point */
+    /* Set by pl_q8_gemm for the level kernels (callers leave them zero): per row, the
+     * zero-point and bias terms (zeros past M, to a row tile's end), and
+     * whether the u8 / s8 output may round before clamping (the "fast" form, see
+     * qgemm_avx512.c) with its integer clamps ilo / ihi (zero point included). */
+    const int32_t *row_off;
+    bool fast;
+    int32_t ilo, ihi;
 } pl_q8_epilogue;
 
 /* The kernel level a packing is for. */
@@ -246,6 +254,9 @@ void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
 void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d);
 /* The u8 interleave of every second byte: d[4 * p + t] = r[t][2 * p] (stride-2 convs). */
 void pl_q8_interleave4_s2_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
+/* Row r < nrows of n bytes: dst + r * ds gets src + r * ss (inline vector copies). */
+void pl_q8_copy_rows_avx512(const uint8_t *src, int64_t ss, uint8_t *dst, int64_t ds,
+                            int64_t nrows, int64_t n);
 /* dst[p] = src[2 * p] for p < n, 32-bit elements (reads src[0 .. 2n - 2] only). */
 void pl_q8_gather_dw_s2_avx512(const uint32_t *src, int64_t n, uint32_t *dst);
 /* dst[p] = src[2 * p] ^ flip for p < n (reads src[0 .. 2n - 2] only). */

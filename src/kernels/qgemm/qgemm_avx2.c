@@ -6,6 +6,7 @@
  * (narrow last chunks compute only the 8-column blocks they need; single columns, as in
  * a batch-1 matrix product, use a 6-row gemv); also the AVX2 max-pooling row pass. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/qgemm/qgemm.h"
@@ -128,6 +129,30 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
     /* locals: the u8 stores below may alias *e, which would make every use reload it */
     const pl_q8_out kind = e->out;
     const float *res = e->res ? e->res + at0 : NULL;
+    /* u8 / s8 outputs round first and clamp in integers (as in qgemm_avx512.c: rounding
+     * is monotone, so this gives ref.c's values), the type's range coming from the
+     * saturating packs; valid while the rounding cannot overflow int32 */
+    const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
+    if ((kind == PL_Q8_OUT_U8 || kind == PL_Q8_OUT_S8) && !zw && !res && fabsf(s1) <= 0.25f &&
+        fabsf(b1) <= 268435456.0f) {
+        const bool u8 = kind == PL_Q8_OUT_U8;
+        const int32_t ilo = (int32_t)nearbyintf(lo) + e->zp, ihi = (int32_t)nearbyintf(hi) + e->zp;
+        const bool add_zp = e->zp != 0, clamp_lo = ilo > (u8 ? 0 : -128), clamp_hi = ihi < (u8 ? 255 : 127);
+        const __m128i vzp16 = _mm_set1_epi16((int16_t)e->zp);
+        const __m128i vlo16 = _mm_set1_epi16((int16_t)ilo), vhi16 = _mm_set1_epi16((int16_t)ihi);
+        uint8_t *o = (uint8_t *)out + at0;
+        for (int64_t j0 = 0; j0 < n; j0 += 8) {
+            const int64_t j = j0 + 8 <= n ? j0 : n - 8;
+            const __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + j)), voff);
+            const __m256i q = _mm256_cvtps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(v), vs, vb));
+            __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            if (add_zp) w16 = _mm_adds_epi16(w16, vzp16);
+            if (clamp_lo) w16 = _mm_max_epi16(w16, vlo16);
+            if (clamp_hi) w16 = _mm_min_epi16(w16, vhi16);
+            _mm_storel_epi64((__m128i *)(o + j), u8 ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16));
+        }
+        return;
+    }
     /* Full vectors of 8; the last one overlaps the previous (recomputing the same
      * values), so no tail loop is needed (n >= 8). */
     for (int64_t j0 = 0; j0 < n; j0 += 8) {
@@ -166,6 +191,22 @@ static void tile_epi_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int6
         epi_avx2(pw, m0 + r, acc + r * 32, asum, za, p0, n, e, out, ldm, 1);
 }
 
+/* The inner loop of a sparse row over one block of 32 columns: c0..c7 (named variables,
+ * so ACC keeps them in registers) += the row's non-zero groups q0..q1 times the panel
+ * rows they select; a is the panel at the block. Shared by srow_avx2 and srow_epi_avx2. */
+#define SROW_MAC(i)                                                                                \
+    do {                                                                                           \
+        __m256i t = _mm256_madd_epi16(_mm256_loadu_si256(ag + (i)), b);                            \
+        ACC(c##i, t);                                                                              \
+    } while (0)
+#define SROW_MACS(a)                                                                               \
+    for (int64_t q = q0; q < q1; q++) {                                                            \
+        const __m256i *ag = (const __m256i *)((a) + (int64_t)idx[q] * Pp * 4);                    \
+        const __m256i b = bcast4w(v + q * 4);                                                      \
+        SROW_MAC(0); SROW_MAC(1); SROW_MAC(2); SROW_MAC(3);                                        \
+        SROW_MAC(4); SROW_MAC(5); SROW_MAC(6); SROW_MAC(7);                                        \
+    }
+
 static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
                       int32_t *acc) {
     const int32_t *idx = pw->idx;
@@ -176,17 +217,7 @@ static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t P
         __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256(),
                 c3 = _mm256_setzero_si256(), c4 = _mm256_setzero_si256(), c5 = _mm256_setzero_si256(),
                 c6 = _mm256_setzero_si256(), c7 = _mm256_setzero_si256();
-        for (int64_t q = q0; q < q1; q++) {
-            const __m256i *ag = (const __m256i *)(a + (int64_t)idx[q] * Pp * 4);
-            const __m256i b = bcast4w(v + q * 4);
-#define MAC(i)                                                                                     \
-    do {                                                                                           \
-        __m256i t = _mm256_madd_epi16(_mm256_loadu_si256(ag + (i)), b);                            \
-        ACC(c##i, t);                                                                              \
-    } while (0)
-            MAC(0); MAC(1); MAC(2); MAC(3); MAC(4); MAC(5); MAC(6); MAC(7);
-#undef MAC
-        }
+        SROW_MACS(a);
         _mm256_storeu_si256((__m256i *)(acc + sb * 32), fold(c0, c1));
         _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8), fold(c2, c3));
         _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 16), fold(c4, c5));
@@ -194,8 +225,82 @@ static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t P
     }
 }
 
+/* A sparse row with the epilogue done from the registers, 32 columns at a time, for
+ * u8 / s8 outputs that may round before clamping (as in epi_avx2; else srow_avx2 +
+ * epi_avx2): the offset starts in the accumulators (in the first of the two partial
+ * sums of each column that fold adds), and four vectors of 8 sums are narrowed together
+ * by two saturating packs -- a row of a short-K layer at 90% sparsity has only one or
+ * two non-zero groups, so its cost is mostly this epilogue. */
+static void srow_epi_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
+                          int nb, int64_t n, const int32_t *asum, int32_t za,
+                          const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
+    const bool u8 = e->out == PL_Q8_OUT_U8;
+    if (!(u8 || e->out == PL_Q8_OUT_S8) || pw->any_zw || e->res || !(fabsf(s1) <= 0.25f) ||
+        !(fabsf(b1) <= 268435456.0f)) {
+        _Alignas(32) int32_t acc[4 * 32];
+        srow_avx2(pw, m, panel, Pp, p0, nb, acc);
+        epi_avx2(pw, m, acc, asum, za, p0, n, e, out, ldm, 1);
+        return;
+    }
+    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
+    float lo = e->lo, hi = e->hi;
+    const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
+    lo = lo > qlo ? lo : qlo;
+    hi = hi < qhi ? hi : qhi;
+    const int32_t ilo = (int32_t)nearbyintf(lo) + e->zp, ihi = (int32_t)nearbyintf(hi) + e->zp;
+    const bool add_zp = e->zp != 0, clamp_lo = ilo > (u8 ? 0 : -128), clamp_hi = ihi < (u8 ? 255 : 127);
+    const __m256i vzp = _mm256_set1_epi16((int16_t)e->zp), vlo = _mm256_set1_epi16((int16_t)ilo),
+                  vhi = _mm256_set1_epi16((int16_t)ihi);
+    const __m256 vs = _mm256_set1_ps(s1), vb = _mm256_set1_ps(b1);
+    /* the offset once per column: in the even lanes (a column's first partial sum) */
+    const __m256i init = _mm256_set_epi32(0, (int32_t)off, 0, (int32_t)off, 0, (int32_t)off, 0, (int32_t)off);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const int32_t *idx = pw->idx;
+    const int16_t *v = pw->vals;
+    const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
+    uint8_t *o = (uint8_t *)out + m * ldm + p0;
+    for (int sb = 0; sb < nb && 32 * sb < n; sb++) {
+        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
+        __m256i c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
+        SROW_MACS(a);
+        /* c0 holds columns 0..3 (two partial sums each), c1 4..7, ...: fold adds them */
+        __m256i r[4] = {fold(c0, c1), fold(c2, c3), fold(c4, c5), fold(c6, c7)};
+        for (int i = 0; i < 4; i++)
+            r[i] = _mm256_cvtps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(r[i]), vs, vb));
+        __m256i p01 = _mm256_packs_epi32(r[0], r[1]), p23 = _mm256_packs_epi32(r[2], r[3]);
+        if (add_zp) {
+            p01 = _mm256_adds_epi16(p01, vzp);
+            p23 = _mm256_adds_epi16(p23, vzp);
+        }
+        if (clamp_lo) {
+            p01 = _mm256_max_epi16(p01, vlo);
+            p23 = _mm256_max_epi16(p23, vlo);
+        }
+        if (clamp_hi) {
+            p01 = _mm256_min_epi16(p01, vhi);
+            p23 = _mm256_min_epi16(p23, vhi);
+        }
+        /* per 128-bit lane l: 4 values of each r[i] (columns 4l..4l+3): back to order */
+        const __m256i y8 = _mm256_permutevar8x32_epi32(
+            u8 ? _mm256_packus_epi16(p01, p23) : _mm256_packs_epi16(p01, p23), order);
+        const int64_t left = n - 32 * sb;
+        if (left >= 32) {
+            _mm256_storeu_si256((__m256i *)(o + 32 * sb), y8);
+        } else { /* whole dwords masked, then the last 0..3 bytes */
+            const int nd = (int)(left / 4);
+            const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(nd), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            _mm256_maskstore_epi32((int *)(void *)(o + 32 * sb), km, y8);
+            _Alignas(32) uint8_t tmp[32];
+            _mm256_store_si256((__m256i *)tmp, y8);
+            for (int64_t i = 4 * nd; i < left; i++) o[32 * sb + i] = tmp[i];
+        }
+    }
+}
+
 static const pl_q8_impl impl = {PL_Q8_AVX2,    MR,        tile_avx2, srow_avx2, epi_avx2,
-                                tile_epi_avx2, NULL,      gemv_avx2, NULL,      NULL};
+                                tile_epi_avx2, srow_epi_avx2, gemv_avx2, NULL,      NULL};
 
 const pl_q8_impl *pl_q8_impl_avx2(void) { return &impl; }
 
