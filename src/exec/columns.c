@@ -13,6 +13,7 @@
 #include "core/cpu.h"
 #include "core/threadpool.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/sparse/sparse.h"
 #include "ops/conv_band.h"
 
 #define COL_MAX_NODES 16 /* layers in one chain */
@@ -30,6 +31,11 @@
  * call): measured never slower than layers when estimated faster (MobileNetV2 and
  * ResNet-50 90% at batch 16: 1.01-1.45x), so no margin */
 #define AUTO_MARGIN_WHOLE 1.0
+/* ... and pruned chains in L2 bands with an image per thread or more (batch >= threads):
+ * the model is pessimistic there too (measured: ResNet-50 90% b16's 56x56 bottlenecks,
+ * estimated 7% slower as columns, ran 0.99-1.03x of layers in one-thread CPU time, and
+ * the COLUMNS schedule, which runs them, was 4.4% faster than AUTO, which did not) */
+#define AUTO_MARGIN_SPARSE_IMG 1.10
 
 /* Machine model of the estimate (per thread): measured on the dev machine with
  * bench/conv_bench-like runs; only the ratios between the two schedules matter. */
@@ -63,6 +69,12 @@ typedef struct col_node {
     double whole_rate; /* MAC/s over one whole image (a Winograd layer loses it) */
     double wbytes;    /* packed weights */
     pl_conv_fast *band;
+    /* pruned 1x1 stride-1 layers: their own packed weights, run with channel strides
+     * straight from the producer's rows (or the chain input) into the consumer's
+     * buffer (or the output) -- no input, residual, new-row or output copies */
+    pl_sparse_w *sp1;
+    float *sp1_bias;
+    pl_sgemm_epilogue sp1_epi;
 } col_node;
 
 typedef struct col_chain {
@@ -73,6 +85,9 @@ typedef struct col_chain {
     int64_t T, nb;          /* tile rows, bands per image */
     int64_t segs;           /* segments per image: runs of consecutive bands one thread walks */
     bool whole;             /* T = OH: one band per image, layers with their own padding */
+    bool keep;              /* kept halos allowed (else every band recomputes them) */
+    bool par;               /* whole images, fewer than the threads: each layer of an
+                               image runs on all threads (no thread idles) */
     size_t ws_floats;       /* per-thread band buffers */
     size_t kscratch;        /* per-thread kernel scratch bytes */
     double bytes_layers, bytes_cols, t_layers, t_cols;
@@ -111,7 +126,17 @@ void pl_columns_force_rows(int rows) { forced_rows = rows; }
 
 static int forced_keep = -1;
 
+/* Threads of the session being planned (layout() reads it; set by pl_columns_begin). */
+static _Thread_local int threads_now = 1;
+
 void pl_columns_force_keep(int keep) { forced_keep = keep; }
+
+/* forced_keep, else PILLAR_COLUMN_KEEP (0 or 1; for measurements), else -1 */
+static int keep_override(void) {
+    if (forced_keep >= 0) return forced_keep;
+    const char *e = getenv("PILLAR_COLUMN_KEEP");
+    return e && *e ? atoi(e) != 0 : -1;
+}
 
 static int64_t rows_override(void) {
     if (forced_rows >= 0) return forced_rows;
@@ -177,7 +202,7 @@ static bool hull(col_node *p, int64_t a, int64_t b, int64_t S) {
 
 /* The rows every node computes for tiles of T output rows, the buffers and the
  * working set (floats). False when the windows are inconsistent. */
-static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est) {
+static bool layout(col_chain *ch, int64_t T, bool keep_ok, size_t *ws_floats, size_t *kscr_est) {
     for (int k = 0; k < ch->n; k++) ch->nodes[k].S = ch->nodes[k].lo = ch->nodes[k].R = 0;
     col_node *last = &ch->nodes[ch->n - 1];
     last->S = 1;
@@ -195,6 +220,7 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
      * padding, reading its producers' buffers and the chain input in place, the last
      * one writing the output (no copies, no rows outside the images) */
     ch->whole = T >= ch->OH;
+    ch->par = ch->whole && ch->N < threads_now;
     for (int k = 0; ch->whole && k < ch->n; k++) {
         col_node *nd = &ch->nodes[k];
         nd->lo = 0;
@@ -212,6 +238,7 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
     int nbuf = 0;
     size_t kscr = 0;
 #define BUF(sz, f, t, w) (b[nbuf].size = up16((size_t)(sz)), b[nbuf].from = (f), b[nbuf].to = (t), where[nbuf++] = (w))
+    const int keep_mode = keep_override();
     for (int k = 0; k < ch->n; k++) {
         col_node *nd = &ch->nodes[k];
         const int64_t in_lo = nd->lo * nd->SH - nd->PT;
@@ -224,7 +251,7 @@ static bool layout(col_chain *ch, int64_t T, size_t *ws_floats, size_t *kscr_est
          * (measured: MobileNetV2 90% b16 as 1-row bands ran at half the speed of
          * 4-row bands with their halos recomputed) */
         nd->inc = k < ch->n - 1 && T < ch->OH && nd->R > nd->Rn &&
-                  (forced_keep < 0 ? nd->Rn * nd->OW >= MIN_INC_PX : forced_keep > 0);
+                  (keep_mode < 0 ? keep_ok && nd->Rn * nd->OW >= MIN_INC_PX : keep_mode > 0);
         nd->Rin_n = (nd->Rn - 1) * nd->SH + (nd->KH - 1) * nd->DH + 1;
         const bool whole = ch->whole;
         if (whole) nd->inc = false;
@@ -336,7 +363,16 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
     TRAFFIC(in_b, l3_c, mem_c);
     if (in_b > half) l3_c += in_c - in_b; /* halo rows read again: recently used */
     TRAFFIC(out_b, l3_c, mem_c);
-    const double w_c = wb + (double)ws_bytes <= mc->l2 ? wb * th : wb * tiles;
+    /* buffers beyond the L2 budget (whole images, L3-tier bands): the intermediate
+     * rows spill, in the share the budget does not hold -- written and read again
+     * (measured: MobileNetV2 90% b1 with whole-image chains of 4.7 MB moved 30.5 MB
+     * out of L2 where this estimate, without the term, said 6.6) */
+    const double spill = (double)ws_bytes > mc->l2 * 0.7 ? 1.0 - mc->l2 * 0.7 / (double)ws_bytes : 0.0;
+    for (int k = 0; spill > 0 && k < ch->n - 1; k++) {
+        const col_node *nd = &ch->nodes[k];
+        l3_c += spill * 2.0 * tiles * (double)(nd->M * nd->R * nd->OW) * 4.0;
+    }
+    const double w_c = ch->par ? wb : wb + (double)ws_bytes <= mc->l2 ? wb * th : wb * tiles;
     if (wb > l3half) mem_c += w_c;
     else l3_c += w_c;
 #undef TRAFFIC
@@ -344,6 +380,8 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
     const double rounds = (double)(int64_t)((tasks + th - 1) / th);
     ch->t_cols = rounds * th / tasks * (t_c + mem_c / BW_STREAM + l3_c / BW_L3) / th +
                  rounds * tiles / tasks * (double)ch->n * 2e-6;
+    if (ch->par) /* every layer on all threads, a barrier each, as layer by layer */
+        ch->t_cols = (t_c + mem_c / BW_STREAM + l3_c / BW_L3) / th + N * (double)ch->n * 5e-6;
 }
 
 /* The best tile rows for the chain (the fastest estimate whose working set fits the
@@ -354,15 +392,25 @@ static bool choose_tile(col_chain *ch, const col_machine *mc) {
      * in a share of L3 instead (still no trip to memory) */
     const double budgets[2] = {mc->l2 * 0.7, mc->l3 / (2.0 * mc->threads)};
     int64_t best = 0;
+    bool best_keep = true;
     double best_t = 0;
     size_t ws = 0, ks = 0;
-    if (!layout(ch, 1, &ws, &ks)) return false;
+    if (!layout(ch, 1, true, &ws, &ks)) return false;
     ch->wide = (double)(ws + ks) * 4.0 > budgets[0] && ch->OH > 1;
     for (int tier = 0; tier < 2 && !best; tier++) {
         if (tier == 1 && (forced > 0 || budgets[1] <= budgets[0])) break;
         for (int64_t T = 1; T <= ch->OH; T++) {
             if (forced > 0 && T != (forced < ch->OH ? forced : ch->OH)) continue;
-            if (!layout(ch, T, &ws, &ks)) return false;
+            /* kept halos hold a second buffer of new rows per layer: where that does
+             * not fit the budget, the same T with recomputed halos may (measured:
+             * MobileNetV2's 112x112 expand + depthwise found no kept-halo band in L2
+             * and ran as a whole image of 4.7 MB, its expanded tensor going through L3) */
+            bool keep = true, fits = false;
+            for (int kp = 1; kp >= 0 && !fits; kp--) {
+                if (!layout(ch, T, kp == 1, &ws, &ks)) return false;
+                keep = kp == 1;
+                fits = forced > 0 || (double)(ws + ks) * 4.0 <= budgets[tier] || keep_override() >= 0;
+            }
             const double bytes = (double)(ws + ks) * 4.0;
             /* grows with T, except that one band per image reads and writes in place;
              * bands whose last layer makes kernel calls of fewer than MIN_INC_PX pixels
@@ -378,14 +426,16 @@ static bool choose_tile(col_chain *ch, const col_machine *mc) {
             estimate(ch, T, (size_t)bytes, mc);
             if (!best || ch->t_cols < best_t) {
                 best = T;
+                best_keep = keep;
                 best_t = ch->t_cols;
             }
         }
     }
     if (!best) return false;
-    layout(ch, best, &ws, &ks);
+    layout(ch, best, best_keep, &ws, &ks);
     ch->tier = (double)(ws + ks) * 4.0 > budgets[0] && forced <= 0;
     ch->T = best;
+    ch->keep = best_keep;
     ch->nb = (ch->OH + best - 1) / best;
     ch->segs = seg_count(ch->N, mc->threads, ch->nb);
     ch->ws_floats = ws;
@@ -484,6 +534,55 @@ static const char *sched_name(int s) {
     return s == PILLAR_SCHEDULE_LAYERS ? "layers" : s == PILLAR_SCHEDULE_COLUMNS ? "columns" : "auto";
 }
 
+/* The direct path of node nd (see col_node.sp1) when its band plan is SPARSE and it is
+ * a 1x1, stride-1, unpadded, ungrouped layer whose activation the sparse kernel fuses. */
+static pl_status make_sp1(col_node *nd) {
+    const pl_conv_params *p = &nd->ci.p;
+    if (pl_conv_fast_algo(nd->band) != PL_CONV_ALGO_SPARSE || p->kernel[0] != 1 || p->kernel[1] != 1 ||
+        p->stride[0] != 1 || p->stride[1] != 1 || p->pad_begin[0] || p->pad_begin[1] ||
+        p->out_size[0] != p->in_size[0] || p->out_size[1] != p->in_size[1] || p->group != 1)
+        return PL_OK;
+    pl_sgemm_epilogue e;
+    memset(&e, 0, sizeof e);
+    switch (nd->ci.act.kind) {
+    case PL_CONV_ACT_NONE: e.act = PL_SGEMM_ACT_NONE; break;
+    case PL_CONV_ACT_RELU: e.act = PL_SGEMM_ACT_RELU; break;
+    case PL_CONV_ACT_CLIP:
+        e.act = PL_SGEMM_ACT_CLIP;
+        e.act_min = nd->ci.act.alpha;
+        e.act_max = nd->ci.act.beta;
+        break;
+    case PL_CONV_ACT_LEAKY_RELU:
+        e.act = PL_SGEMM_ACT_LEAKY_RELU;
+        e.act_alpha = nd->ci.act.alpha;
+        break;
+    default: return PL_OK;
+    }
+    if (nd->ci.bias) {
+        if (!(nd->sp1_bias = malloc(sizeof(float) * (size_t)nd->M))) return pl_error(PL_ERR_NOMEM, "out of memory");
+        memcpy(nd->sp1_bias, nd->ci.bias, sizeof(float) * (size_t)nd->M);
+    }
+    e.row_bias = nd->sp1_bias;
+    nd->sp1_epi = e;
+    return pl_sparse_pack(nd->ci.w, nd->M, nd->C, nd->C, 1, &nd->sp1);
+}
+
+/* Rows of node nd (1x1 stride 1: input row = output row) through its direct path:
+ * output rows [r0, r1) from input rows B (row r0 at B, channel stride ldb), residual
+ * (NULL or row r0 at res, channel stride ldr), into Y (row r0, channel stride ldy).
+ * Column blocks of 1024 pixels keep the input rows in cache across the output channels. */
+static void run_sp1(const col_node *nd, int64_t r0, int64_t r1, const float *B, int64_t ldb, const float *res,
+                    int64_t ldr, float *Y, int64_t ldy) {
+    const int64_t n = (r1 - r0) * nd->OW;
+    pl_sgemm_epilogue e = nd->sp1_epi;
+    e.ld_residual = ldr;
+    for (int64_t c0 = 0; c0 < n; c0 += 1024) {
+        const int64_t nc = n - c0 < 1024 ? n - c0 : 1024;
+        e.residual = res ? res + c0 : NULL;
+        pl_sparse_mm(nd->sp1, 0, nd->M, B + c0, NULL, ldb, nc, Y + c0, ldy, &e);
+    }
+}
+
 /* The band convolutions of a chain that will run as columns. */
 static pl_status make_bands(col_chain *ch) {
     size_t kscr = 0;
@@ -499,11 +598,12 @@ static pl_status make_bands(col_chain *ch) {
         if (!nd->ci.w) return pl_error(PL_ERR_UNSUPPORTED, "the raw weights were released");
         if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
             return pl_error(PL_ERR_UNSUPPORTED, "band geometry has no fast convolution");
-        PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp), 1,
-                                   &nd->band));
+        PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp),
+                                   ch->par ? threads_now : 1, &nd->band));
         size_t sz = pl_conv_fast_scratch_size(nd->band);
         if (sz > kscr) kscr = sz;
-        if (!nd->inc) continue;
+        if (!ch->whole) PL_TRY(make_sp1(nd));
+        if (!nd->inc || nd->sp1) continue; /* the direct path computes new rows itself */
         bp.in_size[0] = nd->Rin_n;
         bp.out_size[0] = nd->Rn;
         if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
@@ -521,6 +621,10 @@ static void free_bands(col_chain *ch) {
     for (int k = 0; k < ch->n; k++) {
         pl_conv_fast_destroy(ch->nodes[k].band);
         pl_conv_fast_destroy(ch->nodes[k].band_inc);
+        pl_sparse_destroy(ch->nodes[k].sp1);
+        free(ch->nodes[k].sp1_bias);
+        ch->nodes[k].sp1 = NULL;
+        ch->nodes[k].sp1_bias = NULL;
         ch->nodes[k].band = ch->nodes[k].band_inc = NULL;
     }
 }
@@ -558,11 +662,13 @@ static pl_status build_report(pl_session *s, int req, const col_machine *mc) {
         len += (size_t)snprintf(r + len, cap - len,
                                 "chain %d: %s .. %s (%d layers, %lldx%lldx%lld -> %lldx%lldx%lld), tile %lld rows, "
                                 "%lld tiles per image, working set %.0f KB, bytes per inference: layers %.2f MB, "
-                                "columns %.2f MB; time estimate: layers %.3f ms, columns %.3f ms%s%s\n",
+                                "columns %.2f MB; time estimate: layers %.3f ms, columns %.3f ms%s%s%s\n",
                                 i, a->name, b->name, ch->n, (long long)ch->C, (long long)ch->H, (long long)ch->W,
                                 (long long)ch->M, (long long)ch->OH, (long long)ch->OW, (long long)ch->T,
                                 (long long)ch->nb, (double)(ch->ws_floats * 4 + ch->kscratch) / 1024.0,
                                 ch->bytes_layers / 1e6, ch->bytes_cols / 1e6, ch->t_layers * 1e3, ch->t_cols * 1e3,
+                                ch->par ? ", each layer on all threads"
+                                : !ch->whole && !ch->keep ? ", halos recomputed" : "",
                                 ch->used ? "" : ", not used: ",
                                 ch->used ? "" : ch->reason);
         tl += ch->bytes_layers;
@@ -593,6 +699,7 @@ pl_status pl_columns_begin(pl_session *s) {
     c->mc = (col_machine){(double)(ci->l2 ? ci->l2 : (1u << 20)), (double)(ci->l3 ? ci->l3 : (8u << 20)),
                           pl_threadpool_size(s->pool)};
     c->nthreads = c->mc.threads;
+    threads_now = c->mc.threads;
     /* control flow reads values by name from inside its bodies: keep such graphs
      * layer by layer rather than track those readers */
     for (int i = 0; i < s->g->nnodes && !c->off; i++)
@@ -685,8 +792,10 @@ pl_status pl_columns_advance(pl_session *s, bool all, int *decided) {
          * pruned ones won 1.08-1.11x) */
         bool dense = false;
         for (int k = 0; k < best->n; k++) dense |= best->nodes[k].rate != RATE_SPARSE;
-        const double margin = best->whole ? (best->tier && dense ? AUTO_MARGIN : AUTO_MARGIN_WHOLE)
-                              : best->tier && best->wide ? AUTO_MARGIN_L3 : AUTO_MARGIN;
+        const double margin = best->par ? AUTO_MARGIN /* layers in all but name: no idle thread to win */
+                              : best->whole ? (best->tier && dense ? AUTO_MARGIN : AUTO_MARGIN_WHOLE)
+                              : best->tier && best->wide ? AUTO_MARGIN_L3
+                              : !best->tier && !dense && best->N >= mc->threads ? AUTO_MARGIN_SPARSE_IMG : AUTO_MARGIN;
         /* bands of an image split over the threads, where layer by layer every tensor
          * of the chain stays in L3 (batch 1 at 224x224): AUTO leaves them layers.
          * Measured on MobileNetV2 at batch 1: taking the chains estimated 15% faster
@@ -777,8 +886,44 @@ static void zero_outside(const col_node *nd, int64_t r0, float *out) {
 /* Node nd after the first band of a segment (tile at chain row a): its window moves
  * down by Rn rows; the rows it shares with the previous window stay (moved to the top)
  * and only the Rn new ones are computed, from dense copies of their input rows. */
+/* Direct path (nd->sp1) of node nd for its output rows [r0, r1) inside the image, in
+ * band a: input and residual read where they are (the chain input x or a producer's
+ * window), output to Y (row r0; channel stride ldy). */
+static void run_sp1_rows(const col_chain *ch, const col_node *nd, const float *x, float *buf, int64_t a, int64_t r0,
+                         int64_t r1, float *Y, int64_t ldy) {
+    const float *B, *res = NULL;
+    int64_t ldb, ldr = 0;
+    if (nd->src == -1) {
+        B = x + r0 * nd->W;
+        ldb = nd->H * nd->W;
+    } else {
+        const col_node *p = &ch->nodes[nd->src];
+        B = buf + p->out_off + (r0 - (a * p->S + p->lo)) * nd->W;
+        ldb = p->R * nd->W;
+    }
+    if (nd->rsrc == -1) {
+        res = x + r0 * nd->OW;
+        ldr = nd->OH * nd->OW;
+    } else if (nd->rsrc >= 0) {
+        const col_node *q = &ch->nodes[nd->rsrc];
+        res = buf + q->out_off + (r0 - (a * q->S + q->lo)) * nd->OW;
+        ldr = q->R * nd->OW;
+    }
+    run_sp1(nd, r0, r1, B, ldb, res, ldr, Y, ldy);
+}
+
 static pl_status run_inc(col_chain *ch, const col_node *nd, const float *x, float *buf, int64_t a, void *kscr) {
     const int64_t r_new = a * nd->S + nd->lo + nd->R - nd->Rn; /* first new row */
+    if (nd->sp1) { /* kept rows to the top, the new ones computed in place below them */
+        float *out = buf + nd->out_off;
+        const size_t keep = (size_t)((nd->R - nd->Rn) * nd->OW), fresh = (size_t)(nd->Rn * nd->OW);
+        for (int64_t m = 0; m < nd->M; m++) memmove(out + m * nd->R * nd->OW, out + m * nd->R * nd->OW + fresh, sizeof(float) * keep);
+        const int64_t v0 = r_new < 0 ? 0 : r_new, v1 = r_new + nd->Rn > nd->OH ? nd->OH : r_new + nd->Rn;
+        if (v1 > v0)
+            run_sp1_rows(ch, nd, x, buf, a, v0, v1, out + (nd->R - nd->Rn + v0 - r_new) * nd->OW, nd->R * nd->OW);
+        zero_outside(nd, a * nd->S + nd->lo, out);
+        return PL_OK;
+    }
     const int64_t in0 = r_new * nd->SH - nd->PT;
     float *xin = buf + nd->inc_in_off, *res = NULL;
     if (nd->src == -1) {
@@ -830,6 +975,20 @@ static pl_status run_band(col_job *j, int thread, int64_t img, int64_t b, bool f
         col_node *nd = &ch->nodes[k];
         if (nd->inc && !first) {
             PL_TRY(run_inc(ch, nd, x, buf, a, kscr));
+            continue;
+        }
+        if (nd->sp1) {
+            const int64_t r0 = a * nd->S + nd->lo;
+            const int64_t v0 = r0 < 0 ? 0 : r0, v1 = r0 + nd->R > nd->OH ? nd->OH : r0 + nd->R;
+            if (k == ch->n - 1) { /* the tile's rows straight to the output */
+                if (v1 > v0)
+                    run_sp1_rows(ch, nd, x, buf, a, v0, v1, j->y + img * ch->M * ch->OH * ch->OW + v0 * ch->OW,
+                                 ch->OH * ch->OW);
+                return PL_OK;
+            }
+            float *out = buf + nd->out_off;
+            if (v1 > v0) run_sp1_rows(ch, nd, x, buf, a, v0, v1, out + (v0 - r0) * nd->OW, nd->R * nd->OW);
+            zero_outside(nd, r0, out);
             continue;
         }
         const int64_t in_lo = nd->lo * nd->SH - nd->PT;
@@ -912,6 +1071,22 @@ pl_status pl_columns_run(pl_session *s, int ci) {
     atomic_init(&j.next, 0);
     atomic_init(&j.err, 0);
     if (!j.x || !j.y) return pl_error(PL_ERR_INTERNAL, "column chain %d has no input or output buffer", ci);
+    if (ch->par) { /* whole images one after another, each layer on every thread */
+        float *buf = (float *)c->scratch;
+        void *kscr = c->scratch + round64(ch->ws_floats * sizeof(float));
+        for (int64_t img = 0; img < ch->N; img++) {
+            const float *x = j.x + img * ch->C * ch->H * ch->W;
+            float *y = j.y + img * ch->M * ch->OH * ch->OW;
+            for (int k = 0; k < ch->n; k++) {
+                const col_node *nd = &ch->nodes[k];
+                const float *xin = nd->src == -1 ? x : buf + ch->nodes[nd->src].out_off;
+                const float *res = nd->rsrc == -2 ? NULL : nd->rsrc == -1 ? x : buf + ch->nodes[nd->rsrc].out_off;
+                PL_TRY(pl_conv_fast_run(nd->band, xin, res, k == ch->n - 1 ? y : buf + nd->out_off, kscr,
+                                        ch->kscratch, s->pool));
+            }
+        }
+        return PL_OK;
+    }
     int nt = c->nthreads < j.total ? c->nthreads : j.total;
     if (pl_threadpool_size(s->pool) < nt) nt = pl_threadpool_size(s->pool);
     pl_threadpool_run(nt > 1 ? s->pool : NULL, col_task, &j, nt);
