@@ -20,6 +20,8 @@
  * pruned weights) are timed in alternation; rows give their times and the speed-ups
  * over dense, totals per model and sparsity (the check that AUTO never loses).
  *
+ * --res adds a residual input (the conv3 of a bottleneck block: y = relu(conv + res)).
+ *
  * --algo lists algorithms (auto, sgemm, igemm, igemm_t, depthwise, winograd; default
  * auto); with several, each layer runs them in alternation and every one gets a row
  * (the best of 5 rounds), so they can be compared on a busy machine. One-thread runs are timed in
@@ -263,7 +265,7 @@ int main(int argc, char **argv) {
     int threads = 1, batch = 1;
     const char *filter = NULL;
     double peak = 115.0, min_time = 0.3;
-    bool wall = false, sim = false;
+    bool wall = false, sim = false, with_res = false;
     pl_conv_algo algos[MAX_ALGOS] = {PL_CONV_ALGO_AUTO};
     int nalgo = 1;
     double sp[MAX_SP];
@@ -276,6 +278,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--time") && i + 1 < argc) min_time = atof(argv[++i]);
         else if (!strcmp(argv[i], "--wall")) wall = true;
         else if (!strcmp(argv[i], "--sim")) sim = true;
+        else if (!strcmp(argv[i], "--res")) with_res = true;
         else if (!strcmp(argv[i], "--sparsity") && i + 1 < argc) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
@@ -296,7 +299,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: conv_bench [--threads N] [--batch N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--sparsity S,...]\n");
+            fprintf(stderr, "usage: conv_bench [--threads N] [--batch N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--res] [--sparsity S,...]\n");
             return 2;
         }
     }
@@ -340,7 +343,8 @@ int main(int argc, char **argv) {
             }
             const int64_t OHW = p.out_size[0] * p.out_size[1];
             float *x = rand_buf(batch * L->C * L->H * L->H), *w = rand_buf(L->M * L->C / L->G * L->K * L->K);
-            float *b = rand_buf(L->M), *y = malloc(sizeof(float) * (size_t)(batch * L->M * OHW));
+            float *b = rand_buf(L->M), *y = aligned_alloc(64, (sizeof(float) * (size_t)(batch * L->M * OHW) + 63) & ~(size_t)63);
+            float *res = with_res ? rand_buf(batch * L->M * OHW) : NULL;
             pl_conv_act act = {PL_CONV_ACT_RELU, 0, 0};
             pl_conv_fast *f[MAX_ALGOS] = {0};
             void *scratch[MAX_ALGOS] = {0};
@@ -355,7 +359,7 @@ int main(int argc, char **argv) {
                 }
                 ss[a] = pl_conv_fast_scratch_size(f[a]);
                 scratch[a] = ss[a] ? aligned_alloc(64, (ss[a] + 63) & ~(size_t)63) : NULL;
-                pl_conv_fast_run(f[a], x, NULL, y, scratch[a], ss[a], pool); /* warm up */
+                pl_conv_fast_run(f[a], x, res, y, scratch[a], ss[a], pool); /* warm up */
             }
             (void)now_s(wall);
             g_sim_task = g_sim_span = 0;
@@ -365,7 +369,7 @@ int main(int argc, char **argv) {
                     int reps = 0;
                     double t0 = now_s(wall), t;
                     do {
-                        pl_conv_fast_run(f[a], x, NULL, y, scratch[a], ss[a], pool);
+                        pl_conv_fast_run(f[a], x, res, y, scratch[a], ss[a], pool);
                         reps++;
                         t = now_s(wall) - t0;
                     } while (t < min_time / ROUNDS);
@@ -388,7 +392,7 @@ int main(int argc, char **argv) {
             }
             total_flop += flop * L->count;
             shown++;
-            free(x), free(w), free(b), free(y);
+            free(x), free(w), free(b), free(y), free(res);
         }
         for (int a = 0; shown && a < nalgo; a++)
             printf("%-13s %-26s %-9s %9.3f %8.1f %5.1f%%\n", models[mi], "TOTAL (weighted)",

@@ -113,7 +113,8 @@ static void run_conv_case(const ccase *c, int ai, bool with_res, bool with_bias,
     const int64_t nw = c->M * (c->C / c->G) * k_sp;
     float *x = rand_buf(nx), *w = rand_buf(nw), *bias = with_bias ? rand_buf(c->M) : NULL;
     float *res = with_res ? rand_buf(ny) : NULL;
-    float *ref = malloc(sizeof(float) * (size_t)ny), *y = malloc(sizeof(float) * (size_t)ny);
+    float *ref = malloc(sizeof(float) * (size_t)ny);
+    float *y = aligned_alloc(64, (sizeof(float) * (size_t)ny + 63) & ~(size_t)63);
     pl_f32_conv_ref(&p, x, w, bias, ref);
     pl_f32_conv_act_ref(&acts[ai], ref, res, ny);
     double amax = 0;
@@ -271,6 +272,20 @@ static const ccase fixed_cases[] = {
     {2, 1, 4, 4, 4, 9, 6, 3, 3, 1, 1, 0, 1, 2, 0, 1, 1},
     {2, 2, 3, 6, 3, 3, 7, 3, 3, 1, 1, 2, 1, 0, 1, 1, 1},
     {2, 1, 9, 9, 9, 10, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* stride-2 3x3 Winograd (polyphase, conv_winograd_s2.c): 28x28 outputs (7 tiles a
+     * row, 2 rows packed a vector), 14x14 and 7x7 at batch 3 (batched groups whose
+     * blocks end mid-row and mid-image), odd sizes with pad 0, asymmetric and left pad
+     * 2, planes 1-2 tiles wide, 17 tiles a row (row by row) and 67 (several chunks),
+     * channels not multiples of 16 */
+    {2, 1, 24, 40, 1, 56, 56, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 3, 17, 33, 1, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 3, 16, 16, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 2, 20, 18, 1, 15, 13, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1},
+    {2, 3, 48, 50, 1, 11, 20, 3, 3, 2, 2, 1, 2, 0, 1, 1, 1},
+    {2, 2, 31, 29, 1, 2, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 5, 7, 1, 9, 130, 3, 3, 2, 2, 1, 0, 1, 1, 1, 1},
+    {2, 1, 3, 5, 1, 5, 530, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1},
+    {2, 2, 64, 64, 1, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
 };
 #define NFIXED ((int)(sizeof fixed_cases / sizeof fixed_cases[0]))
 
@@ -284,6 +299,21 @@ static void test_convs(int nrandom, pl_threadpool *const pools[4]) {
         pl_threadpool *const sel[3] = {pools[0], pools[1], pools[2 + i % 2]};
         run_conv_case(&c, (int)(rnd() % NACTS), rnd() % 3 == 0, rnd() % 4 != 0, sel, 3);
     }
+}
+
+/* Outputs larger than L3 (all images together) are stored with non-temporal stores
+ * (64-byte aligned, whole 32-float tile rows; the rest with plain stores): whole and
+ * partial tiles, residual and clamps, one image per thread and whole-image splits. */
+static void test_streamed(pl_threadpool *const pools[4]) {
+    const size_t l3 = pl_cpu()->l3 ? pl_cpu()->l3 : (size_t)32 << 20;
+    /* ndim N C M G H W KH KW SH SW PT PL PB PR DH DW */
+    ccase a = {2, 0, 3, 20, 1, 64, 64, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1};
+    ccase b = {2, 0, 5, 20, 1, 63, 63, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    a.N = (int64_t)(l3 / (20 * 64 * 64 * 4)) + 2;
+    b.N = (int64_t)(l3 / (20 * 63 * 63 * 4)) + 2;
+    run_conv_case(&a, 1, true, true, pools, 3);
+    run_conv_case(&b, 3, true, false, pools, 2);
+    run_conv_case(&a, 2, false, true, pools, 2);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -372,6 +402,16 @@ static void test_pools(int nrandom, pl_threadpool *pool) {
         {2, 1, 5, 5, 1, 9, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
         {1, 1, 4, 4, 1, 1, 17, 1, 4, 1, 3, 0, 1, 0, 2, 1, 1},
         {2, 1, 2, 2, 1, 8, 8, 3, 2, 1, 2, 0, 1, 1, 0, 2, 1},
+        /* 3x3 stride 2 max read in place (AVX-512): widths below, at and above the 16
+         * outputs (33 input columns) of a vector, odd and even sizes, pads 0..2 */
+        {2, 2, 3, 3, 1, 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {2, 1, 2, 2, 1, 5, 2, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1},
+        {2, 1, 3, 3, 1, 9, 31, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1},
+        {2, 1, 3, 3, 1, 8, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {2, 1, 2, 2, 1, 7, 33, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1},
+        {2, 1, 2, 2, 1, 6, 34, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1},
+        {2, 1, 2, 2, 1, 11, 65, 3, 3, 2, 2, 0, 2, 1, 0, 1, 1},
+        {2, 1, 3, 3, 1, 13, 113, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
     };
     for (int i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++)
         for (int kind = 0; kind < 4; kind++)
@@ -399,6 +439,7 @@ int main(int argc, char **argv) {
         pl_cpu_force_isa(isa);
         int before = failures;
         test_convs(nrandom, pools);
+        test_streamed(pools);
         test_pools(nrandom, pool);
         printf("%s: %s\n", isa_names[isa], failures == before ? "ok" : "FAILED");
     }

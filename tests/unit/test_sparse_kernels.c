@@ -3,9 +3,9 @@
  * (kernels/conv/conv_fast.h) against pl_f32_conv_ref, on every kernel level this CPU has:
  * sizes at, below, above and between the vector and block widths (8- and 16-vector
  * blocks), n = 1, empty rows and matrices, fully dense rows, negative zeros, the koff
- * and ldb forms, row ranges, every epilogue; convolutions 1x1/3x3/5x5, strides 1/2,
- * padding, groups, bias, residual and activations at several sparsities, serial and on a
- * 2-thread pool.
+ * and ldb forms, row ranges, every epilogue; convolutions 1x1/3x3/5x5, strides 1/2/3
+ * (strided 1x1 without padding: the subsampling path), padding, groups, bias, residual
+ * and activations at several sparsities, serial and on 2- and 3-thread pools.
  *
  *   test_sparse_kernels [--quick] */
 #include <math.h>
@@ -270,7 +270,7 @@ static void conv_case(const scase *c, double zf, int ai, bool with_res, bool wit
     free(x), free(w), free(bias), free(res), free(ref), free(y), free(wabs), free(xabs), free(scale);
 }
 
-static void test_conv(bool quick, pl_threadpool *pool) {
+static void test_conv(bool quick, pl_threadpool *const pools[3]) {
     static const scase cs[] = {
         /* ndim N C M G H W K S P */
         {2, 1, 16, 32, 1, 8, 8, 1, 1, 0},     {2, 1, 64, 48, 1, 14, 14, 1, 1, 0},
@@ -285,6 +285,11 @@ static void test_conv(bool quick, pl_threadpool *pool) {
         {2, 1, 64, 128, 1, 28, 28, 1, 1, 0},  {2, 1, 64, 64, 1, 28, 28, 3, 1, 1},
         /* several column tiles of a 3x3 grid (tiles sized by the taps' union in L2) */
         {2, 1, 256, 16, 1, 40, 40, 3, 1, 1},
+        /* strided 1x1 without padding (the input subsampled by conv_sparse.c): odd and
+         * even sizes, batch, groups, stride 3, unequal strides' planes, 1-D */
+        {2, 2, 24, 12, 2, 9, 9, 1, 2, 0},     {2, 1, 16, 24, 1, 13, 10, 1, 3, 0},
+        {2, 1, 40, 33, 1, 28, 28, 1, 2, 0},   {1, 1, 16, 24, 1, 1, 33, 1, 2, 0},
+        {2, 1, 17, 16, 1, 2, 2, 1, 2, 0},
     };
     const double zfs[] = {0.0, 0.5, 0.8, 0.9, 0.95, 1.0};
     const int nc = (int)(sizeof cs / sizeof cs[0]);
@@ -292,23 +297,25 @@ static void test_conv(bool quick, pl_threadpool *pool) {
         for (int z = 0; z < 6; z++) {
             if (quick && (i + z) % 3) continue;
             const int ai = (int)(rnd() % NCACTS);
-            conv_case(&cs[i], zfs[z], ai, rnd() % 2, rnd() % 4 != 0, (i + z) % 2 ? pool : NULL);
+            conv_case(&cs[i], zfs[z], ai, rnd() % 2, rnd() % 4 != 0, pools[(i + z) % 3]);
         }
 }
 
 int main(int argc, char **argv) {
     const bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     const char *isa_names[] = {"ref", "avx2", "avx512"};
-    pl_threadpool *pool = pl_threadpool_create(2);
+    pl_threadpool *pool = pl_threadpool_create(2), *pool3 = pl_threadpool_create(3);
+    pl_threadpool *const pools[3] = {NULL, pool, pool3}; /* 1, 2 and 3 threads */
     for (int isa = 0; isa <= (int)pl_cpu()->best; isa++) {
         pl_cpu_force_isa(isa);
         const int before = failures;
         test_mm(quick);
-        test_conv(quick, pool);
+        test_conv(quick, pools);
         printf("%s: %s\n", isa_names[isa], failures == before ? "ok" : "FAILED");
     }
     pl_cpu_force_isa(-1);
     pl_threadpool_destroy(pool);
+    pl_threadpool_destroy(pool3);
     printf("%d checks, %d failures\n", cases, failures);
     return failures ? 1 : 0;
 }

@@ -186,6 +186,22 @@ void cf_wino_in_c(int vl, const float *src, const int64_t *tap_off, const cf_wse
         }
 }
 
+/* Stores lane l's 4x4 output tile o of segment s: y = clamp(o + bias + res, lo, hi),
+ * only the rows and columns the segment has (shared by the plain-C output transforms). */
+void cf_wino_store_tile(const float o[16], const cf_wseg *s, int l, float bias, const float *res, float *y,
+                        int64_t OW, float lo, float hi) {
+    const int64_t base = s->out + 4 * (int64_t)(l - s->lane);
+    const int cols = l == s->lane + s->len - 1 ? s->last_cols : 4;
+    for (int a = 0; a < s->rows; a++)
+        for (int b = 0; b < cols; b++) {
+            const int64_t q = base + a * OW + b;
+            float r = o[4 * a + b] + bias;
+            if (res) r += res[q];
+            r = r < lo ? lo : r;
+            y[q] = r > hi ? hi : r;
+        }
+}
+
 void cf_wino_out_c(int vl, const float *m, int64_t ld, const cf_wseg *seg, int nseg, float bias,
                    const float *res, float *y, int64_t OW, float lo, float hi) {
     (void)vl;
@@ -195,16 +211,7 @@ void cf_wino_out_c(int vl, const float *m, int64_t ld, const cf_wseg *seg, int n
             for (int xi = 0; xi < 36; xi++) v[xi] = m[xi * ld + l];
             for (int j = 0; j < 6; j++) at6(v + j, 6, t + j, 6);   /* columns: 4 x 6 */
             for (int a = 0; a < 4; a++) at6(t + 6 * a, 1, o + 4 * a, 1);
-            const int64_t base = seg[sg].out + 4 * (int64_t)(l - seg[sg].lane);
-            const int cols = l == seg[sg].lane + seg[sg].len - 1 ? seg[sg].last_cols : 4;
-            for (int a = 0; a < seg[sg].rows; a++)
-                for (int b = 0; b < cols; b++) {
-                    const int64_t q = base + a * OW + b;
-                    float r = o[4 * a + b] + bias;
-                    if (res) r += res[q];
-                    r = r < lo ? lo : r;
-                    y[q] = r > hi ? hi : r;
-                }
+            cf_wino_store_tile(o, &seg[sg], l, bias, res, y, OW, lo, hi);
         }
 }
 

@@ -19,6 +19,7 @@ typedef struct cf_tile_epi {
     const float *res;
     int64_t ldr;
     float lo, hi;
+    bool stream; /* full, 64-byte aligned rows may bypass the caches (non-temporal) */
 } cf_tile_epi;
 
 /* C[0..r)[0..nr) = (accumulate ? C : 0) + A * B over kc steps, then the epilogue e
@@ -66,6 +67,12 @@ typedef void (*cf_avg_plane)(const float *x, const int64_t *tap_off, int ntaps, 
                              int64_t OW, int64_t ldx, const float *scale_y,
                              const float *scale_x, float *y);
 
+/* Max pooling 3x3, stride 2, dilation 1 of one H x W plane read in place (no padded
+ * copy): y[oy*OW + ox] = max of x[iy][ix] over iy = 2 oy - PT + 0..2, ix = 2 ox - PL +
+ * 0..2 inside the plane (-inf when none is). */
+typedef void (*cf_max3s2_plane)(const float *x, int64_t H, int64_t W, int64_t PT, int64_t PL,
+                                int64_t OH, int64_t OW, float *y);
+
 /* A direct depthwise convolution of one plane without preparation (strides 1 and 2):
  * vectors of vl output columns; for chunk j (columns j*vl..) and tap column kx, the
  * input column of lane 0 is ix0[j*KW + kx] and mask[j*KW + kx] says which lanes (stride
@@ -108,6 +115,9 @@ void cf_wino_in_c(int vl, const float *src, const int64_t *tap_off, const cf_wse
                   float *dst, int64_t ld);
 void cf_wino_out_c(int vl, const float *m, int64_t ld, const cf_wseg *seg, int nseg, float bias,
                    const float *res, float *y, int64_t OW, float lo, float hi);
+/* Stores lane l's 4x4 output tile o of segment s (clamp(o + bias + res, lo, hi)). */
+void cf_wino_store_tile(const float o[16], const cf_wseg *s, int l, float bias, const float *res, float *y,
+                        int64_t OW, float lo, float hi);
 
 /* Splits n groups of s consecutive floats (s = 2 or 4): dst[r][j] = src[j*s + r]. */
 typedef void (*cf_deint)(const float *src, int64_t n, int s, float *const *dst);
@@ -126,6 +136,7 @@ typedef struct cf_kernels {
     cf_wino_out wino_out;
     cf_max_plane max_plane;
     cf_avg_plane avg_plane;
+    cf_max3s2_plane max3s2; /* NULL: pooling goes through max_plane */
 } cf_kernels;
 
 /* NULL when the file was built without its ISA. */

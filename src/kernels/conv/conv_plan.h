@@ -10,6 +10,33 @@
 
 #define CF_MAX_STRIDE 16
 
+/* Stride-2 Winograd input transform (conv_plan.h's cf_wino2_select). */
+typedef void (*cf_wino2_in_fn)(const float *src, const int64_t *tap_off, const cf_wseg *seg,
+                               int nseg, float *dst, const int64_t *dst_off);
+/* Stride-2 Winograd input gather: the 10x10 patches (padded rows 8 ty + r, columns
+ * 8 tx + c) of tiles tx in [txa, txz) of tile row ty of the plane x (H x W, pads PT, PL;
+ * zeros outside): dst[(10 r + c) * ldp + toff + tx] = xp[8 ty + r][8 tx + c]. */
+typedef void (*cf_wino2_patch_fn)(const float *x, int64_t H, int64_t W, int64_t PT, int64_t PL,
+                                  int64_t ty, int64_t txa, int64_t txz, float *dst, int64_t toff,
+                                  int64_t ldp);
+/* The same for n tile rows packed in one vector (n (TW + 1) <= 16): row k is tile row
+ * ty[k] of plane x[k]; tile tx of row k is lane L = k TW + tx, written for L in [lo, hi)
+ * at dst[(10 r + c) * ldp + doff + L]. */
+typedef struct cf_wino2_pk cf_wino2_pk;
+typedef void (*cf_wino2_prows_fn)(const float *const *x, const int64_t *ty, int n, int64_t H,
+                                  int64_t W, int64_t PT, int64_t PL, int64_t TW, int64_t lo,
+                                  int64_t hi, float *dst, int64_t doff, int64_t ldp,
+                                  const cf_wino2_pk *pk);
+/* What the packed-rows gather precomputes per plan: for input vector kv (floats
+ * 16 kv .. of the rows side by side) and row k, the lanes inside the input (lm) and the
+ * input column of lane 0 (lof); the permutes that pack lane k TW + tx from lane
+ * k (TW + 1) + tx (ix) or + tx + 1 (ix1). */
+struct cf_wino2_pk {
+    int32_t ix[16], ix1[16];
+    uint16_t lm[8][16];
+    int64_t lof[8][16];
+};
+
 /* 2-D view of a 1-D or 2-D convolution (1-D: H = OH = KH = 1). */
 typedef struct cf_geom {
     int64_t N, C, H, W, M, OH, OW, KH, KW, SH, SW, PT, PL, DH, DW, G, Cg, Mg;
@@ -89,7 +116,30 @@ struct pl_conv_fast {
     cf_geom wg;
     int64_t TH, TW, tb;    /* tiles down and across; tiles per block */
     int64_t nblocks, ldv;  /* tile blocks; row stride of transformed tiles (whole vectors) */
-    int64_t wtap[36];      /* patch element (i, j) offset in the prepared planes */
+    int64_t wtap[100];     /* patch element (i, j) offset in the prepared planes (6x6 patch;
+                            * stride 2: 10x10) */
+    /* Stride 2 (polyphase, conv_winograd_s2.c): the four input phases (even/odd rows x
+     * columns) are stride-1 convolutions with 2x2, 2x1, 1x2 and 1x1 kernels, each by
+     * F(4x4, 2x2) over the same 5x5 positions; a 1-tap direction has a zero product at
+     * the point at infinity, so position xi sums wkq[xi] = 4, 2 or 1 phases: one GEMM of
+     * K = wkq[xi] C. Stride 1: 36 positions of K = C. */
+    int wpos;              /* positions: 36 (stride 1) or 25 (stride 2) */
+    int wrow;              /* prepared rows per tile row: 4 or 8 */
+    int wkq[36];           /* K of position xi in units of C */
+    int64_t wvrow[36];     /* first slot (C rows, wss floats apart) of position xi in a
+                            * transformed block */
+    int64_t wapos[36];     /* offset of position xi's packed weights in A */
+    int64_t wslots;        /* slots of a transformed block (36 or 81) */
+    int64_t wss, wms;      /* floats between slots; between positions' products (M rows) */
+    int64_t wvo[81];       /* stride 2: offset of (phase, position) e in a transformed block */
+    cf_wino_out wout;      /* the output transform (k->wino_out, or the 5x5 one) */
+    cf_wino2_in_fn win2;   /* stride 2 input transform */
+    cf_wino2_prows_fn wprows; /* stride 2, TW < 16: packed tile rows */
+    cf_wino2_pk wpk;
+    cf_wino2_patch_fn wpatch; /* stride 2: the patches are gathered per channel and tile
+                            * block by the in-transform pass into a thread's workspace
+                            * (10x10 elements, ldv apart); f->prep is then a plain copy of
+                            * the raw planes (batched groups) or nothing */
     int mparts;            /* row-sliver parts per tile block (tasks = blocks x parts) */
     bool wino_shared;      /* input transformed in a first parallel pass (threads) */
     int chunk_sl;          /* row slivers per GEMM/output-transform pass */
@@ -100,6 +150,8 @@ struct pl_conv_fast {
                             * one tile set (cf_wino_batch): each transformed weight sliver
                             * serves the tiles of all of them (small planes at batch > 1) */
     int64_t img_prep;      /* floats of one image's prepared input (wino_batch) */
+    bool wino_plane;       /* one image runs like a batched group of 1 (all tiles as one
+                            * tile set, each weight sliver read once per image) */
 
     /* SPARSE (conv_sparse.c): per group, the Mg x K weights (K ordered (c, tap)) as a
      * sparse matrix times the prepared planes (B row k at koff[k]); columns are
@@ -110,6 +162,9 @@ struct pl_conv_fast {
     int sp_mparts, sp_ntiles;
     int64_t sp_ng, sp_tile; /* grid columns per plane; columns per tile */
     bool sp_flat;           /* grid == output layout (ldg == OW): results go straight to y */
+    bool sp_sub;            /* strided 1x1 without padding: the input is subsampled into the
+                             * shared region (OH x OW planes) by conv_sparse.c itself, not
+                             * phase-split by the generic preparation */
 };
 
 /* Applies bias (row_bias[i], may be NULL), residual (res[i*ldr + j], may be NULL) and
@@ -156,6 +211,23 @@ void cf_wino_batch(const pl_conv_fast *f, const float *xin, int64_t nimg, const 
                    float *y, float *ws, pl_threadpool *pool);
 /* Images per group for batched Winograd of g (1: image by image). */
 int cf_wino_batch_size(const cf_geom *g);
+
+/* Stride-2 Winograd (conv_winograd_s2.c): U (25 x 4 phases, zero where a phase has no
+ * product) of one 3x3 kernel; the transforms for kernel level k (plain C or
+ * conv_winograd_s2_avx512.c). The input transform writes the 81 (phase, position)
+ * values of one channel for a vector of tiles (whole vectors: seg[0].in is where lane 0
+ * reads, the gathered patches hold consecutive tiles): element e at dst + dst_off[e] (phase ee
+ * positions 0..24, then eo 20, oe 20, oo 16: positions in order, skipping the point at
+ * infinity of a 1-tap direction); the output transform is A^T m A over 5x5 positions. */
+void cf_wino2_kernel(const float *w, double u[4][25]);
+void cf_wino2_pk_setup(cf_wino2_pk *pk, int64_t W, int64_t PL, int64_t TW);
+void cf_wino2_select(const cf_kernels *k, cf_wino2_in_fn *in, cf_wino_out *out,
+                     cf_wino2_patch_fn *patch, cf_wino2_prows_fn *prows);
+/* AVX-512 transforms (NULL when built without AVX-512). */
+cf_wino2_in_fn cf_wino2_in_avx512(void);
+cf_wino_out cf_wino2_out_avx512(void);
+cf_wino2_patch_fn cf_wino2_patch_avx512(void);
+cf_wino2_prows_fn cf_wino2_prows_avx512(void);
 
 /* SPARSE (conv_sparse.c). */
 pl_status cf_sparse_create(pl_conv_fast *f, const float *w);

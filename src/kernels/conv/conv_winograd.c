@@ -16,7 +16,14 @@
  * Batched (cf_wino_batch, small planes at batch > 1): the tiles of a group of images
  * are one tile set; after a parallel input transform, a task per xi multiplies each
  * sliver of U_xi by all the group's tile blocks (the weights are read once per group,
- * not once per image), then the output transform runs over (block, channels) tasks. */
+ * not once per image), then the output transform runs over (block, channels) tasks.
+ *
+ * Stride 2 (conv_winograd_s2.c): the four input phases make the layer four stride-1
+ * convolutions with 2x2, 2x1, 1x2 and 1x1 kernels, all by F(4x4, 2x2) over the same 25
+ * positions; position xi is one GEMM over the K = wkq[xi] C rows of the phases that
+ * have a product there (81 C multiply-adds a tile and channel pair against direct's
+ * 144). The 10x10 patches are gathered from the raw planes by the input-transform pass
+ * (no phase-split copy), and images run as batched groups (of 1 at batch 1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +34,8 @@
 #define WINO_M_CAP (256 * 1024)  /* bytes of GEMM products per pass */
 
 bool cf_wino_applies(const cf_geom *g) {
-    return g->KH == 3 && g->KW == 3 && g->SH == 1 && g->SW == 1 && g->DH == 1 && g->DW == 1 &&
-           g->G == 1;
+    return g->KH == 3 && g->KW == 3 && g->SH == g->SW && (g->SH == 1 || g->SH == 2) &&
+           g->DH == 1 && g->DW == 1 && g->G == 1;
 }
 
 /* U = G g G^T for one 3x3 kernel, in double. */
@@ -53,20 +60,57 @@ static void transform_kernel(const float *k, double u[36]) {
  * once per 16 images instead of the direct weights once per image); 14x14 planes (16
  * tiles) as fast as image by image (8% faster on a loaded machine); 28x28 (49 tiles)
  * gain nothing. Groups of 64 tiles beat 32 and 128. */
+/* Stride 2 (conv_bench --batch 16, ResNet-50's three layers): groups of 196 tiles (4
+ * images at 28x28 outputs, 13 at 14x14, 16 at 7x7) ran 5-15% faster than 64-128 and as
+ * fast as 256; every stride-2 plane runs batched at batch > 1 (one image's 49 tiles
+ * waste a quarter of the last vector, and the 9x larger transformed weights are read
+ * once per group). */
+#define WINO2_BATCH_TILES 196
+
 int cf_wino_batch_size(const cf_geom *g) {
     const int64_t T = ((g->OH + 3) / 4) * ((g->OW + 3) / 4);
-    if (g->N <= 1 || T >= 32) return 1;
-    int64_t n = (WINO_BATCH_TILES + T - 1) / T;
+    const int64_t bt = g->SH == 2 ? WINO2_BATCH_TILES : WINO_BATCH_TILES;
+    if (g->N <= 1 || (T >= 32 && g->SH == 1)) return 1;
+    int64_t n = (bt + T - 1) / T;
     if (n > g->N) n = g->N;
     return (int)n;
 }
 
+/* Strides of the transformed blocks (slots of C rows) and of the products (positions
+ * of M rows): one cache line more than the rows, so that the stores of a transform to
+ * its 36 or 81 slots do not all fall in one L1 set (C ldv floats is a multiple of 4 KiB
+ * whenever C is a multiple of 32). Measured (conv_bench, CPU time, alternating runs):
+ * ResNet-50's stride-1 3x3 layers at batch 1 7% faster in total (56x56 and 14x14 7-10%,
+ * 28x28 even). */
+static void wino_strides(pl_conv_fast *f) {
+    f->wss = f->g.C * f->ldv + 16;
+    f->wms = f->g.M * f->ldv + 16;
+    if (f->wpos == 25)
+        for (int e = 0; e < 100; e++) f->wtap[e] = e * f->ldv; /* the gathered patches */
+}
+
+/* Stride 2: the offsets of the input transform's 81 values in a transformed block. */
+static void wino2_offsets(pl_conv_fast *f) {
+    if (f->wpos != 25) return;
+    int e = 0;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 5 - a; i++)
+                for (int j = 0; j < 5 - b; j++) {
+                    /* slot: phases before (a, b) that have a product at (i, j) */
+                    int slot = 0;
+                    for (int p = 0; p < a * 2 + b; p++)
+                        if ((p / 2 == 0 || i < 4) && (p % 2 == 0 || j < 4)) slot++;
+                    f->wvo[e++] = (f->wvrow[i * 5 + j] + slot) * f->wss;
+                }
+}
+
 /* Batched Winograd: a group's images are prepared one after the other (img_prep floats
  * each), their transformed input follows them (blocks of up to NR tiles, block b at
- * b * 36*C*ldv), and the products of all blocks are in the shared region (block b, xi
- * at (b*36 + xi) * M*ldv). */
+ * b * wslots*wss), and the products of all blocks are in the shared region (block b,
+ * position xi at (b*wpos + xi) * wms). Stride 2 at batch 1 runs the same way (one
+ * image as a group, read in place). */
 static pl_status wino_batch_layout(pl_conv_fast *f, int64_t T) {
-    const cf_geom *g = &f->g;
     const int NR = f->k->nr, vl = f->k->vl;
     const int64_t Tb = T * f->wino_batch;
     f->img_prep = ((int64_t)f->prep_floats + 15) / 16 * 16; /* 64-byte aligned slots */
@@ -75,14 +119,16 @@ static pl_status wino_batch_layout(pl_conv_fast *f, int64_t T) {
     if (f->tb > NR) f->tb = NR;
     f->nblocks = (Tb + f->tb - 1) / f->tb;
     f->ldv = (f->tb + vl - 1) / vl * vl;
+    wino_strides(f);
     f->mparts = 1;
     f->chunk_sl = 1;
     f->wino_shared = true;
     f->wino_xi = false;
     f->prep_floats = (size_t)f->img_prep * (size_t)f->wino_batch +
-                     (size_t)(36 * g->C * f->ldv) * (size_t)f->nblocks;
-    f->shared_floats = (size_t)(36 * g->M * f->ldv) * (size_t)f->nblocks;
-    f->ws_floats = 0;
+                     (size_t)(f->wslots * f->wss) * (size_t)f->nblocks;
+    f->shared_floats = (size_t)(f->wpos * f->wms) * (size_t)f->nblocks;
+    wino2_offsets(f);
+    f->ws_floats = f->wpatch ? (size_t)(100 * f->ldv) : 0;
     return PL_OK;
 }
 
@@ -92,22 +138,40 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     const int MR = k->mr, NR = k->nr, vl = k->vl;
     f->TH = (g->OH + 3) / 4;
     f->TW = (g->OW + 3) / 4;
-    /* split in 4 phases along x only: rows stay whole (tile row ty starts at row 4 ty) */
+    /* split in 4 phases along x only (stride 2: 8): rows stay whole (tile row ty starts at
+     * row 4 ty, stride 2: 8 ty); the patch is 6x6 (stride 2: 10x10) */
+    const bool s2 = g->SH == 2;
+    const int pt = s2 ? 10 : 6;
+    f->wrow = s2 ? 8 : 4;
     cf_geom pg = *g;
-    pg.KH = pg.KW = 6;
+    pg.KH = pg.KW = pt;
     pg.SH = 1;
-    pg.SW = 4;
+    pg.SW = f->wrow;
     pg.DH = pg.DW = 1;
-    pg.OH = 4 * (f->TH - 1) + 1;
+    pg.OH = f->wrow * (f->TH - 1) + 1;
     pg.OW = f->TW;
-    f->wg = pg;
-    cf_prep_setup(&pg, &f->prep, false);
-    const int64_t nph = f->prep.npy * f->prep.npx;
-    /* prepared like IGEMM input: channel c at c * plane, phases C * plane apart */
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++)
-            f->wtap[i * 6 + j] = cf_tap_offset(&pg, &f->prep, i, j, g->C * f->prep.plane);
-    f->prep_floats = (size_t)(g->C * nph * f->prep.plane);
+    if (s2) {
+        /* the patches are gathered per channel and tile block by the in-transform pass
+         * (wtap is set with ldv); the preparation is a plain copy of the raw planes
+         * (batched groups) or nothing (the image is read in place) */
+        cf_geom cg = *g;
+        cg.KH = cg.KW = cg.SH = cg.SW = cg.DH = cg.DW = 1;
+        cg.PT = cg.PL = 0;
+        cg.OH = g->H;
+        cg.OW = g->W;
+        f->wg = cg;
+        cf_prep_setup(&cg, &f->prep, true);
+        f->prep_floats = f->wino_batch > 1 ? (size_t)(g->C * g->H * g->W) : 0;
+    } else {
+        f->wg = pg;
+        cf_prep_setup(&pg, &f->prep, false);
+        const int64_t nph = f->prep.npy * f->prep.npx;
+        /* prepared like IGEMM input: channel c at c * plane, phases C * plane apart */
+        for (int i = 0; i < pt; i++)
+            for (int j = 0; j < pt; j++)
+                f->wtap[i * pt + j] = cf_tap_offset(&pg, &f->prep, i, j, g->C * f->prep.plane);
+        f->prep_floats = (size_t)(g->C * nph * f->prep.plane);
+    }
 
     /* GEMM shape per xi: M x C times C x tiles */
     f->K = g->C;
@@ -117,27 +181,60 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     kcmax = kcmax < 64 ? 64 : kcmax > 512 ? 512 : kcmax;
     PL_TRY(cf_kblocks(f->K, kcmax, &f->nkb, &f->kb_start, &f->kb_len));
     const int64_t per_xi = (int64_t)f->nsl * MR * f->K;
-    if ((double)per_xi * 36.0 > 1e9) return pl_error(PL_ERR_UNSUPPORTED, "convolution weights too large to pack");
-    float *tmp = malloc(sizeof(float) * (size_t)(36 * g->M * g->C));
-    if (!tmp || !(f->A = cf_alloc(sizeof(float) * (size_t)(36 * per_xi)))) {
+    /* positions: K of each (in C units), its rows in a transformed block, its weights */
+    f->wpos = s2 ? 25 : 36;
+    int64_t q = 0;
+    for (int xi = 0; xi < f->wpos; xi++) {
+        f->wkq[xi] = s2 ? (1 + (xi / 5 < 4)) * (1 + (xi % 5 < 4)) : 1;
+        f->wvrow[xi] = q;
+        f->wapos[xi] = q * per_xi;
+        q += f->wkq[xi];
+    }
+    f->wslots = q;
+    if ((double)per_xi * (double)q > 1e9) return pl_error(PL_ERR_UNSUPPORTED, "convolution weights too large to pack");
+    float *tmp = malloc(sizeof(float) * (size_t)(q * g->M * g->C));
+    if (!tmp || !(f->A = cf_alloc(sizeof(float) * (size_t)(q * per_xi)))) {
         free(tmp);
         return pl_error(PL_ERR_NOMEM, "out of memory packing convolution weights");
     }
+    /* tmp: the M x C matrix of (position xi, slot) at (wvrow[xi] + slot) * M*C */
     for (int64_t m = 0; m < g->M; m++)
         for (int64_t c = 0; c < g->C; c++) {
+            if (s2) {
+                double u[4][25];
+                cf_wino2_kernel(w + (m * g->C + c) * 9, u);
+                for (int xi = 0; xi < 25; xi++) {
+                    int slot = 0;
+                    for (int p = 0; p < 4; p++) {
+                        if ((p / 2 == 0 || xi / 5 < 4) && (p % 2 == 0 || xi % 5 < 4))
+                            tmp[((f->wvrow[xi] + slot++) * g->M + m) * g->C + c] = (float)u[p][xi];
+                    }
+                }
+                continue;
+            }
             double u[36];
             transform_kernel(w + (m * g->C + c) * 9, u);
             for (int xi = 0; xi < 36; xi++) tmp[((int64_t)xi * g->M + m) * g->C + c] = (float)u[xi];
         }
-    for (int xi = 0; xi < 36; xi++) cf_pack_a(f, tmp + (int64_t)xi * g->M * g->C, g->C, f->A + xi * per_xi);
+    for (int64_t r = 0; r < q; r++) cf_pack_a(f, tmp + r * g->M * g->C, g->C, f->A + r * per_xi);
     free(tmp);
+    f->win2 = NULL;
+    f->wout = k->wino_out;
+    if (s2) {
+        cf_wino2_select(k, &f->win2, &f->wout, &f->wpatch, &f->wprows);
+        cf_wino2_pk_setup(&f->wpk, g->W, g->PL, f->TW);
+    }
 
     const int64_t T = f->TH * f->TW;
     if (f->wino_batch > 1) return wino_batch_layout(f, T);
+    if (s2) {
+        f->wino_plane = true;
+        return wino_batch_layout(f, T);
+    }
     /* tiles per block: at most NR (NR/2 when the transformed input would not stay in
      * L2), balanced over the blocks */
     int64_t tbmax = NR;
-    if ((NR / 2) % vl == 0 && 36 * g->C * NR * 4 > WINO_V_CAP) tbmax = NR / 2;
+    if ((NR / 2) % vl == 0 && f->wslots * g->C * NR * 4 > WINO_V_CAP) tbmax = NR / 2;
     f->nblocks = (T + tbmax - 1) / tbmax;
     f->tb = ((T + f->nblocks - 1) / f->nblocks + vl - 1) / vl * vl; /* whole vectors */
     if (f->tb > tbmax) f->tb = tbmax;
@@ -179,11 +276,13 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     if (f->nblocks * f->mparts > (1 << 30))
         return pl_error(PL_ERR_UNSUPPORTED, "convolution plane too large for Winograd");
     const int64_t sl_part = (f->nsl + f->mparts - 1) / f->mparts;
-    int64_t cs = WINO_M_CAP / (36 * MR * ((f->tb + vl - 1) / vl * vl) * 4);
+    int64_t cs = WINO_M_CAP / (f->wpos * MR * ((f->tb + vl - 1) / vl * vl) * 4);
     f->chunk_sl = (int)(cs < 1 ? 1 : cs > sl_part ? sl_part : cs);
     /* V and the products are kept with a row stride of whole vectors */
     f->ldv = (f->tb + vl - 1) / vl * vl;
-    const size_t vblock = (size_t)(36 * g->C * f->ldv);
+    wino2_offsets(f);
+    wino_strides(f);
+    const size_t vblock = (size_t)(f->wslots * f->wss);
     if (f->wino_shared) f->prep_floats += vblock * (size_t)f->nblocks;
     /* Fewer tile blocks than threads (14x14: one): parts of 2-3 row slivers balanced
      * badly (19 slivers in 8 parts ran 11 / 8), and one-sliver parts re-read the
@@ -192,11 +291,11 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
      * plane (36 x M x ldv per block, 590 KB at 14x14x256). */
     f->wino_xi = f->wino_shared && f->nblocks < f->nthreads;
     if (f->wino_xi) {
-        f->shared_floats = (size_t)(36 * g->M * f->ldv) * (size_t)f->nblocks;
+        f->shared_floats = (size_t)(f->wpos * f->wms) * (size_t)f->nblocks;
         f->ws_floats = 0;
         return PL_OK;
     }
-    f->ws_floats = (f->wino_shared ? 0 : vblock) + (size_t)(36 * f->chunk_sl * MR * f->ldv);
+    f->ws_floats = (f->wino_shared ? 0 : vblock) + (size_t)(f->wpos * f->chunk_sl * MR * f->ldv);
     return PL_OK;
 }
 
@@ -234,7 +333,7 @@ static int block_segments(const pl_conv_fast *f, int64_t t0, int64_t nt, int v, 
             s->lane = l;
             s->len = 1;
             s->rows = (int)(g->OH - 4 * ty < 4 ? g->OH - 4 * ty : 4);
-            s->in = img * f->img_prep + 4 * ty * f->prep.Wph + tx;
+            s->in = img * f->img_prep + 4 * ty * f->prep.Wph + tx; /* stride 1 */
             s->out = img * g->M * g->OH * g->OW + 4 * ty * g->OW + 4 * tx;
         }
         const int64_t cols = g->OW - 4 * tx;
@@ -243,12 +342,38 @@ static int block_segments(const pl_conv_fast *f, int64_t t0, int64_t nt, int v, 
     return n;
 }
 
+/* Input transform of channel plane src for one vector of tiles into dst (the channel's
+ * row of the vector in a transformed block). */
+static inline void transform_in(const pl_conv_fast *f, const float *src, const cf_wseg *sg, int n,
+                                float *dst) {
+    if (f->win2) f->win2(src, f->wtap, sg, n, dst, f->wvo);
+    else f->k->wino_in(src, f->wtap, sg, n, dst, f->wss);
+}
+
+/* Products of position xi for row sliver s: its packed weights times the position's rows
+ * of the transformed block V (K = wkq[xi] C, in K blocks that do not cross phases) into c
+ * (row stride ldc), nt tiles. */
+static inline void pos_gemm(const pl_conv_fast *f, int xi, int s, const float *V, float *c,
+                            int64_t ldc, int64_t nt) {
+    const cf_kernels *k = f->k;
+    const int MR = k->mr, NR = k->nr;
+    const int64_t C = f->g.C, ldv = f->ldv;
+    const float *Ax = f->A + f->wapos[xi];
+    for (int q = 0; q < f->wkq[xi]; q++)
+        for (int kb = 0; kb < f->nkb; kb++) {
+            const int64_t k0 = q * C + f->kb_start[kb], kc = f->kb_len[kb];
+            const float *Bq = V + (f->wvrow[xi] + q) * f->wss + f->kb_start[kb] * ldv;
+            k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR,
+                                                     Bq, ldv, c, ldc, (int)nt,
+                                                     q > 0 || kb > 0, NULL);
+        }
+}
+
 static void wino_task(void *ctx, int task, int thread) {
     const wino_job *j = ctx;
     const pl_conv_fast *f = j->f;
     const cf_geom *g = &f->g;
-    const cf_kernels *k = f->k;
-    const int MR = k->mr, NR = k->nr, vl = k->vl;
+    const int vl = f->k->vl;
     const int64_t T = f->TH * f->TW, tb = f->tb, ldv = f->ldv, C = g->C, OHW = g->OH * g->OW;
     const int64_t bi = task / f->mparts;
     const int pi = task % f->mparts;
@@ -262,37 +387,25 @@ static void wino_task(void *ctx, int task, int thread) {
 
     float *V, *Mb;
     if (f->wino_shared) {
-        V = j->vall + bi * 36 * C * ldv;
+        V = j->vall + bi * f->wslots * f->wss;
         Mb = j->ws + (size_t)thread * j->ws_stride;
     } else {
         V = j->ws + (size_t)thread * j->ws_stride;
-        Mb = V + 36 * C * ldv;
+        Mb = V + f->wslots * f->wss;
         for (int64_t c = 0; c < C; c++)
             for (int v = 0; v < nvec; v++)
-                k->wino_in(j->xin + c * f->prep.plane, f->wtap, segs[v], nseg[v],
-                           V + c * ldv + (int64_t)v * vl, C * ldv);
+                transform_in(f, j->xin + c * f->prep.plane, segs[v], nseg[v], V + c * ldv + (int64_t)v * vl);
     }
 
-    const int64_t per_xi = (int64_t)f->nsl * MR * f->K;
     for (int a = s0; a < s1; a += f->chunk_sl) {
         const int b = a + f->chunk_sl < s1 ? a + f->chunk_sl : s1;
         const int64_t ra = f->sl_row[a], rb = f->sl_row[b - 1] + f->sl_rows[b - 1];
         const int64_t ldm = (rb - ra) * ldv;
-        for (int xi = 0; xi < 36; xi++) {
-            const float *Ax = f->A + xi * per_xi;
-            const float *Bx = V + (int64_t)xi * C * ldv;
-            for (int s = a; s < b; s++) {
-                float *cdst = Mb + xi * ldm + (f->sl_row[s] - ra) * ldv;
-                for (int kb = 0; kb < f->nkb; kb++) {
-                    const int64_t k0 = f->kb_start[kb], kc = f->kb_len[kb];
-                    k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR,
-                                                             Bx + k0 * ldv, ldv, cdst, ldv, (int)nt, kb > 0, NULL);
-                }
-            }
-        }
+        for (int xi = 0; xi < f->wpos; xi++)
+            for (int s = a; s < b; s++) pos_gemm(f, xi, s, V, Mb + xi * ldm + (f->sl_row[s] - ra) * ldv, ldv, nt);
         for (int64_t r = ra; r < rb; r++)
             for (int v = 0; v < nvec; v++)
-                k->wino_out(Mb + (r - ra) * ldv + (int64_t)v * vl, ldm, segs[v], nseg[v],
+                f->wout(Mb + (r - ra) * ldv + (int64_t)v * vl, ldm, segs[v], nseg[v],
                             f->bias ? f->bias[r] : 0.0f, j->res ? j->res + r * OHW : NULL,
                             j->y + r * OHW, g->OW, j->lo, j->hi);
     }
@@ -313,11 +426,50 @@ static void wino_in_task(void *ctx, int task, int thread) {
     cf_wseg segs[MAX_VEC][32];
     int nseg[MAX_VEC];
     for (int v = 0; v < nvec; v++) nseg[v] = block_segments(f, t0, nt, v, segs[v]);
-    float *V = j->vall + bi * 36 * C * ldv;
+    float *V = j->vall + bi * f->wslots * f->wss;
+    if (f->wpatch) {
+        /* stride 2: gather the block's patches per channel (lanes past the block's
+         * tiles stay 0), then transform whole vectors */
+        const cf_geom *g = &f->g;
+        const int64_t TI = f->TH * f->TW, TW = f->TW;
+        float *pb = j->ws + (size_t)thread * j->ws_stride;
+        memset(pb, 0, sizeof(float) * (size_t)(100 * ldv));
+        /* the block's tile rows (image, row, first tile), packed nmax to a vector */
+        const int nmax = TW + 1 <= 16 ? (int)(16 / (TW + 1)) : 1;
+        int64_t rimg[MAX_VEC * 16 + 2], rty[MAX_VEC * 16 + 2], rrs[MAX_VEC * 16 + 2];
+        int nr = 0;
+        for (int64_t t = t0; t < t0 + nt; nr++) {
+            rimg[nr] = t / TI;
+            rty[nr] = t % TI / TW;
+            rrs[nr] = rimg[nr] * TI + rty[nr] * TW;
+            t = rrs[nr] + TW;
+        }
+        for (int64_t c = c0; c < c1; c++) {
+            for (int r0 = 0; r0 < nr; r0 += nmax) {
+                const int n = nr - r0 < nmax ? nr - r0 : nmax;
+                if (nmax == 1) {
+                    const int64_t rs = rrs[r0];
+                    f->wpatch(j->xin + rimg[r0] * f->img_prep + c * g->H * g->W, g->H, g->W, g->PT,
+                              g->PL, rty[r0], t0 > rs ? t0 - rs : 0,
+                              t0 + nt - rs < TW ? t0 + nt - rs : TW, pb, rs - t0, ldv);
+                    continue;
+                }
+                const float *xs[16];
+                for (int q = 0; q < n; q++) xs[q] = j->xin + rimg[r0 + q] * f->img_prep + c * g->H * g->W;
+                f->wprows(xs, rty + r0, n, g->H, g->W, g->PT, g->PL, TW, t0 - rrs[r0],
+                          t0 + nt - rrs[r0] < n * TW ? t0 + nt - rrs[r0] : n * TW, pb, rrs[r0] - t0, ldv,
+                          &f->wpk);
+            }
+            for (int v = 0; v < nvec; v++) {
+                const cf_wseg whole = {0, vl, 4, 4, (int64_t)v * vl, 0};
+                f->win2(pb, f->wtap, &whole, 1, V + c * ldv + (int64_t)v * vl, f->wvo);
+            }
+        }
+        return;
+    }
     for (int64_t c = c0; c < c1; c++)
         for (int v = 0; v < nvec; v++)
-            f->k->wino_in(j->xin + c * f->prep.plane, f->wtap, segs[v], nseg[v],
-                          V + c * ldv + (int64_t)v * vl, C * ldv);
+            transform_in(f, j->xin + c * f->prep.plane, segs[v], nseg[v], V + c * ldv + (int64_t)v * vl);
 }
 
 /* wino_xi mode, GEMM pass: all row slivers of block bi for one xi. */
@@ -325,23 +477,13 @@ static void wino_gemm_xi_task(void *ctx, int task, int thread) {
     (void)thread;
     const wino_job *j = ctx;
     const pl_conv_fast *f = j->f;
-    const cf_kernels *k = f->k;
-    const int MR = k->mr, NR = k->nr;
-    const int64_t T = f->TH * f->TW, C = f->g.C, M = f->g.M, ldv = f->ldv;
-    const int64_t bi = task / 36;
-    const int xi = task % 36;
+    const int64_t T = f->TH * f->TW, ldv = f->ldv;
+    const int64_t bi = task / f->wpos;
+    const int xi = task % f->wpos;
     const int64_t t0 = bi * f->tb, nt = T - t0 < f->tb ? T - t0 : f->tb;
-    const int64_t per_xi = (int64_t)f->nsl * MR * f->K;
-    const float *Ax = f->A + xi * per_xi;
-    const float *Bx = j->vall + bi * 36 * C * ldv + (int64_t)xi * C * ldv;
-    float *Mx = j->mall + (bi * 36 + xi) * M * ldv;
-    for (int s = 0; s < f->nsl; s++)
-        for (int kb = 0; kb < f->nkb; kb++) {
-            const int64_t k0 = f->kb_start[kb], kc = f->kb_len[kb];
-            k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR,
-                                                     Bx + k0 * ldv, ldv, Mx + f->sl_row[s] * ldv, ldv,
-                                                     (int)nt, kb > 0, NULL);
-        }
+    const float *V = j->vall + bi * f->wslots * f->wss;
+    float *Mx = j->mall + (bi * f->wpos + xi) * f->wms;
+    for (int s = 0; s < f->nsl; s++) pos_gemm(f, xi, s, V, Mx + f->sl_row[s] * ldv, ldv, nt);
 }
 
 #define WINO_OUT_ROWS 16 /* output channels per output-transform task */
@@ -362,16 +504,20 @@ static void wino_out_xi_task(void *ctx, int task, int thread) {
     cf_wseg segs[MAX_VEC][32];
     int nseg[MAX_VEC];
     for (int v = 0; v < nvec; v++) nseg[v] = block_segments(f, t0, nt, v, segs[v]);
-    const float *Mb = j->mall + bi * 36 * M * ldv;
+    const float *Mb = j->mall + bi * f->wpos * f->wms;
     for (int64_t r = r0; r < r1; r++)
         for (int v = 0; v < nvec; v++)
-            f->k->wino_out(Mb + r * ldv + (int64_t)v * vl, M * ldv, segs[v], nseg[v],
+            f->wout(Mb + r * ldv + (int64_t)v * vl, f->wms, segs[v], nseg[v],
                            f->bias ? f->bias[r] : 0.0f, j->res ? j->res + r * OHW : NULL,
                            j->y + r * OHW, g->OW, j->lo, j->hi);
 }
 
 void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
                    pl_threadpool *pool) {
+    if (f->wino_plane) {
+        cf_wino_batch(f, xin, 1, res, y, ws, pool);
+        return;
+    }
     const cf_geom *g = &f->g;
     const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
     wino_job j = {f, xin, res, y, ws, ws_stride, NULL, NULL, 1, f->TH * f->TW, -INFINITY, INFINITY};
@@ -396,7 +542,7 @@ void cf_wino_image(const pl_conv_fast *f, const float *xin, const float *res, fl
     if (f->wino_xi) {
         /* the shared region lies right before the thread workspaces (conv_plan.h) */
         j.mall = ws - ((f->shared_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
-        pl_threadpool_run(pool, wino_gemm_xi_task, &j, (int)(36 * f->nblocks));
+        pl_threadpool_run(pool, wino_gemm_xi_task, &j, (int)(f->wpos * f->nblocks));
         const int64_t nout = f->nblocks * ((g->M + WINO_OUT_ROWS - 1) / WINO_OUT_ROWS);
         if (nout == 1) wino_out_xi_task(&j, 0, 0);
         else pl_threadpool_run(pool, wino_out_xi_task, &j, (int)nout);
@@ -417,24 +563,24 @@ static void wino_gemm_batch_task(void *ctx, int task, int thread) {
     const pl_conv_fast *f = j->f;
     const cf_kernels *k = f->k;
     const int MR = k->mr, NR = k->nr;
-    const int64_t C = f->g.C, M = f->g.M, ldv = f->ldv;
+    const int64_t C = f->g.C, ldv = f->ldv;
     const int xi = task;
     const int64_t nb = (j->ntiles + f->tb - 1) / f->tb;
-    const int64_t per_xi = (int64_t)f->nsl * MR * f->K;
-    const float *Ax = f->A + xi * per_xi;
+    const float *Ax = f->A + f->wapos[xi];
     for (int s = 0; s < f->nsl; s++)
-        for (int kb = 0; kb < f->nkb; kb++) {
-            const int64_t k0 = f->kb_start[kb], kc = f->kb_len[kb];
-            const float *As = Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR;
-            for (int64_t bi = 0; bi < nb; bi++) {
-                const int64_t t0 = bi * f->tb, nt = j->ntiles - t0 < f->tb ? j->ntiles - t0 : f->tb;
-                const float *Bx = j->vall + (bi * 36 + xi) * C * ldv;
-                float *Mx = j->mall + (bi * 36 + xi) * M * ldv;
-                k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, As, Bx + k0 * ldv, ldv,
-                                                         Mx + f->sl_row[s] * ldv, ldv, (int)nt,
-                                                         kb > 0, NULL);
+        for (int q = 0; q < f->wkq[xi]; q++)
+            for (int kb = 0; kb < f->nkb; kb++) {
+                const int64_t k0 = q * C + f->kb_start[kb], kc = f->kb_len[kb];
+                const float *As = Ax + k0 * f->nsl * MR + (int64_t)s * kc * MR;
+                for (int64_t bi = 0; bi < nb; bi++) {
+                    const int64_t t0 = bi * f->tb, nt = j->ntiles - t0 < f->tb ? j->ntiles - t0 : f->tb;
+                    const float *Bx = j->vall + (bi * f->wslots + f->wvrow[xi] + q) * f->wss;
+                    float *Mx = j->mall + (bi * f->wpos + xi) * f->wms;
+                    k->ukernel[f->sl_rows[s] - 1][nt > NR / 2](kc, As, Bx + f->kb_start[kb] * ldv, ldv,
+                                                             Mx + f->sl_row[s] * ldv, ldv, (int)nt,
+                                                             q > 0 || kb > 0, NULL);
+                }
             }
-        }
 }
 
 void cf_wino_batch(const pl_conv_fast *f, const float *xin, int64_t nimg, const float *res,
@@ -449,14 +595,17 @@ void cf_wino_batch(const pl_conv_fast *f, const float *xin, int64_t nimg, const 
         j.hi = f->act.beta;
     }
     const int64_t nb = (j.ntiles + f->tb - 1) / f->tb;
-    j.vall = (float *)xin + f->img_prep * f->wino_batch;
+    /* scratch: [prepared images, transformed input][products][thread workspaces] */
     j.mall = ws - ((f->shared_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
+    j.vall = j.mall - ((f->prep_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float) +
+             f->img_prep * f->wino_batch;
+    j.ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
     const int64_t want = 4 * (int64_t)pl_threadpool_size(pool);
     int64_t per_block = (want + nb - 1) / nb;
     if (per_block > g->C) per_block = g->C;
     j.cchunk = (g->C + per_block - 1) / per_block;
     pl_threadpool_run(pool, wino_in_task, &j, (int)(nb * ((g->C + j.cchunk - 1) / j.cchunk)));
-    pl_threadpool_run(pool, wino_gemm_batch_task, &j, 36);
+    pl_threadpool_run(pool, wino_gemm_batch_task, &j, f->wpos);
     pl_threadpool_run(pool, wino_out_xi_task, &j, (int)(nb * ((g->M + WINO_OUT_ROWS - 1) / WINO_OUT_ROWS)));
     if (!clamp) cf_epilogue(f, y, g->OH * g->OW, nimg * g->M, g->OH * g->OW, NULL, NULL, 0);
 }

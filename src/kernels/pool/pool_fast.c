@@ -72,6 +72,7 @@ typedef struct pool_job {
     float *ws;
     size_t ws_stride;
     int64_t per_task, planes;
+    bool direct; /* 3x3 stride-2 max with the kernel level's max3s2: no prepared copy */
 } pool_job;
 
 static void pool_task(void *ctx, int task, int thread) {
@@ -81,6 +82,12 @@ static void pool_task(void *ctx, int task, int thread) {
     int64_t q0 = task * j->per_task, q1 = q0 + j->per_task;
     if (q1 > j->planes) q1 = j->planes;
     const float fill = j->kind == PL_POOL_FAST_MAX ? -INFINITY : 0.0f;
+    if (j->direct) {
+        for (int64_t q = q0; q < q1; q++)
+            j->k->max3s2(j->x + q * g->H * g->W, g->H, g->W, g->PT, g->PL, g->OH, g->OW,
+                         j->y + q * g->OH * g->OW);
+        return;
+    }
     for (int64_t q = q0; q < q1; q++) {
         const float *src = j->x + q * g->H * g->W;
         if (!j->pp->none) {
@@ -103,6 +110,13 @@ pl_status pl_pool_fast_run(pl_pool_fast_kind kind, const pl_pool_params *p,
     if (g.C == 0) return PL_OK;
     cf_prep pp;
     cf_prep_setup(&g, &pp, true);
+    const cf_kernels *k = cf_kernels_for(pl_cpu_isa());
+    /* 3x3 stride-2 max (ResNet's stem pool) reads the planes in place: 64 planes of
+     * 112x112, CPU time 0.29-0.38 -> 0.12-0.13 ms at batch 1, 7.8 -> 3.2-3.8 ms at 16 */
+    const bool direct = kind == PL_POOL_FAST_MAX && k->max3s2 && p->ndim == 2 && g.KH == 3 &&
+                        g.KW == 3 && g.SH == 2 && g.SW == 2 && g.DH == 1 && g.DW == 1 &&
+                        g.PT < 3 && g.PL < 3;
+    if (direct) pp.none = true;
     const int ntaps = (int)(g.KH * g.KW);
     const int nt = pl_threadpool_size(pool);
     const size_t ws_floats = pp.none ? 0 : (size_t)(pp.npy * pp.npx * pp.plane);
@@ -134,8 +148,8 @@ pl_status pl_pool_fast_run(pl_pool_fast_kind kind, const pl_pool_params *p,
     }
     int64_t ntasks = (int64_t)nt * 8;
     if (ntasks > g.C) ntasks = g.C;
-    pool_job j = {&g, &pp, cf_kernels_for(pl_cpu_isa()), kind, tap_off, ntaps, sy, sx, x, y,
-                  ws, ws_stride, (g.C + ntasks - 1) / ntasks, g.C};
+    pool_job j = {&g, &pp, k, kind, tap_off, ntaps, sy, sx, x, y,
+                  ws, ws_stride, (g.C + ntasks - 1) / ntasks, g.C, direct};
     ntasks = (g.C + j.per_task - 1) / j.per_task;
     if (ntasks == 1) pool_task(&j, 0, 0);
     else pl_threadpool_run(pool, pool_task, &j, (int)ntasks);
