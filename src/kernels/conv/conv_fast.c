@@ -144,10 +144,10 @@ void cf_prep_plane(const cf_kernels *k, const cf_geom *g, const cf_prep *pp, con
         j0[px] = a;
         j1[px] = b;
     }
-    /* strided rows: a padded copy of the row in a staging buffer, split by the vector
-     * de-interleaver in one pass (residues no tap uses, e.g. 1x1 stride 2, go to a
-     * discard buffer: still far cheaper than a scalar strided gather) */
-    const bool deint = k && k->deint && (SW == 2 || SW == 4);
+    /* strided rows with several x phases: a padded copy of the row in a staging buffer,
+     * split by the vector de-interleaver in one pass. With one x phase (1x1 stride 2)
+     * the plain gather below is cheaper */
+    const bool deint = k && k->deint && (SW == 2 || SW == 4) && pp->npx > 1;
     float stage[STAGE_GROUPS * 4], discard[STAGE_GROUPS];
     for (int py = 0; py < pp->npy; py++) {
         const int64_t ry = pp->ry[py];
@@ -182,6 +182,8 @@ void cf_prep_plane(const cf_kernels *k, const cf_geom *g, const cf_prep *pp, con
                 const float *src = xr + pp->rx[px] - g->PL;
                 fill_short(rw, j0[px], fill);
                 if (SW == 1) memcpy(rw + j0[px], src + j0[px], (size_t)(j1[px] - j0[px]) * sizeof(float));
+                else if (SW == 2) /* a constant stride the compiler vectorises */
+                    for (int64_t j = j0[px]; j < j1[px]; j++) rw[j] = src[2 * j];
                 else
                     for (int64_t j = j0[px]; j < j1[px]; j++) rw[j] = src[j * SW];
                 fill_short(rw + j1[px], Wph - j1[px], fill);

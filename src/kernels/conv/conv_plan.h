@@ -162,9 +162,6 @@ struct pl_conv_fast {
     int sp_mparts, sp_ntiles;
     int64_t sp_ng, sp_tile; /* grid columns per plane; columns per tile */
     bool sp_flat;           /* grid == output layout (ldg == OW): results go straight to y */
-    bool sp_sub;            /* strided 1x1 without padding: the input is subsampled into the
-                             * shared region (OH x OW planes) by conv_sparse.c itself, not
-                             * phase-split by the generic preparation */
 };
 
 /* Applies bias (row_bias[i], may be NULL), residual (res[i*ldr + j], may be NULL) and

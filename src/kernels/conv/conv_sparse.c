@@ -41,26 +41,9 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
     const cf_geom *g = &f->g;
     cf_prep *pp = &f->prep;
     cf_prep_setup(g, pp, true);
-    /* strided 1x1 without padding reads one pixel in SH x SW: the generic phase split
-     * de-interleaves every row it keeps, discarding the odd columns, row by row; a
-     * direct subsample of the pixels used, channel by channel, into the shared region
-     * is ~4x cheaper (measured, ResNet-50 512<-256 56x56 s2 with no nonzeros: 0.19 ->
-     * 0.07 ms; its three 1x1 s2 layers 1.14x faster at 90% zeros, 1.29x at 95%). The
-     * prepared planes are then the dense OH x OW input of a 1x1 layer. */
-    f->sp_sub = g->KH == 1 && g->KW == 1 && g->PT == 0 && g->PL == 0 && (g->SH > 1 || g->SW > 1) &&
-                (g->OH - 1) * g->SH < g->H && (g->OW - 1) * g->SW < g->W && /* no end pads read */
-                !pp->none;
-    if (f->sp_sub) {
-        pp->none = true;
-        pp->npy = pp->npx = 1;
-        pp->Hph = g->OH;
-        pp->Wph = g->OW;
-        pp->plane = g->OH * g->OW;
-        f->shared_floats = (size_t)(g->C * pp->plane);
-    }
     const int64_t nph = pp->npy * pp->npx;
     if (!pp->none) f->prep_floats = (size_t)(g->C * nph * pp->plane);
-    f->ldg = pp->none && !f->sp_sub ? g->W : pp->Wph;
+    f->ldg = pp->none ? g->W : pp->Wph;
     f->sp_flat = f->ldg == g->OW;
     f->sp_ng = (g->OH - 1) * f->ldg + g->OW;
 
@@ -69,12 +52,11 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
     f->K = taps * g->Cg;
     if (!(f->koff = malloc(sizeof(int64_t) * (size_t)f->K)))
         return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
-    const int64_t cstride = pp->none && !f->sp_sub ? g->H * g->W : pp->plane;
+    const int64_t cstride = pp->none ? g->H * g->W : pp->plane;
     const int64_t phase_stride = g->Cg * cstride;
     for (int64_t ky = 0; ky < g->KH; ky++)
         for (int64_t kx = 0; kx < g->KW; kx++) {
-            const int64_t t = ky * g->KW + kx;
-            const int64_t base = f->sp_sub ? 0 : cf_tap_offset(g, pp, ky, kx, phase_stride);
+            const int64_t t = ky * g->KW + kx, base = cf_tap_offset(g, pp, ky, kx, phase_stride);
             for (int64_t c = 0; c < g->Cg; c++) f->koff[c * taps + t] = base + c * cstride;
         }
 
@@ -180,7 +162,7 @@ static void sp_task(void *ctx, int task, int thread) {
     const int64_t n = f->sp_ng - c0 < f->sp_tile ? f->sp_ng - c0 : f->sp_tile;
     if (m0 >= m1 || n <= 0) return;
 
-    const int64_t cstride = f->prep.none && !f->sp_sub ? g->H * g->W : f->prep.plane;
+    const int64_t cstride = f->prep.none ? g->H * g->W : f->prep.plane;
     const int64_t nph = f->prep.npy * f->prep.npx;
     const float *xg = j->xin + gi * (f->prep.none ? g->Cg * cstride : nph * g->Cg * cstride) + c0;
     float *yg = j->y + gi * g->Mg * OHW;
@@ -224,49 +206,9 @@ static void sp_task(void *ctx, int task, int thread) {
     }
 }
 
-/* sp_sub: channels [c0, c1) of a task, subsampled (one pixel in SH x SW) into OH x OW
- * planes. */
-typedef struct sp_sub_job {
-    const pl_conv_fast *f;
-    const float *x;
-    float *dst;
-    int64_t per_task;
-} sp_sub_job;
-
-static void sp_sub_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const sp_sub_job *j = ctx;
-    const cf_geom *g = &j->f->g;
-    const int64_t c0 = task * j->per_task, c1 = c0 + j->per_task < g->C ? c0 + j->per_task : g->C;
-    const int64_t SH = g->SH, SW = g->SW, OH = g->OH, OW = g->OW;
-    for (int64_t c = c0; c < c1; c++) {
-        const float *src = j->x + c * g->H * g->W;
-        float *d = j->dst + c * OH * OW;
-        for (int64_t oy = 0; oy < OH; oy++, d += OW) {
-            const float *s = src + oy * SH * g->W;
-            if (SW == 2)
-                for (int64_t ox = 0; ox < OW; ox++) d[ox] = s[2 * ox];
-            else
-                for (int64_t ox = 0; ox < OW; ox++) d[ox] = s[ox * SW];
-        }
-    }
-}
-
 void cf_sparse_image(const pl_conv_fast *f, const float *xin, const float *res, float *y, float *ws,
                      pl_threadpool *pool) {
     const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
-    if (f->sp_sub) {
-        /* the shared region sits just before the thread workspaces (pl_conv_fast_run) */
-        float *dst = ws - ((f->shared_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
-        int64_t ntasks = (int64_t)pl_threadpool_size(pool) * 4;
-        if (ntasks > f->g.C) ntasks = f->g.C;
-        if (ntasks < 1) ntasks = 1;
-        sp_sub_job sj = {f, xin, dst, (f->g.C + ntasks - 1) / ntasks};
-        ntasks = (f->g.C + sj.per_task - 1) / sj.per_task;
-        if (ntasks == 1) sp_sub_task(&sj, 0, 0);
-        else pl_threadpool_run(pool, sp_sub_task, &sj, (int)ntasks);
-        xin = dst;
-    }
     sp_job j = {f, xin, res, y, ws, ws_stride};
     const int ntasks = (int)(f->g.G * f->sp_mparts * f->sp_ntiles);
     if (ntasks == 1) sp_task(&j, 0, 0);
