@@ -73,7 +73,6 @@ typedef struct col_node {
      * straight from the producer's rows (or the chain input) into the consumer's
      * buffer (or the output) -- no input, residual, new-row or output copies */
     pl_sparse_w *sp1;
-    float *sp1_bias;
     pl_sgemm_epilogue sp1_epi;
 } col_node;
 
@@ -543,26 +542,7 @@ static pl_status make_sp1(col_node *nd) {
         p->out_size[0] != p->in_size[0] || p->out_size[1] != p->in_size[1] || p->group != 1)
         return PL_OK;
     pl_sgemm_epilogue e;
-    memset(&e, 0, sizeof e);
-    switch (nd->ci.act.kind) {
-    case PL_CONV_ACT_NONE: e.act = PL_SGEMM_ACT_NONE; break;
-    case PL_CONV_ACT_RELU: e.act = PL_SGEMM_ACT_RELU; break;
-    case PL_CONV_ACT_CLIP:
-        e.act = PL_SGEMM_ACT_CLIP;
-        e.act_min = nd->ci.act.alpha;
-        e.act_max = nd->ci.act.beta;
-        break;
-    case PL_CONV_ACT_LEAKY_RELU:
-        e.act = PL_SGEMM_ACT_LEAKY_RELU;
-        e.act_alpha = nd->ci.act.alpha;
-        break;
-    default: return PL_OK;
-    }
-    if (nd->ci.bias) {
-        if (!(nd->sp1_bias = malloc(sizeof(float) * (size_t)nd->M))) return pl_error(PL_ERR_NOMEM, "out of memory");
-        memcpy(nd->sp1_bias, nd->ci.bias, sizeof(float) * (size_t)nd->M);
-    }
-    e.row_bias = nd->sp1_bias;
+    if (!pl_conv_fast_act_epilogue(nd->band, &e)) return PL_OK;
     nd->sp1_epi = e;
     return pl_sparse_pack(nd->ci.w, nd->M, nd->C, nd->C, 1, &nd->sp1);
 }
@@ -622,9 +602,7 @@ static void free_bands(col_chain *ch) {
         pl_conv_fast_destroy(ch->nodes[k].band);
         pl_conv_fast_destroy(ch->nodes[k].band_inc);
         pl_sparse_destroy(ch->nodes[k].sp1);
-        free(ch->nodes[k].sp1_bias);
         ch->nodes[k].sp1 = NULL;
-        ch->nodes[k].sp1_bias = NULL;
         ch->nodes[k].band = ch->nodes[k].band_inc = NULL;
     }
 }

@@ -475,6 +475,14 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
     return PL_OK;
 }
 
+bool pl_conv_fast_act_epilogue(const pl_conv_fast *f, pl_sgemm_epilogue *e) {
+    if (!f || f->post_act) return false;
+    *e = f->epi;
+    e->col_bias = e->residual = NULL;
+    e->row_bias = f->bias;
+    return true;
+}
+
 pl_conv_algo pl_conv_fast_algo(const pl_conv_fast *f) {
     if (!f) return PL_CONV_ALGO_AUTO;
     if (f->algo == PL_CONV_ALGO_IGEMM || f->algo == PL_CONV_ALGO_IGEMM_T)

@@ -34,6 +34,7 @@
 #include "core/status.h"
 #include "core/threadpool.h"
 #include "kernels/conv/conv.h"
+#include "kernels/gemm/sgemm.h"
 
 typedef struct pl_conv_fast pl_conv_fast;
 
@@ -68,6 +69,11 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
 /* The algorithm a plan uses, and the scratch bytes its runs want. */
 pl_conv_algo pl_conv_fast_algo(const pl_conv_fast *f);
 size_t pl_conv_fast_scratch_size(const pl_conv_fast *f);
+
+/* The plan's bias and activation as an sgemm / sparse epilogue (row_bias = the plan's
+ * copy of the bias, valid while the plan lives; no residual); false when the activation
+ * cannot be fused into one (the plan applies it in a separate pass). */
+bool pl_conv_fast_act_epilogue(const pl_conv_fast *f, pl_sgemm_epilogue *e);
 
 /* y = act(conv(x) + bias + res) for the planned geometry; res (like y) may be NULL.
  * scratch: at least pl_conv_fast_scratch_size bytes, 64-byte aligned; when NULL or
