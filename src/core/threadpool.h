@@ -1,10 +1,14 @@
 /* threadpool.h -- a fixed set of worker threads running parallel-for loops.
  *
  * pl_threadpool_run(pool, fn, ctx, ntasks) calls fn(ctx, task, thread) once for every
- * task in [0, ntasks) and returns when all have finished. Tasks are handed out one at a
- * time from an atomic counter, so uneven tasks balance themselves; the calling thread
- * takes part (thread index 0, workers are 1 .. size-1), so `thread` can index
- * per-thread scratch space of pl_threadpool_size() slots.
+ * task in [0, ntasks) and returns when all have finished. Thread i starts on the i-th
+ * of `size` contiguous ranges of the tasks, taking them one at a time, then takes what
+ * is left of the other ranges (from their fronts), so uneven tasks and late threads
+ * balance themselves while, in consecutive runs, a thread mostly gets the same part of
+ * the work (cache locality across layers; PILLAR_POOL_RANGES=0 at create makes it one
+ * shared range, for A/B measurements). The calling thread takes part (thread index 0,
+ * workers are 1 .. size-1), so `thread` can index per-thread scratch space of
+ * pl_threadpool_size() slots.
  *
  * Between calls the workers spin for a short while (default 50 us) before sleeping, so
  * back-to-back calls (one per layer at batch 1) cost about a microsecond instead of a
@@ -43,8 +47,9 @@ void pl_threadpool_run(pl_threadpool *pool, pl_task_fn fn, void *ctx, int ntasks
 /* Simulated pools, for measuring parallel efficiency on a loaded machine: with the
  * environment variable PILLAR_POOL_SIM=1, pl_threadpool_create(n > 1) starts no threads
  * and each run executes its tasks one by one on the caller, timing each in thread CPU
- * time and assigning it to the simulated thread that frees up first (the order the
- * atomic counter hands them out), which is also the `thread` index the task sees. The
+ * time; the simulated thread that frees up first takes the next task as a real thread
+ * would (its own range first, then the fronts of the others), and its index is the
+ * `thread` the task sees. The
  * pool sums the task times and the simulated makespans of its runs; at destroy, with
  * PILLAR_POOL_SIM=1, it prints them on stderr. pl_threadpool_sim_take returns the sums
  * since the last call in seconds (false for a real pool). */

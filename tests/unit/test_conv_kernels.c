@@ -272,6 +272,19 @@ static const ccase fixed_cases[] = {
     {2, 1, 4, 4, 4, 9, 6, 3, 3, 1, 1, 0, 1, 2, 0, 1, 1},
     {2, 2, 3, 6, 3, 3, 7, 3, 3, 1, 1, 2, 1, 0, 1, 1, 1},
     {2, 1, 9, 9, 9, 10, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* depthwise on larger planes (MobileNetV2's 28x28 and up, over 8+ tasks per thread):
+     * stride 1 and 2, odd sizes, pads 0/2, a 5x5 kernel, dilation 2, a channel
+     * multiplier, batch 2, 16 columns (8-row passes), 9 rows x 100 columns */
+    {2, 1, 6, 6, 6, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 5, 5, 5, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 31, 29, 3, 3, 1, 1, 0, 1, 2, 1, 1, 1},
+    {2, 1, 4, 8, 4, 57, 30, 3, 3, 2, 2, 2, 1, 0, 1, 1, 1},
+    {2, 1, 3, 3, 3, 40, 25, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1},
+    {2, 1, 3, 3, 3, 33, 33, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
+    {2, 2, 4, 4, 4, 30, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 60, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 100, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 1, 3, 3, 3, 9, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     /* stride-2 3x3 Winograd (polyphase, conv_winograd_s2.c): 28x28 outputs (7 tiles a
      * row, 2 rows packed a vector), 14x14 and 7x7 at batch 3 (batched groups whose
      * blocks end mid-row and mid-image), odd sizes with pad 0, asymmetric and left pad

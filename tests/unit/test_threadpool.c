@@ -1,6 +1,7 @@
 /* test_threadpool.c -- the parallel-for runs every task exactly once, over many calls,
  * task counts and pool sizes (1..4 threads); nesting and concurrent callers fall back to
- * serial without deadlock; spinning and sleeping workers both wake up; destroy joins. */
+ * serial without deadlock; spinning and sleeping workers both wake up; a thread stuck
+ * in a task has the rest of its range stolen; destroy joins. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -105,6 +106,28 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Task 0 waits (up to 2 s) until every other task has run: the tasks of its thread's
+ * own range must be taken over by the other threads (stealing), or it times out. */
+typedef struct steal_ctx {
+    int ntasks;
+    atomic_int done;
+    atomic_int timed_out;
+} steal_ctx;
+
+static void steal_task(void *p, int task, int thread) {
+    (void)thread;
+    steal_ctx *c = p;
+    if (task == 0) {
+        const double t0 = now_s();
+        while (atomic_load(&c->done) < c->ntasks - 1)
+            if (now_s() - t0 > 2.0) {
+                atomic_store(&c->timed_out, 1);
+                break;
+            }
+    }
+    atomic_fetch_add(&c->done, 1);
+}
+
 static void noop_task(void *p, int task, int thread) {
     (void)p;
     (void)task;
@@ -146,6 +169,22 @@ int main(void) {
         for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
         CHECK(atomic_load(&sc.total) == 3 * 300 * 45, "shared pool total %d",
               atomic_load(&sc.total));
+
+        /* Stealing: the thread blocked in task 0 leaves the rest of its range to the
+         * others, for task counts below, at and above the thread count (real threads
+         * only: PILLAR_POOL_SIM=1 makes every pool simulated, serial). */
+        double sim_a, sim_b;
+        const bool real = !pl_threadpool_sim_take(pool, &sim_a, &sim_b);
+        for (int k = 2; real && nt > 1 && k <= 3 * nt + 1; k++) {
+            steal_ctx st;
+            st.ntasks = k;
+            atomic_init(&st.done, 0);
+            atomic_init(&st.timed_out, 0);
+            pl_threadpool_run(pool, steal_task, &st, k);
+            CHECK(!atomic_load(&st.timed_out) && atomic_load(&st.done) == k,
+                  "%d threads, %d tasks: stealing failed (%d done, timed out %d)", nt, k,
+                  atomic_load(&st.done), atomic_load(&st.timed_out));
+        }
 
         /* Back-to-back latency with spinning workers (informational). */
         pl_threadpool_set_spin(pool, 50);
