@@ -268,6 +268,39 @@ static void test_errors(void) {
     CHECK(pl_sgemm_run(&z) == PL_OK, "M = 0 failed: %s", pl_error_msg());
 }
 
+/* The GELU epilogue on a dense grid of x (every piece of the AVX-512 table, both tails,
+ * the cut at |x| = 8, 0, -0, inf, NaN) against erf in double: relative accuracy,
+ * the far negative tail included. */
+static void test_gelu_grid(const char *isa, bool avx512) {
+    enum { NX = 40000 };
+    static float c[NX + 6];
+    int n = 0;
+    for (int i = 0; i < NX; i++) c[n++] = -10.0f + 20.0f * (float)i / NX;
+    const float special[] = {0.0f, -0.0f, 8.0f, -8.0f, INFINITY, NAN};
+    for (int i = 0; i < 6; i++) c[n++] = special[i];
+    float x[NX + 6];
+    memcpy(x, c, sizeof x);
+    pl_sgemm_epilogue e = {.act = PL_SGEMM_ACT_GELU_ERF};
+    pl_sgemm_apply_epilogue(c, n, 1, n, &e);
+    int bad = 0;
+    for (int i = 0; i < n && bad < 5; i++) {
+        double want = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+        if (isnan(x[i]) || isinf(x[i])) {
+            bool ok = isnan(x[i]) ? isnan(c[i]) : c[i] == INFINITY;
+            CHECK(ok, "%s gelu(%g) = %g", isa, x[i], c[i]);
+            continue;
+        }
+        /* AVX-512: relative everywhere; the other levels form 1 + erf (ref) or an erfc
+         * with a looser fit (avx2), so their tail error is absolute, ~1e-7 |x|. */
+        double tol = avx512 ? 1.5e-6 * fabs(want) + 1e-12 : 4e-6 * fabs(want) + 1e-7 * fabs(x[i]);
+        if (!(fabs(c[i] - want) <= tol)) {
+            bad++;
+            CHECK(0, "%s gelu(%.9g) = %.9g, want %.9g", isa, x[i], c[i], want);
+        }
+    }
+    CHECK(bad == 0, "%s gelu grid", isa);
+}
+
 int main(void) {
     const pl_cpu_info *ci = pl_cpu();
     printf("cpu: best %s, %d cores, L1d %zu K, L2 %zu K\n", pl_isa_name(ci->best),
@@ -277,6 +310,7 @@ int main(void) {
     test_errors();
     for (int isa = 0; isa <= (int)ci->best; isa++) {
         pl_cpu_force_isa(isa);
+        test_gelu_grid(pl_isa_name((pl_isa)isa), isa == PL_ISA_AVX512);
         int before = failures;
         int before_cases = cases;
         /* Every M x N pair around the tile sizes, two K values, alternating layouts. */
