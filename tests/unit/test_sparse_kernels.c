@@ -204,6 +204,66 @@ typedef struct scase {
 
 /* One convolution with weights pruned to zero fraction zf, run as SPARSE (and as AUTO,
  * which may choose it) against pl_f32_conv_ref. */
+/* The shifted-tap form (pl_sparse_shift_*): rows K = (channel, 3 taps), tap t of channel c
+ * at B offset c*plane + t*... (row pitch 16) + t % 3; the fast kernel against its plain-C
+ * twin and both against the plain product pl_sparse_mm_ref: n = 1 .. 254 (1 to 16
+ * vectors, masked last vector), one and several chunks, empty and dense rows, row ranges. */
+static void shift_case(int64_t M, int64_t C, int64_t KH, int64_t n, int64_t chunk_c, double zf) {
+    const int64_t taps = KH * 3, K = C * taps, pitch = 16;
+    const int64_t plane = ((n + 2 + (KH - 1) * pitch) + 15) / 16 * 16;
+    float *W = rand_buf(M * K), *B = rand_buf(C * plane);
+    prune(W, M, K, zf, M > 2 && zf < 1.0 ? M / 2 : -1);
+    int64_t *koff = malloc(sizeof(int64_t) * (size_t)K);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t t = 0; t < taps; t++) koff[c * taps + t] = c * plane + (t / 3) * pitch + t % 3;
+    pl_sparse_w *w = NULL;
+    pl_sparse_shift *sh = NULL;
+    CHECK(pl_sparse_pack(W, M, K, K, 1, &w) == PL_OK, "shift: pack: %s", pl_error_msg());
+    CHECK(pl_sparse_shift_pack(w, koff, chunk_c * taps, &sh) == PL_OK, "shift: shift pack: %s", pl_error_msg());
+    if (w && sh) {
+        const int64_t ldt = 16 * pl_sparse_shift_vecs(n) + 16 * (int64_t)(rnd() % 2);
+        const int64_t m0 = M > 3 ? 1 : 0, m1 = M;
+        float *y = malloc(sizeof(float) * (size_t)(M * ldt + 1)), *yr = malloc(sizeof(float) * (size_t)(M * ldt + 1));
+        float *ref = malloc(sizeof(float) * (size_t)(M * n + 1));
+        for (int64_t i = 0; i < M * ldt; i++) y[i] = yr[i] = NAN;
+        pl_sparse_shift_mm(sh, m0, m1, B, n, y, ldt);
+        pl_sparse_shift_mm_ref(sh, m0, m1, B, n, yr, ldt);
+        pl_sparse_mm_ref(w, m0, m1, B, koff, 0, n, ref, n, NULL);
+        double worst = 0, worst_ref = 0;
+        for (int64_t m = m0; m < m1; m++)
+            for (int64_t j = 0; j < n; j++) {
+                double scale = 1.0;
+                for (int64_t k = 0; k < K; k++) scale += fabs(W[m * K + k] * B[koff[k] + j]);
+                const double a = y[(m - m0) * ldt + j], b = yr[(m - m0) * ldt + j], r = ref[(m - m0) * n + j];
+                const double d = fabs(a - b) / scale, dr = fabs(a - r) / scale;
+                if (!(d <= worst)) worst = d;
+                if (!(dr <= worst_ref)) worst_ref = dr;
+            }
+        CHECK(worst <= 1e-5 && worst_ref <= 1e-5,
+              "shift M%lld C%lld KH%lld n%lld chunk %lld zf %.2f isa %s: vs twin %g, vs plain %g",
+              (long long)M, (long long)C, (long long)KH, (long long)n, (long long)chunk_c, zf,
+              pl_isa_name(pl_cpu_isa()), worst, worst_ref);
+        free(y), free(yr), free(ref);
+    }
+    pl_sparse_shift_destroy(sh);
+    pl_sparse_destroy(w);
+    free(W), free(B), free(koff);
+}
+
+static void test_shift(void) {
+    const int64_t ns[] = {1, 13, 14, 15, 16, 30, 31, 46, 100, 222, 238, 240, 254};
+    const double zfs[] = {0.0, 0.9, 1.0};
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+        for (int z = 0; z < 3; z++) {
+            shift_case(7, 5, 3, ns[a], 2, zfs[z]);
+            shift_case(1, 3, 1, ns[a], 8, zfs[z]);
+        }
+    shift_case(20, 40, 3, 222, 24, 0.9); /* several chunks, the last partial */
+    shift_case(4, 0, 3, 14, 1, 0.5);      /* no input channels: zeros */
+    pl_sparse_shift *sh = NULL;
+    CHECK(pl_sparse_shift_pack(NULL, NULL, 3, &sh) == PL_ERR_ARGUMENT && !sh, "shift: NULL arguments accepted");
+}
+
 static void conv_case(const scase *c, double zf, int ai, bool with_res, bool with_bias,
                       pl_threadpool *pool) {
     pl_conv_params p;
@@ -290,6 +350,22 @@ static void test_conv(bool quick, pl_threadpool *const pools[3]) {
         {2, 2, 24, 12, 2, 9, 9, 1, 2, 0},     {2, 1, 16, 24, 1, 13, 10, 1, 3, 0},
         {2, 1, 40, 33, 1, 28, 28, 1, 2, 0},   {1, 1, 16, 24, 1, 1, 33, 1, 2, 0},
         {2, 1, 17, 16, 1, 2, 2, 1, 2, 0},
+        /* 1x1 on planes of a fractional number of vectors with 16+ nonzeros per input
+         * channel: the input is copied to 64-byte aligned planes (7x7, 14x14, stride 2
+         * to 7x7, batch, groups, 1-D) */
+        {2, 1, 20, 200, 1, 7, 7, 1, 1, 0},    {2, 2, 12, 176, 1, 14, 14, 1, 1, 0},
+        {2, 1, 16, 180, 1, 14, 14, 1, 2, 0},  {1, 1, 8, 200, 1, 1, 50, 1, 1, 0},
+        {2, 1, 32, 256, 2, 5, 5, 1, 1, 0},
+        /* 3x3 stride 1 on 14- and 30-wide planes (pitch 16 / 32): the shifted-tap form
+         * (1 to 16 vectors, several channel chunks, batch, groups, 1-D) */
+        {2, 1, 24, 40, 1, 14, 14, 3, 1, 1},   {2, 2, 16, 24, 1, 5, 14, 3, 1, 1},
+        {2, 1, 12, 20, 1, 1, 14, 3, 1, 1},    {2, 1, 8, 16, 1, 15, 14, 3, 1, 1},
+        {2, 1, 8, 16, 1, 16, 14, 3, 1, 1},    {2, 1, 64, 24, 1, 14, 14, 3, 1, 1},
+        {2, 1, 32, 32, 4, 10, 14, 3, 1, 1},   {2, 1, 8, 8, 1, 6, 30, 3, 1, 1},
+        {1, 1, 16, 24, 1, 1, 14, 3, 1, 1},
+        /* rows padded to 32 (28-, 27- and 20-wide planes): 256-column blocks */
+        {2, 1, 16, 24, 1, 28, 28, 3, 1, 1},   {2, 1, 8, 8, 1, 9, 27, 3, 1, 1},
+        {2, 2, 12, 20, 2, 17, 20, 3, 1, 1},
     };
     const double zfs[] = {0.0, 0.5, 0.8, 0.9, 0.95, 1.0};
     const int nc = (int)(sizeof cs / sizeof cs[0]);
@@ -311,6 +387,7 @@ int main(int argc, char **argv) {
         const int before = failures;
         test_mm(quick);
         test_conv(quick, pools);
+        test_shift();
         printf("%s: %s\n", isa_names[isa], failures == before ? "ok" : "FAILED");
     }
     pl_cpu_force_isa(-1);

@@ -12,7 +12,12 @@
  * columns copied to y (the waste is (ldg - OW) / ldg: 3% at 56x56, 22% at 7x7).
  *
  * Tasks: groups x output-channel ranges of equal nonzeros x column tiles sized so that
- * a tile of B (K rows) stays in L2. */
+ * a tile of B (K rows) stays in L2.
+ *
+ * Layout choices that measured faster: 1x1 inputs on planes of a fractional number of
+ * vectors are copied to aligned planes (sp_align_planes); 3x3 stride-1 layers on 14- to
+ * 30-wide planes run the shifted-tap form of sparse.h (aligned loads, channel chunks in
+ * L1; sp_shift_fits), their rows padded to 16 or 32 floats. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,7 @@
 #include "kernels/conv/conv_plan.h"
 
 #define SP_ROWS 16 /* output channels per scratch pass (non-flat layouts) */
+#define SP_ALIGN_MAX 1024 /* largest plane (floats) copied to aligned planes */
 
 static int cmp_i64(const void *a, const void *b) {
     const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -37,10 +43,61 @@ static int64_t tap_span(const int64_t *sorted, int64_t taps, int64_t tile) {
     return span;
 }
 
+/* 1x1 layers on planes that are not a whole number of vectors (14x14 = 196 floats, 7x7 =
+ * 49): every B row starts at a different misalignment, and the kernel's unaligned vector
+ * loads then cost ~1.3x aligned ones (measured 20-25% on ResNet-50's 14x14 and 7x7 1x1
+ * layers at 90% zeros). Such layers read a copy whose planes start on 64-byte
+ * boundaries (the rows stay contiguous: columns are still output pixels), made by the
+ * input preparation, when each input channel serves enough nonzeros (MobileNetV2's 96<-576
+ * at 90%, ~10 a channel, measured 8% slower with it) and planes are small. */
+static void sp_align_planes(const cf_geom *g, cf_prep *pp, int64_t nnz) {
+    if (g->KH * g->KW != 1 || pl_cpu_isa() < PL_ISA_AVX512) return;
+    /* stride 1 adds a copy: in whole ResNet-50 runs it paid only with 128+ nonzeros per
+     * input channel (2048<-512 7x7: -8%); 1024<-256 14x14 gained nothing and the 1/4
+     * reductions (256<-1024, 512<-2048) ran 18% slower; strided inputs are prepared
+     * anyway (1x1 stride 2 into 14x14 and 7x7: -12%) */
+    if (nnz < (pp->none ? 128 : 16) * g->C) return;
+    if (pp->plane % 16 == 0 || pp->plane > SP_ALIGN_MAX || pp->npy * pp->npx != 1) return;
+    if (pp->Wph != g->OW) return; /* not a flat grid */
+    pp->none = false;             /* a plain copy (stride 1) or the strided gather */
+    pp->plane = (pp->plane + 15) / 16 * 16;
+}
+
+/* The shifted-tap form (sparse.h) applies to stride-1 convolutions 3 taps wide over
+ * prepared planes whose row pitch is a multiple of 16 floats (3x3 on 14-wide planes, or
+ * 28-wide ones padded to 32), the whole grid one column tile. */
+static bool sp_shift_geom(const cf_geom *g, const cf_prep *pp) {
+    if (pl_cpu_isa() < PL_ISA_AVX512 || pp->none || pp->npy * pp->npx != 1) return false;
+    return g->KW == 3 && g->DW == 1 && g->SW == 1 && g->SH == 1;
+}
+
+/* Column blocks of 256 grid columns (whole grid rows: Wph divides 256, so the 2 columns a
+ * block cannot finish are padding columns) or one block of at most 254. */
+static bool sp_shift_fits(const pl_conv_fast *f) {
+    const cf_prep *pp = &f->prep;
+    if (!sp_shift_geom(&f->g, pp) || f->sp_flat || f->sp_ntiles != 1) return false;
+    if (pp->Wph % 16 || pp->plane % 16) return false;
+    return f->sp_ng + 2 <= 256 || (256 % pp->Wph == 0 && f->g.OW + 2 <= pp->Wph);
+}
+
+/* 3x3 stride 1 on planes up to 30 wide (28x28): rows padded from OW + 2 to 32 floats so
+ * that the shifted-tap form applies (7% more grid columns, measured worth it) when the
+ * prepared input still fits half the L2 (one column tile). */
+static void sp_widen_rows(const cf_geom *g, cf_prep *pp) {
+    if (!sp_shift_geom(g, pp) || pp->Wph <= 16 || pp->Wph >= 32) return;
+    const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
+    if ((double)g->Cg * (double)pp->Hph * 32.0 * 4.0 > (double)(l2 / 2)) return;
+    pp->Wph = 32;
+    pp->plane = pp->Hph * pp->Wph;
+}
+
 pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
     const cf_geom *g = &f->g;
     cf_prep *pp = &f->prep;
     cf_prep_setup(g, pp, true);
+    const int64_t wn = g->M * g->Cg * g->KH * g->KW;
+    sp_align_planes(g, pp, wn - (int64_t)llround(pl_sparse_zero_fraction(w, wn) * (double)wn));
+    sp_widen_rows(g, pp);
     const int64_t nph = pp->npy * pp->npx;
     if (!pp->none) f->prep_floats = (size_t)(g->C * nph * pp->plane);
     f->ldg = pp->none ? g->W : pp->Wph;
@@ -118,6 +175,22 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
         ms[mparts] = g->Mg;
     }
     if (!f->sp_flat) f->ws_floats = (size_t)(SP_ROWS * f->sp_tile);
+    if (sp_shift_fits(f)) {
+        /* chunks of channels whose rows a column block reads fill ~24 KB of L1 */
+        const int64_t span = pp->plane < 256 + 2 * pp->Wph + 2 ? pp->plane : 256 + 2 * pp->Wph + 2;
+        int64_t cc = 24576 / (span * 4);
+        if (cc < 1) cc = 1;
+        int64_t rows = 0;
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            PL_TRY(pl_sparse_shift_pack(f->sw[gi], f->koff, cc * taps, &f->sw[gi]->shift));
+            const int64_t *ms = f->sp_mstart + gi * (mparts + 1);
+            for (int part = 0; part < mparts; part++)
+                if (ms[part + 1] - ms[part] > rows) rows = ms[part + 1] - ms[part];
+        }
+        const int64_t ldt = f->sp_ng + 2 <= 256 ? 16 * pl_sparse_shift_vecs(f->sp_ng) : (f->sp_ng + 255) / 256 * 256;
+        const size_t need = (size_t)(rows * ldt);
+        if (need > f->ws_floats) f->ws_floats = need;
+    }
     return PL_OK;
 }
 
@@ -183,6 +256,21 @@ static void sp_task(void *ctx, int task, int thread) {
     }
     /* scratch tile, then the valid columns of each grid row to y */
     float *tile = j->ws + (size_t)thread * j->ws_stride;
+    if (sw->shift) {
+        /* all rows of the task at once (the chunks' B rows are reused across them);
+         * the whole epilogue after the copy */
+        const int64_t ldt = n + 2 <= 256 ? 16 * pl_sparse_shift_vecs(n) : (n + 255) / 256 * 256;
+        const int64_t mr = m1 - m0;
+        for (int64_t b0 = 0; b0 < n; b0 += 256) /* the last 2 columns of a full block: padding */
+            pl_sparse_shift_mm(sw->shift, m0, m1, xg + b0, n - b0 < 254 ? n - b0 : 254, tile + b0, ldt);
+        for (int64_t oy = 0; oy < g->OH; oy++) {
+            float *yd = yg + m0 * OHW + oy * g->OW;
+            for (int64_t i = 0; i < mr; i++)
+                memcpy(yd + i * OHW, tile + i * ldt + oy * f->ldg, sizeof(float) * (size_t)g->OW);
+            cf_epilogue(f, yd, OHW, mr, g->OW, bg ? bg + m0 : NULL, rg ? rg + m0 * OHW + oy * g->OW : NULL, OHW);
+        }
+        return;
+    }
     const bool fuse = !rg; /* the residual is in output layout: added after the copy */
     const int64_t oy0 = c0 / f->ldg, oy1 = (c0 + n - 1) / f->ldg;
     for (int64_t mc = m0; mc < m1; mc += SP_ROWS) {
@@ -250,7 +338,15 @@ double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
                           : small              ? 2.2
                           : mid                ? 2.3
                                                : 3.0;
-    double cyc = (double)nnz * vecs * per_nz;
+    /* the shifted-tap form (sp_shift_fits; rows of 14- to 30-wide planes padded to 16 or
+     * 32): measured 1.3x the plain kernel on ResNet-50's 14x14 and 28x28 3x3 layers */
+    const int64_t wph = g->OW + 2;
+    const double l2 = (double)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
+    const bool shift = isa >= PL_ISA_AVX512 && g->KW == 3 && g->DW == 1 && g->SW == 1 &&
+                       g->SH == 1 && (g->PT > 0 || g->PL > 0) &&
+                       (wph == 16 || wph == 32 ||
+                        (wph > 16 && wph < 32 && (double)g->Cg * (double)(g->OH + (g->KH - 1) * g->DH) * 128.0 <= l2 / 2));
+    double cyc = (double)nnz * vecs * (shift ? per_nz * 0.77 : per_nz);
     /* per nonzero and column block, flat layouts: the value and offset loads, the loop;
      * on 7x7 outputs (4 vectors a nonzero) ~3 cycles more a nonzero than the vectors
      * alone (measured: 512<-2048 7x7 1x1 at 70% zeros ran 0.92x dense without it) */

@@ -72,6 +72,7 @@ pl_status pl_sparse_bind_koff(pl_sparse_w *w, const int64_t *koff) {
 
 void pl_sparse_destroy(pl_sparse_w *w) {
     if (!w) return;
+    pl_sparse_shift_destroy(w->shift);
     free(w->off);
     free(w->row_ptr);
     free(w->idx);
