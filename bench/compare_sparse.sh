@@ -14,11 +14,15 @@
 #   bench/compare_sparse.sh [--threads 2] [--rounds 3] [--time S] [--warmup S]
 #                           [--models "resnet50 mobilenet_v2 bert_like"]
 #                           [--sparsities "50 70 80 90 95"] [--no-avx2] [--no-int8] [--int8-only]
+#                           [--int8-variants "int8 s90_int8 s90b4_int8"]
 #                           [--fresh] [--out DIR] [--pillar PATH]
 #
 # --no-int8 leaves out the INT8 rows (float32 sparse work only; implies --no-avx2).
 # --int8-only keeps the dense float row (ORT dense is the baseline) and the INT8 rows
 # (dense INT8, 90% + INT8, 90% blocks-of-4 + INT8 and its avx2 run): no pruned float32.
+# --int8-variants picks the INT8 rows (default all three); e.g. --int8-only
+# --int8-variants s90b4_int8 times only ORT dense, the 90% blocks-of-4 INT8 file and its
+# avx2 run (the avx2 row needs s90b4_int8 in the list).
 # --threads is the thread count of both tools (default 2; 1 for one thread), batch 1.
 # --time is the timed seconds of each run (default 3) after --warmup seconds (default 1).
 # Pruned/quantized files are kept in OUT/sparse/ (bench/sparse_lib.sh) and reused;
@@ -38,6 +42,7 @@ sparsities="50 70 80 90 95"
 avx2=1
 int8=1
 int8_only=0
+int8_variants="int8 s90_int8 s90b4_int8"
 fresh=0
 out="$root/bench/out"
 pillar="${PILLAR:-$root/build/pillar}"
@@ -53,6 +58,7 @@ while [ $# -gt 0 ]; do
         --warmup) warmup_s="$2"; shift 2 ;;
         --models) models="$2"; shift 2 ;;
         --sparsities) sparsities="$2"; shift 2 ;;
+        --int8-variants) int8_variants="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --pillar) pillar="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -79,7 +85,11 @@ sparse_init "$out" "$pillar" || die "cannot create $out/sparse"
 
 variants="dense"
 for s in $sparsities; do variants="$variants s$s"; done
-[ "$int8" = 1 ] && variants="$variants int8 s90_int8 s90b4_int8"
+for v in $int8_variants; do
+    case "$v" in int8|s90_int8|s90b4_int8) ;; *) die "--int8-variants: unknown '$v' (known: int8 s90_int8 s90b4_int8)" ;; esac
+done
+[ "$int8" = 1 ] && variants="$variants $int8_variants"
+case " $variants " in *" s90b4_int8 "*) ;; *) avx2=0 ;; esac
 
 # make every file first (pruning and calibration are not timed)
 status=0

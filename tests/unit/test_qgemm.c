@@ -1,6 +1,8 @@
 /* test_qgemm.c -- the INT8 GEMM engine (src/kernels/qgemm) against its unpacked
  * reference on every kernel level this CPU has: dense and block-sparse weights
- * (no zero groups, some, all), shapes at, below, above and between the tile sizes,
+ * (no zero groups, some, all; weight pairs at, below and above the AVX2 vpmaddubsw
+ * bound |w0| + |w1| <= 128 with activations at 255, and the split entry counts),
+ * shapes at, below, above and between the tile sizes,
  * K not a multiple of 4, weight and activation zero points, every output type and
  * epilogue term, strided (transposed) outputs, 1..3 threads; and im2col convolutions
  * (padding, stride, dilation, 1x1 and KxK) against a direct convolution. Results
@@ -18,27 +20,32 @@
 
 static size_t osize(pl_q8_out o) { return o == PL_Q8_OUT_U8 || o == PL_Q8_OUT_S8 ? 1 : 4; }
 
-/* sparsity: 0 none, 1 half the groups zero, 2 all zero, 3 extreme values */
+/* sparsity: 0 none, 1 half the groups zero, 2 all zero, 3 extreme values, 4 weight pairs
+ * around the AVX2 vpmaddubsw bound (|w0| + |w1| = 127..129, all-large, lone large
+ * weights, zero groups) with activations mostly 255 */
 static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool sparse_pack,
                       bool with_zw, pl_q8_out out, bool transposed, pl_threadpool *pool) {
     cases++;
     uint8_t *a = malloc((size_t)(K * P + 1));
     int8_t *w = malloc((size_t)(M * K + 1));
     int32_t *zw = malloc(sizeof(int32_t) * (size_t)(M + 1));
-    for (int i = 0; i < K * P; i++) a[i] = sparsity == 3 ? 255 : (uint8_t)rnd();
+    for (int i = 0; i < K * P; i++)
+        a[i] = sparsity == 3 || (sparsity == 4 && rnd() % 4) ? 255 : (uint8_t)rnd();
+    static const int8_t large[] = {127, -128, -127, 64, -64, 65, -65, 63, 1, 0, 100, -28, 29, -29};
     for (int m = 0; m < M; m++) {
         zw[m] = with_zw ? (int32_t)(rnd() % 21) - 10 : 0;
         for (int k = 0; k < K; k++) {
-            int8_t v = sparsity == 3 ? (k % 2 ? -128 : 127) : (int8_t)rnd();
+            int8_t v = sparsity == 3 ? (k % 2 ? -128 : 127)
+                       : sparsity == 4 ? large[rnd() % 14] : (int8_t)rnd();
             if (sparsity == 2 || (sparsity == 1 && rnd() % 2)) v = 0;
             w[m * K + k] = v;
         }
-        if (sparsity == 1) /* zero groups of 4 */
+        if (sparsity == 1 || sparsity == 4) /* zero groups of 4 */
             for (int g = 0; g < (K + 3) / 4; g++)
                 if (rnd() % 2)
                     for (int k = 4 * g; k < 4 * g + 4 && k < K; k++) w[m * K + k] = 0;
     }
-    const int32_t za = sparsity == 3 ? 0 : (int32_t)(rnd() % 256);
+    const int32_t za = sparsity == 3 || (sparsity == 4 && rnd() % 2) ? 0 : (int32_t)(rnd() % 256);
     int32_t *bias = malloc(sizeof(int32_t) * (size_t)(M + 1));
     float *scale = malloc(sizeof(float) * (size_t)(M + 1)), *fb = malloc(sizeof(float) * (size_t)(M + 1));
     for (int m = 0; m < M; m++) {
@@ -79,6 +86,23 @@ static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool
     pl_q8_w pw;
     pl_status st = pl_q8_pack_w(&pw, w, M, K, K, with_zw ? zw : NULL, level, sparse_pack);
     CHECK(st == PL_OK, "pack: %s", pl_error_msg());
+    if (st == PL_OK && sparse_pack) { /* entries: one per non-zero group, AVX2 splits two */
+        int64_t groups = 0, splits = 0;
+        for (int m = 0; m < M; m++)
+            for (int g = 0; g < (K + 3) / 4; g++) {
+                int s0 = 0, s1 = 0;
+                bool nz = false;
+                for (int k = 4 * g; k < 4 * g + 4 && k < K; k++) {
+                    nz |= w[m * K + k] != 0;
+                    *(k % 4 < 2 ? &s0 : &s1) += abs(w[m * K + k]);
+                }
+                groups += nz;
+                splits += nz && (s0 > 128 || s1 > 128);
+            }
+        CHECK(pw.nnz_groups == groups && pw.nent == groups + (level == PL_Q8_AVX2 ? splits : 0),
+              "%s sparse entries %lld of %lld groups (%lld to split)", pl_q8_level_name(level),
+              (long long)pw.nent, (long long)groups, (long long)splits);
+    }
     /* the A panel from a P x K row-major copy (pack_rows) */
     uint8_t *at = malloc((size_t)(K * P + 1));
     for (int k = 0; k < K; k++)
@@ -165,7 +189,9 @@ static void pack_helpers_case(pl_q8_level level) {
         cases++;
         uint8_t *r[4], *src = malloc((size_t)(2 * n + 1)), *d = malloc((size_t)(4 * n + 1));
         uint8_t *c = malloc((size_t)n + 1);
-        int16_t *d16 = malloc(sizeof(int16_t) * (size_t)(4 * n + 1));
+        const int64_t n32 = n > 0 ? 2 * n - 1 : 1; /* exactly what the gather may read */
+        uint32_t *s32 = malloc(sizeof(uint32_t) * (size_t)n32), *d32 = malloc(sizeof(uint32_t) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n32; i++) s32[i] = (uint32_t)rnd() * 2654435761u;
         for (int t = 0; t < 4; t++) {
             r[t] = malloc((size_t)(2 * n + 1));
             for (int64_t i = 0; i < 2 * n + 1; i++) r[t][i] = (uint8_t)rnd();
@@ -181,8 +207,12 @@ static void pack_helpers_case(pl_q8_level level) {
             pl_q8_copy_s2_avx512(src, n, c, 0x80);
             for (int64_t i = 0; i < n; i++) ok &= c[i] == (src[2 * i] ^ 0x80);
         } else if (level == PL_Q8_AVX2) {
-            pl_q8_interleave4_w16_avx2(rc, n, d16);
-            for (int64_t i = 0; i < 4 * n; i++) ok &= d16[i] == r[i % 4][i / 4];
+            pl_q8_interleave4_avx2(rc, n, d);
+            for (int64_t i = 0; i < 4 * n; i++) ok &= d[i] == r[i % 4][i / 4];
+            if (n > 0) { /* reads src[0 .. 2n - 2] only */
+                pl_q8_gather_dw_s2_avx2(s32, n, d32);
+                for (int64_t i = 0; i < n; i++) ok &= d32[i] == s32[2 * i];
+            }
             pl_q8_copy_s2_avx2(src, n, c, 0x80);
             for (int64_t i = 0; i < n; i++) ok &= c[i] == (src[2 * i] ^ 0x80);
         }
@@ -191,7 +221,8 @@ static void pack_helpers_case(pl_q8_level level) {
         free(src);
         free(d);
         free(c);
-        free(d16);
+        free(s32);
+        free(d32);
     }
 }
 
@@ -328,7 +359,7 @@ int main(void) {
         for (int i = 0; i < 8; i++)
             for (int j = 0; j < 8; j++)
                 for (int k = 0; k < 16; k++) {
-                    int sp = (int)(rnd() % 4);
+                    int sp = (int)(rnd() % 5);
                     gemm_case(level, Ms[i], Ks[j], Ps[k], sp, rnd() % 2, rnd() % 4 == 0,
                               (pl_q8_out)(rnd() % 4), rnd() % 5 == 0, pools[rnd() % 3]);
                 }
@@ -338,8 +369,12 @@ int main(void) {
         gemm_case(level, 12, 1100, 40, 0, true, true, PL_Q8_OUT_F32, false, NULL);
         gemm_case(level, 7, 1028, 56, 0, false, false, PL_Q8_OUT_I32, true, pools[1]);
         /* every sparse packing edge: all zero, none zero */
-        for (int sp = 0; sp < 3; sp++)
+        for (int sp = 0; sp < 5; sp++)
             gemm_case(level, 13, 67, 129, sp, true, false, PL_Q8_OUT_U8, false, pools[1]);
+        /* the AVX2 pair bound on every output type, long sparse rows, dense and sparse */
+        for (int i = 0; i < 16; i++)
+            gemm_case(level, 1 + i * 3, 4 + i * 37, 1 + i * 21, 3 + i % 2, i % 4 != 3, false,
+                      (pl_q8_out)(i % 4), i % 5 == 4, pools[i % 3]);
         gemm_case(level, 0, 8, 8, 0, false, false, PL_Q8_OUT_F32, false, NULL);
         gemm_case(level, 4, 0, 8, 0, false, false, PL_Q8_OUT_I32, false, NULL);
         gemm_case(level, 4, 0, 8, 0, true, false, PL_Q8_OUT_U8, false, NULL);
@@ -387,8 +422,9 @@ int main(void) {
         dw_case(level, 3, 17, 19, 5, 5, 2, 3, 2, pools[1]);
         dw_case(level, 2, 16, 16, 3, 3, 2, 0, 1, NULL);
         dw_case(level, 2, 15, 9, 3, 3, 2, 2, 2, pools[2]);
-        static const int pw_[] = {1, 7, 63, 64, 65, 112, 129, 200};
-        for (int i = 0; i < 8; i++) {
+        /* widths whose row-pass tails (stride 1 and 2) end at every offset near 32 */
+        static const int pw_[] = {1, 7, 33, 34, 35, 36, 63, 64, 65, 66, 67, 68, 69, 70, 100, 112, 129, 200};
+        for (int i = 0; i < 18; i++) {
             maxpool_case(5, pw_[i], 3, 3, 2, 2, 1, 1, 0);
             maxpool_case(4, pw_[i], 3, 3, 1, 1, 1, 1, 0x80);
             maxpool_case(6, pw_[i], 2, 2, 2, 2, 0, 0, (uint8_t)(i % 2 ? 0x80 : 0));

@@ -24,7 +24,18 @@ static const pl_q8_impl *impl_of(pl_q8_level l) {
     return pl_q8_impl_ref();
 }
 
-static size_t elem_size(pl_q8_level l) { return l == PL_Q8_AVX2 ? 2 : 1; }
+/* Packed weight element size: the AVX2 dense tiles keep int16 weights (vpmaddwd against
+ * the widened u8 panel); every other packing is s8. The A panel is u8 on every level. */
+static size_t w_elem_size(pl_q8_level l, bool sparse) { return l == PL_Q8_AVX2 && !sparse ? 2 : 1; }
+
+/* The AVX2 sparse rows multiply with vpmaddubsw (u8 x s8, adjacent products summed into a
+ * saturating int16): with activations in [0, 255] a weight pair (w0, w1) cannot saturate
+ * when |w0| + |w1| <= 128 (255 * 128 = 32640 <= 32767). A group with a pair above that is
+ * split exactly into (w0, 0, w2, 0) + (0, w1, 0, w3): every pair then holds one product,
+ * at most 255 * 128 in magnitude. Returns whether group w[0..3] needs the split. */
+static bool avx2_split(const int8_t w[4]) {
+    return abs(w[0]) + abs(w[1]) > 128 || abs(w[2]) + abs(w[3]) > 128;
+}
 
 double pl_q8_group_sparsity(const int8_t *w, int64_t M, int64_t K, int64_t ldw,
                             const int32_t *zw) {
@@ -47,6 +58,7 @@ void pl_q8_w_free(pl_q8_w *pw) {
     if (!pw) return;
     free(pw->data);
     free(pw->rowsum);
+    free(pw->wabs);
     free(pw->zw);
     free(pw->ptr);
     free(pw->idx);
@@ -54,8 +66,8 @@ void pl_q8_w_free(pl_q8_w *pw) {
     memset(pw, 0, sizeof *pw);
 }
 
-static void put_elem(void *base, pl_q8_level l, int64_t i, int v) {
-    if (l == PL_Q8_AVX2) ((int16_t *)base)[i] = (int16_t)v;
+static void put_elem(void *base, size_t es, int64_t i, int v) {
+    if (es == 2) ((int16_t *)base)[i] = (int16_t)v;
     else ((int8_t *)base)[i] = (int8_t)v;
 }
 
@@ -72,54 +84,71 @@ pl_status pl_q8_pack_w(pl_q8_w *pw, const int8_t *w, int64_t M, int64_t K, int64
     pw->K = K;
     pw->Kp = (K + 3) / 4 * 4;
     pw->mr = im->mr;
-    const int64_t G = pw->Kp / 4, es = (int64_t)elem_size(level);
+    const int64_t G = pw->Kp / 4;
+    const size_t es = w_elem_size(level, sparse);
     pw->rowsum = calloc((size_t)(M > 0 ? M : 1), sizeof(int32_t));
     pw->zw = calloc((size_t)(M > 0 ? M : 1), sizeof(int32_t));
-    if (!pw->rowsum || !pw->zw) goto oom;
+    pw->wabs = calloc((size_t)(M > 0 ? M : 1), sizeof(int64_t));
+    if (!pw->rowsum || !pw->zw || !pw->wabs) goto oom;
     for (int64_t m = 0; m < M; m++) {
-        int64_t s = 0;
-        for (int64_t k = 0; k < K; k++) s += w[m * ldw + k];
+        int64_t s = 0, sa = 0;
+        for (int64_t k = 0; k < K; k++) {
+            s += w[m * ldw + k];
+            sa += abs(w[m * ldw + k]);
+        }
         pw->rowsum[m] = (int32_t)s;
+        pw->wabs[m] = sa;
         pw->zw[m] = zw ? zw[m] : 0;
         pw->any_zw |= pw->zw[m] != 0;
     }
     if (!sparse) {
         const int64_t mt = (M + pw->mr - 1) / pw->mr;
-        pw->data = calloc((size_t)(mt * G * pw->mr * 4 > 0 ? mt * G * pw->mr * 4 : 1), (size_t)es);
+        pw->data = calloc((size_t)(mt * G * pw->mr * 4 > 0 ? mt * G * pw->mr * 4 : 1), es);
         if (!pw->data) goto oom;
         for (int64_t m = 0; m < M; m++) {
             const int64_t t = m / pw->mr, r = m % pw->mr;
             for (int64_t k = 0; k < K; k++)
-                put_elem(pw->data, level, ((t * G + k / 4) * pw->mr + r) * 4 + k % 4, w[m * ldw + k]);
+                put_elem(pw->data, es, ((t * G + k / 4) * pw->mr + r) * 4 + k % 4, w[m * ldw + k]);
         }
         return PL_OK;
     }
     pw->ptr = calloc((size_t)M + 1, sizeof(int64_t));
     if (!pw->ptr) goto oom;
-    int64_t nnz = 0;
-    for (int64_t m = 0; m < M; m++) {
-        for (int64_t g = 0; g < G; g++) {
-            bool nz = false;
-            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) nz |= w[m * ldw + k] != 0;
-            nnz += nz;
+    /* two passes: count the entries (a split group is two), then fill them */
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t nnz = 0, j = 0;
+        for (int64_t m = 0; m < M; m++) {
+            for (int64_t g = 0; g < G; g++) {
+                int8_t q[4] = {0, 0, 0, 0};
+                bool nz = false;
+                for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) {
+                    q[k % 4] = w[m * ldw + k];
+                    nz |= q[k % 4] != 0;
+                }
+                if (!nz) continue;
+                nnz++;
+                const bool split = level == PL_Q8_AVX2 && avx2_split(q);
+                if (pass == 1) {
+                    int8_t *v = (int8_t *)pw->vals + j * 4;
+                    pw->idx[j] = (int32_t)g;
+                    for (int t = 0; t < 4; t++) v[t] = split && t % 2 ? 0 : q[t];
+                    if (split) {
+                        pw->idx[j + 1] = (int32_t)g;
+                        for (int t = 0; t < 4; t++) v[4 + t] = t % 2 ? q[t] : 0;
+                    }
+                }
+                j += split ? 2 : 1;
+            }
+            if (pass == 0) pw->ptr[m + 1] = j;
         }
-        pw->ptr[m + 1] = nnz;
+        if (pass == 0) {
+            pw->nnz_groups = nnz;
+            pw->nent = j;
+            pw->idx = malloc((size_t)(j > 0 ? j : 1) * sizeof(int32_t));
+            pw->vals = calloc((size_t)(j > 0 ? j * 4 : 1), 1);
+            if (!pw->idx || !pw->vals) goto oom;
+        }
     }
-    pw->nnz_groups = nnz;
-    pw->idx = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof(int32_t));
-    pw->vals = calloc((size_t)(nnz > 0 ? nnz * 4 : 1), (size_t)es);
-    if (!pw->idx || !pw->vals) goto oom;
-    int64_t j = 0;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t g = 0; g < G; g++) {
-            bool nz = false;
-            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++) nz |= w[m * ldw + k] != 0;
-            if (!nz) continue;
-            pw->idx[j] = (int32_t)g;
-            for (int64_t k = 4 * g; k < 4 * g + 4 && k < K; k++)
-                put_elem(pw->vals, level, j * 4 + k % 4, w[m * ldw + k]);
-            j++;
-        }
     return PL_OK;
 oom:
     pl_q8_w_free(pw);
@@ -128,7 +157,8 @@ oom:
 }
 
 size_t pl_q8_panel_bytes(pl_q8_level level, int64_t Kp, int64_t P) {
-    return (size_t)Kp * (size_t)pl_q8_pp(P) * elem_size(level);
+    (void)level;
+    return (size_t)Kp * (size_t)pl_q8_pp(P);
 }
 
 /* ------------------------------------------------------------------ A panels */
@@ -224,59 +254,30 @@ static const uint8_t *mat_row(const pack_job *j, int64_t k, uint8_t *row) {
 /* Interleaves 4 rows (NULL: zeros) into the panel at group kg. */
 static void interleave(const pack_job *j, int64_t kg, const uint8_t *const r[4]) {
     static const uint8_t zeros[64];
-    if (j->level == PL_Q8_AVX2) {
-        int16_t *d = (int16_t *)j->panel + kg * j->Pp * 4;
-        if (r[0] && r[1] && r[2] && r[3]) {
-            pl_q8_interleave4_w16_avx2(r, j->P, d);
-        } else {
-            for (int64_t p = 0; p < j->P; p++)
-                for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
+    uint8_t *d = (uint8_t *)j->panel + kg * j->Pp * 4;
+    const uint8_t *r0 = r[0] ? r[0] : zeros, *r1 = r[1], *r2 = r[2], *r3 = r[3];
+    if (r1 && r2 && r3 && j->level == PL_Q8_VNNI) {
+        pl_q8_interleave4_avx512(r, j->P, d);
+    } else if (r[0] && r1 && r2 && r3 && j->level == PL_Q8_AVX2) {
+        pl_q8_interleave4_avx2(r, j->P, d);
+    } else if (r1 && r2 && r3) {
+        for (int64_t p = 0; p < j->P; p++) {
+            d[p * 4] = r0[p];
+            d[p * 4 + 1] = r1[p];
+            d[p * 4 + 2] = r2[p];
+            d[p * 4 + 3] = r3[p];
         }
-        memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4 * sizeof(int16_t));
     } else {
-        uint8_t *d = (uint8_t *)j->panel + kg * j->Pp * 4;
-        const uint8_t *r0 = r[0] ? r[0] : zeros, *r1 = r[1], *r2 = r[2], *r3 = r[3];
-        if (r1 && r2 && r3 && j->level == PL_Q8_VNNI) {
-            pl_q8_interleave4_avx512(r, j->P, d);
-        } else if (r1 && r2 && r3) {
-            for (int64_t p = 0; p < j->P; p++) {
-                d[p * 4] = r0[p];
-                d[p * 4 + 1] = r1[p];
-                d[p * 4 + 2] = r2[p];
-                d[p * 4 + 3] = r3[p];
-            }
-        } else {
-            for (int64_t p = 0; p < j->P; p++)
-                for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
-        }
-        memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4);
+        for (int64_t p = 0; p < j->P; p++)
+            for (int t = 0; t < 4; t++) d[p * 4 + t] = r[t] ? r[t][p] : 0;
     }
+    memset(d + j->P * 4, 0, (size_t)(j->Pp - j->P) * 4);
 }
 
 /* Writes n interleaved columns (4 rows at r[0..3], each advancing by `step` bytes per
  * column) at column p of group kg. */
 static void put4(const pack_job *j, int64_t kg, int64_t p, const uint8_t *const r[4], int64_t n,
                  int64_t step) {
-    if (j->level == PL_Q8_AVX2) {
-        int16_t *d = (int16_t *)j->panel + (kg * j->Pp + p) * 4;
-        if (step == 1) {
-            pl_q8_interleave4_w16_avx2(r, n, d);
-            return;
-        }
-        if (step == 2 && n >= 64) { /* compact each row into a small buffer, then interleave */
-            uint8_t tb[4][256];
-            const uint8_t *rt[4] = {tb[0], tb[1], tb[2], tb[3]};
-            for (int64_t i = 0; i < n; i += 256) {
-                const int64_t c = n - i < 256 ? n - i : 256;
-                for (int t = 0; t < 4; t++) pl_q8_copy_s2_avx2(r[t] + 2 * i, c, tb[t], 0);
-                pl_q8_interleave4_w16_avx2(rt, c, d + 4 * i);
-            }
-            return;
-        }
-        for (int64_t i = 0; i < n; i++)
-            for (int t = 0; t < 4; t++) d[i * 4 + t] = r[t][i * step];
-        return;
-    }
     uint8_t *d = (uint8_t *)j->panel + (kg * j->Pp + p) * 4;
     if (step == 1 && j->level == PL_Q8_VNNI) {
         pl_q8_interleave4_avx512(r, n, d);
@@ -286,18 +287,26 @@ static void put4(const pack_job *j, int64_t kg, int64_t p, const uint8_t *const 
         pl_q8_interleave4_s2_avx512(r, n, d);
         return;
     }
+    if (step == 1 && j->level == PL_Q8_AVX2) {
+        pl_q8_interleave4_avx2(r, n, d);
+        return;
+    }
+    if (step == 2 && j->level == PL_Q8_AVX2 && n >= 64) { /* compact each row, then interleave */
+        uint8_t tb[4][256];
+        const uint8_t *rt[4] = {tb[0], tb[1], tb[2], tb[3]};
+        for (int64_t i = 0; i < n; i += 256) {
+            const int64_t c = n - i < 256 ? n - i : 256;
+            for (int t = 0; t < 4; t++) pl_q8_copy_s2_avx2(r[t] + 2 * i, c, tb[t], 0);
+            pl_q8_interleave4_avx2(rt, c, d + 4 * i);
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++)
         for (int t = 0; t < 4; t++) d[i * 4 + t] = r[t][i * step];
 }
 
 static void fill4(const pack_job *j, int64_t kg, int64_t p, int64_t n) {
-    if (n <= 0) return;
-    if (j->level == PL_Q8_AVX2) {
-        int16_t *d = (int16_t *)j->panel + (kg * j->Pp + p) * 4;
-        for (int64_t i = 0; i < 4 * n; i++) d[i] = j->pad;
-    } else {
-        memset((uint8_t *)j->panel + (kg * j->Pp + p) * 4, j->pad, (size_t)(4 * n));
-    }
+    if (n > 0) memset((uint8_t *)j->panel + (kg * j->Pp + p) * 4, j->pad, (size_t)(4 * n));
 }
 
 /* Group kg of a 2-D convolution whose channel count is a multiple of 4: four channels
@@ -333,10 +342,7 @@ static void conv2d_group(const pack_job *j, int64_t kg) {
         fill4(j, kg, p + hi, OW - hi);
     }
     const int64_t P = OH * OW;
-    if (j->level == PL_Q8_AVX2)
-        memset((int16_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4 * sizeof(int16_t));
-    else
-        memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
+    memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
 }
 
 /* Channel quad cq of the padded interleaved image: row r of it is input row
@@ -348,10 +354,9 @@ static void xpad_task(void *ctx, int task, int thread) {
     const int64_t H = g->in[0], W = g->in[1], Hp = j->Hp, Wp = j->Wp, cq = task;
     const int64_t lo = g->pad[1] < Wp ? g->pad[1] : Wp;
     const int64_t hi = g->pad[1] + W < Wp ? g->pad[1] + W : Wp;
-    const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
     for (int64_t r = 0; r < Hp; r++) {
         const int64_t ih = r - g->pad[0];
-        void *d = (char *)j->xpad + (size_t)((cq * Hp + r) * Wp * 4) * es;
+        void *d = (char *)j->xpad + (size_t)((cq * Hp + r) * Wp * 4);
         /* put4 / fill4 on a one-row view of the padded image */
         const pack_job t = {.level = j->level, .pad = j->pad, .panel = d, .Pp = 0};
         if (ih < 0 || ih >= H || hi <= lo) {
@@ -373,27 +378,26 @@ static void conv2d_xpad_group(const pack_job *j, int64_t kg) {
     const int64_t k0 = kg * 4, cq = (k0 % g->C) / 4, tap = k0 / g->C;
     const int64_t kh = tap / g->k[1], kw = tap % g->k[1];
     const int64_t OH = g->out[0], OW = g->out[1], P = OH * OW, sh = g->stride[0], sw = g->stride[1];
-    const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
     const char *src = (const char *)j->xpad +
-                      (size_t)(((cq * j->Hp + kh * g->dil[0]) * j->Wp + kw * g->dil[1]) * 4) * es;
-    char *dst = (char *)j->panel + (size_t)(kg * j->Pp * 4) * es;
+                      (size_t)(((cq * j->Hp + kh * g->dil[0]) * j->Wp + kw * g->dil[1]) * 4);
+    char *dst = (char *)j->panel + (size_t)(kg * j->Pp * 4);
     if (sh == 1 && sw == 1 && j->level == PL_Q8_VNNI) {
         pl_q8_copy_rows_avx512((const uint8_t *)src, j->Wp * 4, (uint8_t *)dst, OW * 4, OH, OW * 4);
         memset(dst + (size_t)(P * 4), 0, (size_t)((j->Pp - P) * 4));
         return;
     }
     for (int64_t oh = 0; oh < OH; oh++) {
-        const char *s = src + (size_t)(oh * sh * j->Wp * 4) * es;
-        char *d = dst + (size_t)(oh * OW * 4) * es;
+        const char *s = src + (size_t)(oh * sh * j->Wp * 4);
+        char *d = dst + (size_t)(oh * OW * 4);
         if (sw == 1) {
-            memcpy(d, s, (size_t)(OW * 4) * es);
+            memcpy(d, s, (size_t)(OW * 4));
         } else if (j->level == PL_Q8_VNNI) {
             pl_q8_gather_dw_s2_avx512((const uint32_t *)(const void *)s, OW, (uint32_t *)(void *)d);
-        } else { /* AVX2: a column is 8 bytes */
-            for (int64_t ow = 0; ow < OW; ow++) memcpy(d + ow * 8, s + ow * 16, 8);
+        } else {
+            pl_q8_gather_dw_s2_avx2((const uint32_t *)(const void *)s, OW, (uint32_t *)(void *)d);
         }
     }
-    memset(dst + (size_t)(P * 4) * es, 0, (size_t)((j->Pp - P) * 4) * es);
+    memset(dst + (size_t)(P * 4), 0, (size_t)((j->Pp - P) * 4));
 }
 
 /* Phase plane `task` (channel c, row phase ph, column phase pw) of the padded image:
@@ -463,10 +467,7 @@ static void conv2d_xph_group(const pack_job *j, int64_t kg) {
         put4(j, kg, oh * OW, r, OW, 1);
     }
     const int64_t P = OH * OW;
-    if (j->level == PL_Q8_AVX2)
-        memset((int16_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4 * sizeof(int16_t));
-    else
-        memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
+    memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
 }
 
 static void pack_task(void *ctx, int task, int thread) {
@@ -511,15 +512,8 @@ static void asum_task(void *ctx, int task, int thread) {
     for (int64_t p = p0; p < p1; p++) j->asum[p] = 0;
     for (int64_t kg = 0; kg < G; kg++)
         for (int64_t p = p0; p < p1; p++) {
-            int32_t s = 0;
-            if (j->level == PL_Q8_AVX2) {
-                const int16_t *d = (const int16_t *)j->panel + (kg * j->Pp + p) * 4;
-                s = d[0] + d[1] + d[2] + d[3];
-            } else {
-                const uint8_t *d = (const uint8_t *)j->panel + (kg * j->Pp + p) * 4;
-                s = d[0] + d[1] + d[2] + d[3];
-            }
-            j->asum[p] += s;
+            const uint8_t *d = (const uint8_t *)j->panel + (kg * j->Pp + p) * 4;
+            j->asum[p] += d[0] + d[1] + d[2] + d[3];
         }
 }
 
@@ -537,8 +531,7 @@ static pl_status run_pack(pack_job *j, pl_threadpool *pool) {
         j->level != PL_Q8_REF) {
         j->Hp = (g->out[0] - 1) * g->stride[0] + (g->k[0] - 1) * g->dil[0] + 1;
         j->Wp = (g->out[1] - 1) * g->stride[1] + (g->k[1] - 1) * g->dil[1] + 1;
-        const size_t es = j->level == PL_Q8_AVX2 ? 2 : 1;
-        j->xpad = malloc((size_t)(g->C * j->Hp * j->Wp) * es + 64);
+        j->xpad = malloc((size_t)(g->C * j->Hp * j->Wp) + 64);
         if (j->xpad) {
             pl_threadpool_run(pool, xpad_task, j, (int)(g->C / 4));
             pl_threadpool_run(pool, pack_task, j, nt);
@@ -716,10 +709,9 @@ static void epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, 
         if (pw->zw[m]) o += (uint32_t)pw->zw[m] * (uint32_t)za * (uint32_t)pw->K;
         if (e->bias_i32) o += (uint32_t)e->bias_i32[m];
         off[m] = (int32_t)o;
-        if (fast) {
-            const float sc = e->scale[m], fb = e->fbias ? e->fbias[m] : 0.0f;
-            fast = fabsf(sc) <= 0.25f && fabsf(fb) <= 268435456.0f;
-        }
+        if (fast)
+            fast = pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, e->scale[m],
+                                  e->fbias ? e->fbias[m] : 0.0f);
     }
     *x = *e;
     x->row_off = off;
@@ -745,7 +737,7 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
     if (pw->M <= 0 || P <= 0) return PL_OK;
     pl_q8_epilogue ex;
     int32_t off_stack[2560], *off = NULL;
-    if (pw->level == PL_Q8_VNNI) {
+    if (pw->level == PL_Q8_VNNI || pw->level == PL_Q8_AVX2) {
         const int64_t Mp = (pw->M + 15) / 16 * 16 + 16;
         off = Mp <= 2560 ? off_stack : malloc(sizeof(int32_t) * (size_t)Mp);
         if (!off) return pl_error(PL_ERR_NOMEM, "int8 gemm: out of memory");
@@ -770,8 +762,10 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
         j.rows_per_unit = (nt + splits - 1) / splits;
         j.row_units = (nt + j.rows_per_unit - 1) / j.rows_per_unit;
     } else {
-        /* columns per task, measured best of 32/64/128 (A-panel reuse against L1/L2 misses) */
-        j.chunks_per_task = pw->level == PL_Q8_AVX2 ? 4 : 2;
+        /* columns per task, measured best of 32/64/128 (A-panel reuse against L1/L2 misses);
+         * AVX2 256 (of 64..256: its 64-column passes over a u8 panel gain more from
+         * spreading the per-row costs than from L1 reuse) */
+        j.chunks_per_task = pw->level == PL_Q8_AVX2 ? 8 : 2;
         if (j.chunks_per_task > j.col_chunks) j.chunks_per_task = j.col_chunks;
         const int64_t ncol = (j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task;
         int64_t want = 8 * nth / ncol + 1; /* row units */

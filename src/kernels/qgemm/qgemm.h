@@ -19,8 +19,9 @@
  *
  * Activations are packed per run into the "A panel": K rounded up to 4 (Kp), P rounded
  * up to 32 (Pp), laid out [Kp/4][Pp][4] -- four consecutive k of one column side by side,
- * the operand of one vpdpbusd lane. u8 elements on the ref and AVX-512 VNNI levels;
- * on AVX2, int16 elements (widened once at packing so the kernel's vpmaddwd is exact).
+ * the operand of one vpdpbusd lane, u8 elements on every level (the AVX2 dense tiles
+ * widen them to int16 in registers for an exact vpmaddwd; the AVX2 sparse rows use
+ * vpmaddubsw on weight groups proven not to saturate, see pl_q8_pack_w).
  * s8 activations are packed as u8 by flipping the sign bit (za + 128).
  *
  * Weights are packed once (pl_q8_pack_w) for the level in force, dense (row tiles of MR)
@@ -56,6 +57,25 @@ typedef struct pl_q8_epilogue {
     int32_t ilo, ihi;
 } pl_q8_epilogue;
 
+/* Whether a u8 / s8 output of row m may round before clamping (the vector levels' "fast"
+ * epilogue: rounding is monotone, so clamping the rounded value in integers gives ref.c's
+ * values) -- it needs y = scale * v + fbias not to overflow int32 when rounded. Either
+ * |scale| <= 0.25 and |fbias| <= 2^28 (|y| < 2^30 for any int32 v), or the row's own
+ * bound: v = sum a * w - za * rowsum + bias with a in [0, 255], so |v| <= 255 * wabs +
+ * |za * rowsum| + |bias| =: V; if V < 2^31 (v does not wrap), |scale| * V + |fbias|
+ * <= 2^30. Pruned rows with large per-channel scales pass by the second. */
+static inline bool pl_q8_row_fast(const int64_t *wabs, const int32_t *rowsum, int64_t m, int32_t za,
+                                  const int32_t *bias_i32, float scale, float fbias) {
+    const double s = scale < 0 ? -(double)scale : (double)scale;
+    const double b = fbias < 0 ? -(double)fbias : (double)fbias;
+    if (s <= 0.25 && b <= 268435456.0) return true;
+    if (!(s <= 1e30) || !(b <= 1e30)) return false; /* NaN, inf */
+    double v = 255.0 * (double)wabs[m], t = (double)za * (double)rowsum[m];
+    v += t < 0 ? -t : t;
+    if (bias_i32) v += bias_i32[m] < 0 ? -(double)bias_i32[m] : (double)bias_i32[m];
+    return v < 2147483648.0 && s * v + b <= 1073741824.0;
+}
+
 /* The kernel level a packing is for. */
 typedef enum pl_q8_level { PL_Q8_REF = 0, PL_Q8_AVX2 = 1, PL_Q8_VNNI = 2 } pl_q8_level;
 
@@ -67,14 +87,18 @@ typedef struct pl_q8_w {
     int mr;          /* dense row tile */
     void *data;      /* dense: [ceil(M/mr)][Kp/4][mr][4] s8 (AVX2: int16) */
     int32_t *rowsum; /* M: sum_k w[m][k] (the packed, signed weights) */
+    int64_t *wabs;   /* M: sum_k |w[m][k]| (bounds a row's sums, see pl_q8_row_fast) */
     int32_t *zw;     /* M: weight zero points (of the signed weights) */
     bool any_zw;     /* some zw != 0: the kernel needs column sums of a */
-    /* sparse: row m's non-zero groups are idx[ptr[m] .. ptr[m+1]) (group numbers g, the
-     * 4 weights at vals[4 * j]; AVX2: int16 values) */
+    /* sparse: row m's entries are idx[ptr[m] .. ptr[m+1]) (group numbers g, the 4 s8
+     * weights of entry j at vals[4 * j]); one entry per non-zero group, except on AVX2,
+     * where a group with a weight pair |w0| + |w1| > 128 (which vpmaddubsw could
+     * saturate) is two entries of the same g, (w0, 0, w2, 0) and (0, w1, 0, w3) */
     int64_t *ptr;
     int32_t *idx;
     void *vals;
-    int64_t nnz_groups;
+    int64_t nnz_groups; /* non-zero groups */
+    int64_t nent;       /* entries (>= nnz_groups) */
 } pl_q8_w;
 
 /* The level pl_cpu_isa() allows for int8 (VNNI needs avx512_vnni). */
@@ -250,8 +274,7 @@ void pl_q8_maxrow_avx512(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint
 void pl_q8_maxrow_avx2(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip, uint8_t *t);
 /* Interleaves 4 rows of n bytes into d[4 * p + t] = r[t][p] (the u8 A panel). */
 void pl_q8_interleave4_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
-/* The same widened to int16 (the AVX2 panel). */
-void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d);
+void pl_q8_interleave4_avx2(const uint8_t *const r[4], int64_t n, uint8_t *d);
 /* The u8 interleave of every second byte: d[4 * p + t] = r[t][2 * p] (stride-2 convs). */
 void pl_q8_interleave4_s2_avx512(const uint8_t *const r[4], int64_t n, uint8_t *d);
 /* Row r < nrows of n bytes: dst + r * ds gets src + r * ss (inline vector copies). */
@@ -259,6 +282,7 @@ void pl_q8_copy_rows_avx512(const uint8_t *src, int64_t ss, uint8_t *dst, int64_
                             int64_t nrows, int64_t n);
 /* dst[p] = src[2 * p] for p < n, 32-bit elements (reads src[0 .. 2n - 2] only). */
 void pl_q8_gather_dw_s2_avx512(const uint32_t *src, int64_t n, uint32_t *dst);
+void pl_q8_gather_dw_s2_avx2(const uint32_t *src, int64_t n, uint32_t *dst);
 /* dst[p] = src[2 * p] ^ flip for p < n (reads src[0 .. 2n - 2] only). */
 void pl_q8_copy_s2_avx512(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip);
 void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip);

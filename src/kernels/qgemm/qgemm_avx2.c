@@ -1,10 +1,12 @@
-/* qgemm_avx2.c -- the AVX2 level of the INT8 GEMM engine. Without VNNI the exact path is
- * int16 x int16 -> int32 (vpmaddwd): the A panel holds activations widened to int16 at
- * packing and the weights are packed as int16, so a product pair never saturates (unlike
- * vpmaddubsw's int16 sums). One ymm holds 4 columns x 4 k; vpmaddwd leaves two partial
- * sums per column, folded by vphaddd once per tile. Tiles: 6 rows x 8 columns per pass
- * (narrow last chunks compute only the 8-column blocks they need; single columns, as in
- * a batch-1 matrix product, use a 6-row gemv); also the AVX2 max-pooling row pass. */
+/* qgemm_avx2.c -- the AVX2 level of the INT8 GEMM engine. The A panel is u8 (as on the
+ * other levels). Dense tiles: int16 weights and vpmaddwd against the panel widened to
+ * int16 in registers (exact for any weights); one widened ymm holds 4 columns x 4 k and
+ * vpmaddwd leaves two partial sums per column, folded by vphaddd once per tile. Tiles:
+ * 6 rows x 8 columns per pass (narrow last chunks compute only the 8-column blocks they
+ * need; single columns, as in a batch-1 matrix product, use a 6-row gemv). Sparse rows:
+ * vpmaddubsw (u8 x s8, 8 columns x 4 k per ymm) then vpmaddwd with ones, on weight
+ * groups that pl_q8_pack_w proved (or split so) that no int16 pair sum can saturate --
+ * half the panel bytes and no fold. Also the AVX2 max-pooling row pass. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -17,6 +19,11 @@ static inline __m256i bcast4w(const int16_t *p) {
     int64_t v;
     memcpy(&v, p, 8);
     return _mm256_set1_epi64x(v);
+}
+
+/* 16 panel bytes (4 columns x 4 k) widened to int16. */
+static inline __m256i wide16(const uint8_t *p) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
 /* Folds two partial-sum vectors (columns 0-3 and 4-7) into 8 column sums. */
@@ -37,19 +44,19 @@ static void tile_n(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp,
     const int64_t G = pw->Kp / 4;
     const int16_t *w = (const int16_t *)pw->data + mt * G * MR * 4;
     for (int sb = 0; sb < nsb; sb++) {
-        const int16_t *a = (const int16_t *)panel + (p0 + sb * 8) * 4;
+        const uint8_t *a = (const uint8_t *)panel + (p0 + sb * 8) * 4;
 #define DECL(r) __m256i c##r##0 = _mm256_setzero_si256(), c##r##1 = _mm256_setzero_si256()
         DECL(0); DECL(1); DECL(2); DECL(3); DECL(4); DECL(5);
 #undef DECL
         for (int64_t g = 0; g < G; g++) {
-            const __m256i *ag = (const __m256i *)(a + g * Pp * 4);
+            const __m256i a0 = wide16(a + g * Pp * 4), a1 = wide16(a + g * Pp * 4 + 16);
             const int16_t *wg = w + g * MR * 4;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m256i b = bcast4w(wg + 4 * (r));                                                   \
-        __m256i t0 = _mm256_madd_epi16(_mm256_loadu_si256(ag), b);                                 \
+        __m256i t0 = _mm256_madd_epi16(a0, b);                                                     \
         ACC(c##r##0, t0);                                                                          \
-        __m256i t1 = _mm256_madd_epi16(_mm256_loadu_si256(ag + 1), b);                             \
+        __m256i t1 = _mm256_madd_epi16(a1, b);                                                     \
         ACC(c##r##1, t1);                                                                          \
     } while (0)
             ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5);
@@ -66,18 +73,25 @@ static void tile_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t 
     tile_n(pw, mt, panel, Pp, p0, 4, acc);
 }
 
+/* The 4 panel bytes at p widened to int16, in every 64-bit lane. */
+static inline __m256i bcast4b(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(v)));
+}
+
 /* The 6 rows of tile mt at the one column p (a batch-1 matrix product, narrow tails):
  * the column's 4 activations of a group broadcast against the group's 24 weights. */
 static void gemv_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int64_t p,
                       int32_t *acc) {
     const int64_t G = pw->Kp / 4;
     const int16_t *w = (const int16_t *)pw->data + mt * G * MR * 4;
-    const int16_t *a = (const int16_t *)panel + p * 4;
+    const uint8_t *a = (const uint8_t *)panel + p * 4;
     __m256i c0 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256();
     __m128i c1 = _mm_setzero_si128(), c3 = _mm_setzero_si128();
     int64_t g = 0;
     for (; g + 2 <= G; g += 2) { /* two groups per pass: independent accumulators */
-        const __m256i b0 = bcast4w(a + g * Pp * 4), b1 = bcast4w(a + (g + 1) * Pp * 4);
+        const __m256i b0 = bcast4b(a + g * Pp * 4), b1 = bcast4b(a + (g + 1) * Pp * 4);
         const int16_t *w0 = w + g * MR * 4, *w1 = w0 + MR * 4;
         c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)w0), b0));
         c1 = _mm_add_epi32(c1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(w0 + 16)),
@@ -87,7 +101,7 @@ static void gemv_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t 
                                               _mm256_castsi256_si128(b1)));
     }
     if (g < G) {
-        const __m256i b0 = bcast4w(a + g * Pp * 4);
+        const __m256i b0 = bcast4b(a + g * Pp * 4);
         const int16_t *w0 = w + g * MR * 4;
         c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)w0), b0));
         c1 = _mm_add_epi32(c1, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(w0 + 16)),
@@ -133,10 +147,14 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
      * is monotone, so this gives ref.c's values), the type's range coming from the
      * saturating packs; valid while the rounding cannot overflow int32 */
     const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
-    if ((kind == PL_Q8_OUT_U8 || kind == PL_Q8_OUT_S8) && !zw && !res && fabsf(s1) <= 0.25f &&
-        fabsf(b1) <= 268435456.0f) {
+    /* (e->fast: checked for every row once per call by pl_q8_gemm) */
+    const bool fast = e->row_off ? e->fast
+                                 : (kind == PL_Q8_OUT_U8 || kind == PL_Q8_OUT_S8) && !zw && !res &&
+                                       pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, s1, b1);
+    if (fast) {
         const bool u8 = kind == PL_Q8_OUT_U8;
-        const int32_t ilo = (int32_t)nearbyintf(lo) + e->zp, ihi = (int32_t)nearbyintf(hi) + e->zp;
+        const int32_t ilo = e->row_off ? e->ilo : (int32_t)nearbyintf(lo) + e->zp;
+        const int32_t ihi = e->row_off ? e->ihi : (int32_t)nearbyintf(hi) + e->zp;
         const bool add_zp = e->zp != 0, clamp_lo = ilo > (u8 ? 0 : -128), clamp_hi = ihi < (u8 ? 255 : 127);
         const __m128i vzp16 = _mm_set1_epi16((int16_t)e->zp);
         const __m128i vlo16 = _mm_set1_epi16((int16_t)ilo), vhi16 = _mm_set1_epi16((int16_t)ihi);
@@ -191,110 +209,156 @@ static void tile_epi_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int6
         epi_avx2(pw, m0 + r, acc + r * 32, asum, za, p0, n, e, out, ldm, 1);
 }
 
-/* The inner loop of a sparse row over one block of 32 columns: c0..c7 (named variables,
- * so ACC keeps them in registers) += the row's non-zero groups q0..q1 times the panel
- * rows they select; a is the panel at the block. Shared by srow_avx2 and srow_epi_avx2. */
+/* The inner loop of a sparse row over 8 * NV columns (NV 1..8): c0..c7 (named variables,
+ * so ACC keeps them in registers; c_i holds columns 8i..8i+7) += the row's entries
+ * q0..q1 times the panel rows they select; a is the panel (u8) at the columns.
+ * vpmaddubsw is exact here: pl_q8_pack_w split every group whose pair sums could
+ * saturate. 64 columns per pass load 256 contiguous bytes per entry and halve the
+ * per-entry index and broadcast work; a narrow last pass (P = 49: 64 + 17, 196:
+ * 192 + 4) computes only the vectors that hold columns. */
 #define SROW_MAC(i)                                                                                \
     do {                                                                                           \
-        __m256i t = _mm256_madd_epi16(_mm256_loadu_si256(ag + (i)), b);                            \
+        __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_loadu_si256(ag + (i)), b), ones); \
         ACC(c##i, t);                                                                              \
     } while (0)
-#define SROW_MACS(a)                                                                               \
+#define SROW_MACS(a, NV)                                                                           \
     for (int64_t q = q0; q < q1; q++) {                                                            \
-        const __m256i *ag = (const __m256i *)((a) + (int64_t)idx[q] * Pp * 4);                    \
-        const __m256i b = bcast4w(v + q * 4);                                                      \
-        SROW_MAC(0); SROW_MAC(1); SROW_MAC(2); SROW_MAC(3);                                        \
-        SROW_MAC(4); SROW_MAC(5); SROW_MAC(6); SROW_MAC(7);                                        \
+        const __m256i *ag = (const __m256i *)(const void *)((a) + (int64_t)idx[q] * Pp * 4);      \
+        int32_t wq;                                                                                \
+        memcpy(&wq, v + q * 4, 4);                                                                 \
+        const __m256i b = _mm256_set1_epi32(wq);                                                   \
+        SROW_MAC(0);                                                                               \
+        if ((NV) > 1) SROW_MAC(1);                                                                 \
+        if ((NV) > 2) SROW_MAC(2);                                                                 \
+        if ((NV) > 3) SROW_MAC(3);                                                                 \
+        if ((NV) > 4) SROW_MAC(4);                                                                 \
+        if ((NV) > 5) SROW_MAC(5);                                                                 \
+        if ((NV) > 6) SROW_MAC(6);                                                                 \
+        if ((NV) > 7) SROW_MAC(7);                                                                 \
     }
 
 static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
                       int32_t *acc) {
     const int32_t *idx = pw->idx;
-    const int16_t *v = pw->vals;
+    const int8_t *v = pw->vals;
     const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
-    for (int sb = 0; sb < nb; sb++) {
-        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
-        __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256(),
-                c3 = _mm256_setzero_si256(), c4 = _mm256_setzero_si256(), c5 = _mm256_setzero_si256(),
-                c6 = _mm256_setzero_si256(), c7 = _mm256_setzero_si256();
-        SROW_MACS(a);
-        _mm256_storeu_si256((__m256i *)(acc + sb * 32), fold(c0, c1));
-        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8), fold(c2, c3));
-        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 16), fold(c4, c5));
-        _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 24), fold(c6, c7));
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int sb = 0; sb < nb; sb += 2) {
+        const uint8_t *a = (const uint8_t *)panel + (p0 + sb * 32) * 4;
+        const __m256i z = _mm256_setzero_si256();
+        __m256i c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z;
+        if (sb + 1 < nb) {
+            SROW_MACS(a, 8);
+        } else {
+            SROW_MACS(a, 4);
+        }
+        const __m256i r[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        for (int i = 0; i < (sb + 1 < nb ? 8 : 4); i++)
+            _mm256_storeu_si256((__m256i *)(acc + sb * 32 + 8 * i), r[i]);
     }
 }
 
-/* A sparse row with the epilogue done from the registers, 32 columns at a time, for
- * u8 / s8 outputs that may round before clamping (as in epi_avx2; else srow_avx2 +
- * epi_avx2): the offset starts in the accumulators (in the first of the two partial
- * sums of each column that fold adds), and four vectors of 8 sums are narrowed together
- * by two saturating packs -- a row of a short-K layer at 90% sparsity has only one or
- * two non-zero groups, so its cost is mostly this epilogue. */
+/* Epilogue constants of a sparse row (srow_epi_avx2). */
+typedef struct srow_epi {
+    __m256 vs, vb;
+    __m256i vzp, vlo, vhi, order;
+    bool u8, add_zp, clamp_lo, clamp_hi;
+} srow_epi;
+
+/* 32 outputs (left of them stored, 1..32) from the accumulators r[0..3] (offset
+ * included): scale, round, narrow, zero point, clamp, in column order. */
+static inline void srow_put32(const srow_epi *k, const __m256i c[4], uint8_t *o, int64_t left) {
+    __m256i r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = _mm256_cvtps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(c[i]), k->vs, k->vb));
+    __m256i p01 = _mm256_packs_epi32(r[0], r[1]), p23 = _mm256_packs_epi32(r[2], r[3]);
+    if (k->add_zp) {
+        p01 = _mm256_adds_epi16(p01, k->vzp);
+        p23 = _mm256_adds_epi16(p23, k->vzp);
+    }
+    if (k->clamp_lo) {
+        p01 = _mm256_max_epi16(p01, k->vlo);
+        p23 = _mm256_max_epi16(p23, k->vlo);
+    }
+    if (k->clamp_hi) {
+        p01 = _mm256_min_epi16(p01, k->vhi);
+        p23 = _mm256_min_epi16(p23, k->vhi);
+    }
+    /* per 128-bit lane l: 4 values of each r[i] (columns 8i+4l..8i+4l+3): back to order */
+    const __m256i y8 = _mm256_permutevar8x32_epi32(
+        k->u8 ? _mm256_packus_epi16(p01, p23) : _mm256_packs_epi16(p01, p23), k->order);
+    if (left >= 32) {
+        _mm256_storeu_si256((__m256i *)o, y8);
+    } else { /* whole dwords masked, then the last 0..3 bytes */
+        const int nd = (int)(left / 4);
+        const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(nd), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_epi32((int *)(void *)o, km, y8);
+        _Alignas(32) uint8_t tmp[32];
+        _mm256_store_si256((__m256i *)tmp, y8);
+        for (int64_t i = 4 * nd; i < left; i++) o[i] = tmp[i];
+    }
+}
+
+/* A sparse row with the epilogue done from the registers, 64 (or 32) columns at a time,
+ * for u8 / s8 outputs that may round before clamping (as in epi_avx2; else srow_avx2 +
+ * epi_avx2): the offset starts in the accumulators, and four vectors of 8 sums are
+ * narrowed together by two saturating packs -- a row of a short-K layer at 90% sparsity
+ * has only one or two non-zero groups, so its cost is mostly this epilogue. */
 static void srow_epi_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
                           int nb, int64_t n, const int32_t *asum, int32_t za,
                           const pl_q8_epilogue *e, void *out, int64_t ldm) {
     const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
     const bool u8 = e->out == PL_Q8_OUT_U8;
-    if (!(u8 || e->out == PL_Q8_OUT_S8) || pw->any_zw || e->res || !(fabsf(s1) <= 0.25f) ||
-        !(fabsf(b1) <= 268435456.0f)) {
-        _Alignas(32) int32_t acc[4 * 32];
-        srow_avx2(pw, m, panel, Pp, p0, nb, acc);
-        epi_avx2(pw, m, acc, asum, za, p0, n, e, out, ldm, 1);
-        return;
+    uint32_t off;
+    int32_t ilo, ihi;
+    if (e->row_off && e->fast) { /* checked and computed once per call by pl_q8_gemm */
+        off = (uint32_t)e->row_off[m];
+        ilo = e->ilo;
+        ihi = e->ihi;
+    } else {
+        if (!(u8 || e->out == PL_Q8_OUT_S8) || pw->any_zw || e->res ||
+            !pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, s1, b1)) {
+            _Alignas(32) int32_t acc[16 * 32];
+            srow_avx2(pw, m, panel, Pp, p0, nb, acc);
+            epi_avx2(pw, m, acc, asum, za, p0, n, e, out, ldm, 1);
+            return;
+        }
+        off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+        if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
+        float lo = e->lo, hi = e->hi;
+        const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
+        lo = lo > qlo ? lo : qlo;
+        hi = hi < qhi ? hi : qhi;
+        ilo = (int32_t)nearbyintf(lo) + e->zp;
+        ihi = (int32_t)nearbyintf(hi) + e->zp;
     }
-    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
-    float lo = e->lo, hi = e->hi;
-    const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
-    lo = lo > qlo ? lo : qlo;
-    hi = hi < qhi ? hi : qhi;
-    const int32_t ilo = (int32_t)nearbyintf(lo) + e->zp, ihi = (int32_t)nearbyintf(hi) + e->zp;
-    const bool add_zp = e->zp != 0, clamp_lo = ilo > (u8 ? 0 : -128), clamp_hi = ihi < (u8 ? 255 : 127);
-    const __m256i vzp = _mm256_set1_epi16((int16_t)e->zp), vlo = _mm256_set1_epi16((int16_t)ilo),
-                  vhi = _mm256_set1_epi16((int16_t)ihi);
-    const __m256 vs = _mm256_set1_ps(s1), vb = _mm256_set1_ps(b1);
-    /* the offset once per column: in the even lanes (a column's first partial sum) */
-    const __m256i init = _mm256_set_epi32(0, (int32_t)off, 0, (int32_t)off, 0, (int32_t)off, 0, (int32_t)off);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    srow_epi k = {.vs = _mm256_set1_ps(s1), .vb = _mm256_set1_ps(b1),
+                  .vzp = _mm256_set1_epi16((int16_t)e->zp), .vlo = _mm256_set1_epi16((int16_t)ilo),
+                  .vhi = _mm256_set1_epi16((int16_t)ihi),
+                  .order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), .u8 = u8,
+                  .add_zp = e->zp != 0, .clamp_lo = ilo > (u8 ? 0 : -128),
+                  .clamp_hi = ihi < (u8 ? 255 : 127)};
+    const __m256i init = _mm256_set1_epi32((int32_t)off), ones = _mm256_set1_epi16(1);
     const int32_t *idx = pw->idx;
-    const int16_t *v = pw->vals;
+    const int8_t *v = pw->vals;
     const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
     uint8_t *o = (uint8_t *)out + m * ldm + p0;
-    for (int sb = 0; sb < nb && 32 * sb < n; sb++) {
-        const int16_t *a = (const int16_t *)panel + (p0 + sb * 32) * 4;
+    for (int sb = 0; sb < nb && 32 * sb < n; sb += 2) {
+        const uint8_t *a = (const uint8_t *)panel + (p0 + sb * 32) * 4;
         __m256i c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
-        SROW_MACS(a);
-        /* c0 holds columns 0..3 (two partial sums each), c1 4..7, ...: fold adds them */
-        __m256i r[4] = {fold(c0, c1), fold(c2, c3), fold(c4, c5), fold(c6, c7)};
-        for (int i = 0; i < 4; i++)
-            r[i] = _mm256_cvtps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(r[i]), vs, vb));
-        __m256i p01 = _mm256_packs_epi32(r[0], r[1]), p23 = _mm256_packs_epi32(r[2], r[3]);
-        if (add_zp) {
-            p01 = _mm256_adds_epi16(p01, vzp);
-            p23 = _mm256_adds_epi16(p23, vzp);
+        const int64_t cols = n - 32 * sb < 64 ? n - 32 * sb : 64;
+        const bool two = sb + 1 < nb && cols > 32;
+        if (cols == 64 && two) {
+            SROW_MACS(a, 8);
+        } else {
+            const int nv = (int)((cols + 7) / 8);
+            SROW_MACS(a, nv);
         }
-        if (clamp_lo) {
-            p01 = _mm256_max_epi16(p01, vlo);
-            p23 = _mm256_max_epi16(p23, vlo);
-        }
-        if (clamp_hi) {
-            p01 = _mm256_min_epi16(p01, vhi);
-            p23 = _mm256_min_epi16(p23, vhi);
-        }
-        /* per 128-bit lane l: 4 values of each r[i] (columns 4l..4l+3): back to order */
-        const __m256i y8 = _mm256_permutevar8x32_epi32(
-            u8 ? _mm256_packus_epi16(p01, p23) : _mm256_packs_epi16(p01, p23), order);
-        const int64_t left = n - 32 * sb;
-        if (left >= 32) {
-            _mm256_storeu_si256((__m256i *)(o + 32 * sb), y8);
-        } else { /* whole dwords masked, then the last 0..3 bytes */
-            const int nd = (int)(left / 4);
-            const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(nd), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-            _mm256_maskstore_epi32((int *)(void *)(o + 32 * sb), km, y8);
-            _Alignas(32) uint8_t tmp[32];
-            _mm256_store_si256((__m256i *)tmp, y8);
-            for (int64_t i = 4 * nd; i < left; i++) o[32 * sb + i] = tmp[i];
+        const __m256i lo4[4] = {c0, c1, c2, c3};
+        srow_put32(&k, lo4, o + 32 * sb, n - 32 * sb);
+        if (two) {
+            const __m256i hi4[4] = {c4, c5, c6, c7};
+            srow_put32(&k, hi4, o + 32 * sb + 32, n - 32 * sb - 32);
         }
     }
 }
@@ -307,7 +371,21 @@ const pl_q8_impl *pl_q8_impl_avx2(void) { return &impl; }
 void pl_q8_add_u8_avx2(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p) {
     const __m256 ra = _mm256_set1_ps(p->ra), rb = _mm256_set1_ps(p->rb), fx = _mm256_set1_ps(p->fixed);
     const __m256 lo = _mm256_set1_ps(p->lo), hi = _mm256_set1_ps(p->hi);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int64_t i = 0;
+    /* 32 per pass, narrowed together by two packs (then back to order) */
+    for (; i + 32 <= n; i += 32) {
+        __m256i q[4];
+        for (int h = 0; h < 4; h++) {
+            const __m256 af = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + i + 8 * h))));
+            const __m256 bf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i + 8 * h))));
+            __m256 v = _mm256_fmadd_ps(af, ra, _mm256_fmadd_ps(bf, rb, fx));
+            v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            q[h] = _mm256_cvtps_epi32(v);
+        }
+        const __m256i y8 = _mm256_packus_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(y + i), _mm256_permutevar8x32_epi32(y8, order));
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 af = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + i))));
         const __m256 bf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i))));
@@ -320,8 +398,23 @@ void pl_q8_add_u8_avx2(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n
     if (i < n) pl_q8_add_u8_ref(a + i, b + i, y + i, n - i, p);
 }
 
-void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d) {
+void pl_q8_interleave4_avx2(const uint8_t *const r[4], int64_t n, uint8_t *d) {
     int64_t p = 0;
+    for (; p + 32 <= n; p += 32) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(r[0] + p));
+        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(r[1] + p));
+        const __m256i x2 = _mm256_loadu_si256((const __m256i *)(r[2] + p));
+        const __m256i x3 = _mm256_loadu_si256((const __m256i *)(r[3] + p));
+        const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+        const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+        /* per 128-bit lane l (columns 16l..16l+15): q0 columns 0-3, q1 4-7, q2 8-11, q3 12-15 */
+        const __m256i q0 = _mm256_unpacklo_epi16(l01, l23), q1 = _mm256_unpackhi_epi16(l01, l23);
+        const __m256i q2 = _mm256_unpacklo_epi16(h01, h23), q3 = _mm256_unpackhi_epi16(h01, h23);
+        _mm256_storeu_si256((__m256i *)(d + 4 * p), _mm256_permute2x128_si256(q0, q1, 0x20));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 32), _mm256_permute2x128_si256(q2, q3, 0x20));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 64), _mm256_permute2x128_si256(q0, q1, 0x31));
+        _mm256_storeu_si256((__m256i *)(d + 4 * p + 96), _mm256_permute2x128_si256(q2, q3, 0x31));
+    }
     for (; p + 16 <= n; p += 16) {
         const __m128i x0 = _mm_loadu_si128((const __m128i *)(r[0] + p));
         const __m128i x1 = _mm_loadu_si128((const __m128i *)(r[1] + p));
@@ -329,16 +422,26 @@ void pl_q8_interleave4_w16_avx2(const uint8_t *const r[4], int64_t n, int16_t *d
         const __m128i x3 = _mm_loadu_si128((const __m128i *)(r[3] + p));
         const __m128i l01 = _mm_unpacklo_epi8(x0, x1), h01 = _mm_unpackhi_epi8(x0, x1);
         const __m128i l23 = _mm_unpacklo_epi8(x2, x3), h23 = _mm_unpackhi_epi8(x2, x3);
-        /* 64 bytes in column order, then widened 16 at a time */
-        const __m128i q0 = _mm_unpacklo_epi16(l01, l23), q1 = _mm_unpackhi_epi16(l01, l23);
-        const __m128i q2 = _mm_unpacklo_epi16(h01, h23), q3 = _mm_unpackhi_epi16(h01, h23);
-        _mm256_storeu_si256((__m256i *)(d + 4 * p), _mm256_cvtepu8_epi16(q0));
-        _mm256_storeu_si256((__m256i *)(d + 4 * p + 16), _mm256_cvtepu8_epi16(q1));
-        _mm256_storeu_si256((__m256i *)(d + 4 * p + 32), _mm256_cvtepu8_epi16(q2));
-        _mm256_storeu_si256((__m256i *)(d + 4 * p + 48), _mm256_cvtepu8_epi16(q3));
+        _mm_storeu_si128((__m128i *)(d + 4 * p), _mm_unpacklo_epi16(l01, l23));
+        _mm_storeu_si128((__m128i *)(d + 4 * p + 16), _mm_unpackhi_epi16(l01, l23));
+        _mm_storeu_si128((__m128i *)(d + 4 * p + 32), _mm_unpacklo_epi16(h01, h23));
+        _mm_storeu_si128((__m128i *)(d + 4 * p + 48), _mm_unpackhi_epi16(h01, h23));
     }
     for (; p < n; p++)
         for (int t = 0; t < 4; t++) d[4 * p + t] = r[t][p];
+}
+
+void pl_q8_gather_dw_s2_avx2(const uint32_t *src, int64_t n, uint32_t *dst) {
+    const __m256i ev = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int64_t p = 0;
+    /* 8 outputs read src[2p .. 2p + 15]; the last full block must stay inside 2n - 2 */
+    for (; p + 8 < n; p += 8) {
+        const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * p)), ev);
+        const __m256i b =
+            _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * p + 8)), ev);
+        _mm256_storeu_si256((__m256i *)(dst + p), _mm256_permute2x128_si256(a, b, 0x20));
+    }
+    for (; p < n; p++) dst[p] = src[2 * p];
 }
 
 void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t flip) {
@@ -355,27 +458,41 @@ void pl_q8_copy_s2_avx2(const uint8_t *src, int64_t n, uint8_t *dst, uint8_t fli
     for (; p < n; p++) dst[p] = src[2 * p] ^ flip;
 }
 
+/* 32 outputs from p: max over j < k of x[p * s + j] (s 1 or 2; `odd`: for stride 2, read
+ * each window from one byte earlier and take the odd bytes, so that a last block ending
+ * at the row's end reads nothing past it). */
+static inline __m256i maxrow32(const uint8_t *x, int64_t p, int64_t k, int64_t s, bool odd, __m256i f) {
+    const __m256i lo = _mm256_set1_epi16(0xff);
+    __m256i m = _mm256_setzero_si256();
+    for (int64_t j = 0; j < k; j++) {
+        __m256i v;
+        if (s == 1) {
+            v = _mm256_loadu_si256((const __m256i *)(x + p + j));
+        } else {
+            const uint8_t *q = x + 2 * p + j - (odd ? 1 : 0);
+            __m256i a = _mm256_loadu_si256((const __m256i *)q), b = _mm256_loadu_si256((const __m256i *)(q + 32));
+            a = odd ? _mm256_srli_epi16(a, 8) : _mm256_and_si256(a, lo);
+            b = odd ? _mm256_srli_epi16(b, 8) : _mm256_and_si256(b, lo);
+            v = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
+        }
+        /* flipped values compare as unsigned in the same order as the signed ones */
+        m = _mm256_max_epu8(m, _mm256_xor_si256(v, f));
+    }
+    return m;
+}
+
 void pl_q8_maxrow_avx2(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_t flip, uint8_t *t) {
-    const __m256i f = _mm256_set1_epi8((char)flip), lo = _mm256_set1_epi16(0xff);
+    const __m256i f = _mm256_set1_epi8((char)flip);
     int64_t p = 0;
     /* 32 outputs read x[p * s + j .. + 32 * s - 1] for j < k; with stride 2 the last full
      * block must stay inside (n - 1) * 2 + k - 1, hence p + 32 < n */
-    for (; s == 1 ? p + 32 <= n : p + 32 < n; p += 32) {
-        /* flipped values compare as unsigned in the same order as the signed ones */
-        __m256i m = _mm256_setzero_si256();
-        for (int64_t j = 0; j < k; j++) {
-            __m256i v;
-            if (s == 1) {
-                v = _mm256_loadu_si256((const __m256i *)(x + p + j));
-            } else {
-                const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 2 * p + j)), lo);
-                const __m256i b =
-                    _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 2 * p + j + 32)), lo);
-                v = _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8);
-            }
-            m = _mm256_max_epu8(m, _mm256_xor_si256(v, f));
-        }
-        _mm256_storeu_si256((__m256i *)(t + p), m);
+    for (; s == 1 ? p + 32 <= n : p + 32 < n; p += 32)
+        _mm256_storeu_si256((__m256i *)(t + p), maxrow32(x, p, k, s, false, f));
+    /* the tail: one block ending at n, overlapping the last (the same values again);
+     * stride 2 reads it one byte early (x[2 (n - 32) - 1] exists when n > 32) */
+    if (p < n && (s == 1 ? n >= 32 : n > 32)) {
+        _mm256_storeu_si256((__m256i *)(t + n - 32), maxrow32(x, n - 32, k, s, s == 2, f));
+        p = n;
     }
     for (; p < n; p++) {
         uint8_t m = 0;

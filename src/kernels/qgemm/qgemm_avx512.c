@@ -219,7 +219,7 @@ epi_tile_row(epi_tile *t, int r, const pl_q8_w *pw, int64_t m, int32_t za, const
     t->offv[r] = (int32_t)off;
     t->sv[r] = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m];
     t->bv[r] = e->fbias ? e->fbias[m] : 0.0f;
-    return fabsf(t->sv[r]) <= 0.25f && fabsf(t->bv[r]) <= 268435456.0f;
+    return pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, t->sv[r], t->bv[r]);
 }
 
 /* The layer-wide part: the integer clamps of the fast form. */
