@@ -74,6 +74,7 @@ typedef struct col_node {
      * buffer (or the output) -- no input, residual, new-row or output copies */
     pl_sparse_w *sp1;
     pl_sgemm_epilogue sp1_epi;
+    bool sp1_ok; /* will take that path in a banded chain (the layout leaves out its copies) */
 } col_node;
 
 typedef struct col_chain {
@@ -91,6 +92,7 @@ typedef struct col_chain {
     size_t kscratch;        /* per-thread kernel scratch bytes */
     double bytes_layers, bytes_cols, t_layers, t_cols;
     double mem_layers;      /* bytes layer by layer moves to and from memory */
+    double max_tensor;      /* bytes of the largest tensor it reads or writes (one image) */
     int tier;               /* 0: buffers sized to L2, 1: to a share of L3 */
     bool wide;              /* even a band of one row does not fit the L2 budget */
     bool used;
@@ -181,6 +183,9 @@ static bool fill_node(pl_session *s, int st, col_node *nd) {
      * run as fast as layer by layer; ResNet-50's Winograd 3x3 layers do not */
     nd->whole_rate = sparse ? RATE_SPARSE : wino ? RATE_BAND : RATE_DENSE;
     nd->wbytes = sparse ? nnz * 6.0 : params * 4.0;
+    nd->sp1_ok = nd->ci.algo == PL_CONV_ALGO_SPARSE && nd->ci.act_direct && p->kernel[0] == 1 && p->kernel[1] == 1 &&
+                 p->stride[0] == 1 && p->stride[1] == 1 && !p->pad_begin[0] && !p->pad_begin[1] &&
+                 p->out_size[0] == p->in_size[0] && p->out_size[1] == p->in_size[1] && p->group == 1;
     return true;
 }
 
@@ -254,6 +259,15 @@ static bool layout(col_chain *ch, int64_t T, bool keep_ok, size_t *ws_floats, si
         nd->Rin_n = (nd->Rn - 1) * nd->SH + (nd->KH - 1) * nd->DH + 1;
         const bool whole = ch->whole;
         if (whole) nd->inc = false;
+        /* the direct 1x1 path reads its input and residual in place, computes new rows
+         * below the kept ones and writes the chain's last rows to the output: none of
+         * the copies below (and no output band for the last node) */
+        const bool direct = nd->sp1_ok && !whole;
+        if (direct) {
+            if (k < ch->n - 1) BUF(nd->M * nd->R * nd->OW, nd->inc ? 0 : k, nd->inc ? ch->n - 1 : to, &nd->out_off);
+            nd->in_direct = nd->res_direct = false;
+            continue;
+        }
         if (!(whole && k == ch->n - 1)) BUF(nd->M * nd->R * nd->OW, nd->inc ? 0 : k, nd->inc ? ch->n - 1 : to, &nd->out_off);
         nd->in_direct = nd->src >= 0 && ((in_lo == ch->nodes[nd->src].lo && nd->Rin == ch->nodes[nd->src].R) || whole);
         nd->res_direct = nd->rsrc >= 0 && ((nd->lo == ch->nodes[nd->rsrc].lo && nd->R == ch->nodes[nd->rsrc].R) || whole);
@@ -340,6 +354,12 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
         if (nd->rsrc != -2) TRAFFIC(out_b, l3_l, mem_l);
         TRAFFIC(nd->wbytes > half ? N * nd->wbytes : 0, l3_l, mem_l);
         wb += nd->wbytes;
+    }
+    ch->max_tensor = (double)(ch->C * ch->H * ch->W) * 4.0;
+    for (int k = 0; k < ch->n; k++) {
+        const col_node *nd = &ch->nodes[k];
+        const double ob = (double)(nd->M * nd->OH * nd->OW) * 4.0;
+        if (ob > ch->max_tensor) ch->max_tensor = ob;
     }
     ch->bytes_layers = l3_l + mem_l + wb;
     ch->mem_layers = mem_l;
@@ -537,6 +557,13 @@ static const char *sched_name(int s) {
  * a 1x1, stride-1, unpadded, ungrouped layer whose activation the sparse kernel fuses. */
 static pl_status make_sp1(col_node *nd) {
     const pl_conv_params *p = &nd->ci.p;
+    if (nd->sp1_ok) { /* the layout counted on it */
+        pl_sgemm_epilogue e;
+        if (!pl_conv_fast_act_epilogue(nd->band, &e))
+            return pl_error(PL_ERR_UNSUPPORTED, "direct 1x1 layer without a fused activation");
+        nd->sp1_epi = e;
+        return pl_sparse_pack(nd->ci.w, nd->M, nd->C, nd->C, 1, &nd->sp1);
+    }
     if (pl_conv_fast_algo(nd->band) != PL_CONV_ALGO_SPARSE || p->kernel[0] != 1 || p->kernel[1] != 1 ||
         p->stride[0] != 1 || p->stride[1] != 1 || p->pad_begin[0] || p->pad_begin[1] ||
         p->out_size[0] != p->in_size[0] || p->out_size[1] != p->in_size[1] || p->group != 1)
@@ -770,16 +797,24 @@ pl_status pl_columns_advance(pl_session *s, bool all, int *decided) {
          * pruned ones won 1.08-1.11x) */
         bool dense = false;
         for (int k = 0; k < best->n; k++) dense |= best->nodes[k].rate != RATE_SPARSE;
+        /* a tensor of the chain whose share per thread exceeds an L2: layer by layer
+         * it goes through L3 even when the image is split over the threads */
+        const bool big = best->max_tensor / mc->threads > mc->l2;
         const double margin = best->par ? AUTO_MARGIN /* layers in all but name: no idle thread to win */
                               : best->whole ? (best->tier && dense ? AUTO_MARGIN : AUTO_MARGIN_WHOLE)
                               : best->tier && best->wide ? AUTO_MARGIN_L3
-                              : !best->tier && !dense && best->N >= mc->threads ? AUTO_MARGIN_SPARSE_IMG : AUTO_MARGIN;
+                              : !best->tier && !dense && (best->N >= mc->threads || big) ? AUTO_MARGIN_SPARSE_IMG : AUTO_MARGIN;
         /* bands of an image split over the threads, where layer by layer every tensor
-         * of the chain stays in L3 (batch 1 at 224x224): AUTO leaves them layers.
-         * Measured on MobileNetV2 at batch 1: taking the chains estimated 15% faster
-         * ran slower than both pure schedules (in 4 of 4 rounds); leaving them, AUTO
-         * runs like layers (the whole columns schedule is 4-10% faster there) */
-        const bool in_l3 = !best->tier && !best->whole && best->mem_layers <= 0 && best->N < mc->threads;
+         * of the chain stays in L3 and each thread's share of it within an L2 (batch
+         * 1 at 224x224 past the first stage): AUTO leaves them layers. Measured on
+         * MobileNetV2 at batch 1: taking the chains estimated 15% faster ran slower
+         * than both pure schedules (in 4 of 4 rounds); one-thread CPU per chain, its
+         * 28x28 chains 0.70-0.83x of layers. Chains with a bigger tensor (`big`) are
+         * taken: ResNet-50 90%'s 56x56 bottlenecks ran 1.42 / 1.10 / 1.10x of layers
+         * (one thread, CPU), MobileNetV2 90%'s 112x112 chain 1.4x; pruned ones at the
+         * margin of pruned chains with an image per thread (the same chains' estimates
+         * are pessimistic there: 1-5% slower estimated) */
+        const bool in_l3 = !best->tier && !best->whole && best->mem_layers <= 0 && best->N < mc->threads && !big;
         best->used = req == PILLAR_SCHEDULE_COLUMNS ||
                      (req == PILLAR_SCHEDULE_AUTO && !in_l3 && best->t_cols < margin * best->t_layers);
         if (!best->used)

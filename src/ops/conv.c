@@ -588,6 +588,9 @@ bool pl_conv_band_info_of(const pl_node *n, pl_tensor **in, const void *state,
     info->w = in[1]->data;
     info->bias = bt ? bt->data : NULL;
     if (bt && !bt->data) info->w = NULL; /* released: the band cannot be planned */
+    info->algo = pl_conv_fast_algo(s->fast);
+    pl_sgemm_epilogue ae;
+    info->act_direct = pl_conv_fast_act_epilogue(s->fast, &ae);
     return true;
 }
 
