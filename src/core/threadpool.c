@@ -50,7 +50,6 @@ struct pl_threadpool {
     /* The current job; written by the caller before the epoch is published. */
     pl_task_fn fn;
     void *ctx;
-    int ntasks;
     struct task_range *range; /* one per thread: [next, end) of the job's tasks */
     bool shared_ranges;       /* PILLAR_POOL_RANGES=0: one range for all (A/B) */
 
@@ -205,16 +204,20 @@ bool pl_threadpool_sim_take(pl_threadpool *p, double *task_s, double *makespan_s
     return true;
 }
 
+/* Range i of nt of a call's ntasks tasks: [*a, *b); with PILLAR_POOL_RANGES=0, range 0
+ * holds every task and the others are empty (one shared counter). */
+static void task_range_bounds(const pl_threadpool *p, int ntasks, int i, int nt, int *a, int *b) {
+    *a = p->shared_ranges ? (i ? ntasks : 0) : (int)((int64_t)ntasks * i / nt);
+    *b = p->shared_ranges ? ntasks : (int)((int64_t)ntasks * (i + 1) / nt);
+}
+
 /* Runs the tasks one by one, each on the simulated thread that is free first, which
  * takes them as a real thread would: from its own range, then from the others'. */
 static void run_sim(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
     double busy[64] = {0};
     int next[64], end[64];
     const int nt = p->nthreads < 64 ? p->nthreads : 64;
-    for (int i = 0; i < nt; i++) { /* the real pool's ranges (task_range) */
-        next[i] = (int)((int64_t)ntasks * i / nt);
-        end[i] = (int)((int64_t)ntasks * (i + 1) / nt);
-    }
+    for (int i = 0; i < nt; i++) task_range_bounds(p, ntasks, i, nt, &next[i], &end[i]);
     double sum = 0, span = 0;
     for (int done = 0; done < ntasks; done++) {
         int th = 0;
@@ -382,13 +385,12 @@ void pl_threadpool_run(pl_threadpool *p, pl_task_fn fn, void *ctx, int ntasks) {
     }
     p->fn = fn;
     p->ctx = ctx;
-    p->ntasks = ntasks;
     const int nt = p->nthreads;
     for (int i = 0; i < nt; i++) {
-        const int64_t a = p->shared_ranges ? (i ? ntasks : 0) : (int64_t)ntasks * i / nt;
-        const int64_t b = p->shared_ranges ? ntasks : (int64_t)ntasks * (i + 1) / nt;
-        atomic_store_explicit(&p->range[i].next, (int)a, memory_order_relaxed);
-        p->range[i].end = (int)b;
+        int a, b;
+        task_range_bounds(p, ntasks, i, nt, &a, &b);
+        atomic_store_explicit(&p->range[i].next, a, memory_order_relaxed);
+        p->range[i].end = b;
     }
     /* New epoch, open, nobody joined yet. The seq_cst store publishes the fields above
      * and pairs with the sleepers check below. */

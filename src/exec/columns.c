@@ -896,9 +896,6 @@ static void zero_outside(const col_node *nd, int64_t r0, float *out) {
         }
 }
 
-/* Node nd after the first band of a segment (tile at chain row a): its window moves
- * down by Rn rows; the rows it shares with the previous window stay (moved to the top)
- * and only the Rn new ones are computed, from dense copies of their input rows. */
 /* Direct path (nd->sp1) of node nd for its output rows [r0, r1) inside the image, in
  * band a: input and residual read where they are (the chain input x or a producer's
  * window), output to Y (row r0; channel stride ldy). */
@@ -925,6 +922,9 @@ static void run_sp1_rows(const col_chain *ch, const col_node *nd, const float *x
     run_sp1(nd, r0, r1, B, ldb, res, ldr, Y, ldy);
 }
 
+/* Node nd after the first band of a segment (tile at chain row a): its window moves
+ * down by Rn rows; the rows it shares with the previous window stay (moved to the top)
+ * and only the Rn new ones are computed, from dense copies of their input rows. */
 static pl_status run_inc(col_chain *ch, const col_node *nd, const float *x, float *buf, int64_t a, void *kscr) {
     const int64_t r_new = a * nd->S + nd->lo + nd->R - nd->Rn; /* first new row */
     if (nd->sp1) { /* kept rows to the top, the new ones computed in place below them */

@@ -104,7 +104,7 @@ static AI void uk_body(const int R, const int V, int64_t kc, const float *a, con
                 c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ri));
                 if (V == 2) c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ri + 16));
             }
-            if (V == 2 && nt) {
+            if (nt) {
                 _mm512_stream_ps(ci, _mm512_min_ps(hi, _mm512_max_ps(lo, c0[i])));
                 _mm512_stream_ps(ci + 16, _mm512_min_ps(hi, _mm512_max_ps(lo, c1[i])));
                 continue;

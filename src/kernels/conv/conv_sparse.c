@@ -66,6 +66,12 @@ static void sp_align_planes(const cf_geom *g, cf_prep *pp, int64_t nnz) {
 /* The shifted-tap form (sparse.h) applies to stride-1 convolutions 3 taps wide over
  * prepared planes whose row pitch is a multiple of 16 floats (3x3 on 14-wide planes, or
  * 28-wide ones padded to 32), the whole grid one column tile. */
+/* Row pitch of the shifted-tap scratch tile for n columns: whole vectors (plus the two
+ * shift columns) up to one 256-column block, whole blocks beyond. */
+static int64_t sp_shift_ldt(int64_t n) {
+    return n + 2 <= 256 ? 16 * pl_sparse_shift_vecs(n) : (n + 255) / 256 * 256;
+}
+
 static bool sp_shift_geom(const cf_geom *g, const cf_prep *pp) {
     if (pl_cpu_isa() < PL_ISA_AVX512 || pp->none || pp->npy * pp->npx != 1) return false;
     return g->KW == 3 && g->DW == 1 && g->SW == 1 && g->SH == 1;
@@ -187,7 +193,7 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
             for (int part = 0; part < mparts; part++)
                 if (ms[part + 1] - ms[part] > rows) rows = ms[part + 1] - ms[part];
         }
-        const int64_t ldt = f->sp_ng + 2 <= 256 ? 16 * pl_sparse_shift_vecs(f->sp_ng) : (f->sp_ng + 255) / 256 * 256;
+        const int64_t ldt = sp_shift_ldt(f->sp_ng);
         const size_t need = (size_t)(rows * ldt);
         if (need > f->ws_floats) f->ws_floats = need;
     }
@@ -259,7 +265,7 @@ static void sp_task(void *ctx, int task, int thread) {
     if (sw->shift) {
         /* all rows of the task at once (the chunks' B rows are reused across them);
          * the whole epilogue after the copy */
-        const int64_t ldt = n + 2 <= 256 ? 16 * pl_sparse_shift_vecs(n) : (n + 255) / 256 * 256;
+        const int64_t ldt = sp_shift_ldt(n);
         const int64_t mr = m1 - m0;
         for (int64_t b0 = 0; b0 < n; b0 += 256) /* the last 2 columns of a full block: padding */
             pl_sparse_shift_mm(sw->shift, m0, m1, xg + b0, n - b0 < 254 ? n - b0 : 254, tile + b0, ldt);

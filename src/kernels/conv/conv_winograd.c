@@ -280,7 +280,6 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     f->chunk_sl = (int)(cs < 1 ? 1 : cs > sl_part ? sl_part : cs);
     /* V and the products are kept with a row stride of whole vectors */
     f->ldv = (f->tb + vl - 1) / vl * vl;
-    wino2_offsets(f);
     wino_strides(f);
     const size_t vblock = (size_t)(f->wslots * f->wss);
     if (f->wino_shared) f->prep_floats += vblock * (size_t)f->nblocks;
@@ -343,11 +342,11 @@ static int block_segments(const pl_conv_fast *f, int64_t t0, int64_t nt, int v, 
 }
 
 /* Input transform of channel plane src for one vector of tiles into dst (the channel's
- * row of the vector in a transformed block). */
+ * row of the vector in a transformed block). Stride 1 only: stride 2 always gathers
+ * patches first (wino_in_task's wpatch branch). */
 static inline void transform_in(const pl_conv_fast *f, const float *src, const cf_wseg *sg, int n,
                                 float *dst) {
-    if (f->win2) f->win2(src, f->wtap, sg, n, dst, f->wvo);
-    else f->k->wino_in(src, f->wtap, sg, n, dst, f->wss);
+    f->k->wino_in(src, f->wtap, sg, n, dst, f->wss);
 }
 
 /* Products of position xi for row sliver s: its packed weights times the position's rows
@@ -423,9 +422,6 @@ static void wino_in_task(void *ctx, int task, int thread) {
     const int64_t c1 = c0 + j->cchunk < C ? c0 + j->cchunk : C;
     const int64_t t0 = bi * f->tb, nt = T - t0 < f->tb ? T - t0 : f->tb;
     const int nvec = (int)((nt + vl - 1) / vl);
-    cf_wseg segs[MAX_VEC][32];
-    int nseg[MAX_VEC];
-    for (int v = 0; v < nvec; v++) nseg[v] = block_segments(f, t0, nt, v, segs[v]);
     float *V = j->vall + bi * f->wslots * f->wss;
     if (f->wpatch) {
         /* stride 2: gather the block's patches per channel (lanes past the block's
@@ -467,6 +463,9 @@ static void wino_in_task(void *ctx, int task, int thread) {
         }
         return;
     }
+    cf_wseg segs[MAX_VEC][32];
+    int nseg[MAX_VEC];
+    for (int v = 0; v < nvec; v++) nseg[v] = block_segments(f, t0, nt, v, segs[v]);
     for (int64_t c = c0; c < c1; c++)
         for (int v = 0; v < nvec; v++)
             transform_in(f, j->xin + c * f->prep.plane, segs[v], nseg[v], V + c * ldv + (int64_t)v * vl);

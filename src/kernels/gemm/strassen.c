@@ -155,8 +155,8 @@ static void s_task(void *ctx, int task, int thread) {
             }
         if (j->which & S_3)
             for (int64_t k = 0; k < h; k++) s3[k] = a11[k] - a21[k];
-        if (j->which & S_4) /* S4 = A12 - S2, S2 formed again as in S_1_2 */
-            for (int64_t k = 0; k < h; k++) s4[k] = a12[k] - ((a21[k] + a22[k]) - a11[k]);
+        if (j->which & S_4) /* S4 = A12 - S2 (S2 is still in S[1], from S_1_2) */
+            for (int64_t k = 0; k < h; k++) s4[k] = a12[k] - s2[k];
     }
 }
 
@@ -298,16 +298,18 @@ pl_status pl_strassen_run(int64_t M, int64_t N, int64_t K, float alpha, const fl
     }
     if (M & 1) {
         /* The odd last row against the packed quarters (B12 = T1 + B11):
-         *   left  = a1 B11 + a2 B21;   right = a1 T1 + a1 B11 + a2 B22. */
+         *   left  = a1 B11 + a2 B21;   right = a1 T1 + a1 B11 + a2 B22
+         * (a1 B11 computed once, into left, and added to right as its residual). */
         int64_t r0 = M - 1;
         const float *a1 = A + r0 * lda, *a2 = a1 + h;
         float *cl = C + r0 * ldc, *cr = cl + w;
-        pl_sgemm_epilogue el = epi_at(E, r0, 0), er = epi_at(E, r0, w);
+        pl_sgemm_epilogue el = epi_at(E, r0, 0), er = epi_at(E, r0, w), rl;
+        memset(&rl, 0, sizeof rl);
+        rl.residual = cl, rl.ld_residual = ldc;
         PL_TRY(mul(1, w, h, alpha, a1, lda, q[Q_B11], 0.0f, cl, ldc, NULL, pool));
-        PL_TRY(mul(1, w, h, alpha, a2, lda, q[Q_B21], 1.0f, cl, ldc, &el, pool));
-        PL_TRY(mul(1, w, h, alpha, a1, lda, q[Q_T1], 0.0f, cr, ldc, NULL, pool));
-        PL_TRY(mul(1, w, h, alpha, a1, lda, q[Q_B11], 1.0f, cr, ldc, NULL, pool));
+        PL_TRY(mul(1, w, h, alpha, a1, lda, q[Q_T1], 0.0f, cr, ldc, &rl, pool));
         PL_TRY(mul(1, w, h, alpha, a2, lda, q[Q_B22], 1.0f, cr, ldc, &er, pool));
+        PL_TRY(mul(1, w, h, alpha, a2, lda, q[Q_B21], 1.0f, cl, ldc, &el, pool));
     }
     return PL_OK;
 }

@@ -692,8 +692,9 @@ static void gemm_task(void *ctx, int task, int thread) {
 /* The per-layer part of the VNNI epilogue, once per call instead of once per tile:
  * each row's offset -za * rowsum + zw * za * K + bias (int32, wrapping) and whether the
  * rounding may come before the clamps -- a u8 / s8 output without residual or weight
- * zero points, every |scale| <= 0.25 and |fbias| <= 2^28, so that |y| < 2^30 for any
- * int32 sum and the rounding cannot overflow (rounding is monotone, so clamping the
+ * zero points, and every row's sums bounded so that the rounding cannot overflow int32
+ * (pl_q8_row_fast: |scale| <= 0.25 and |fbias| <= 2^28, or the row's own bound from
+ * its weights' absolute sum) (rounding is monotone, so clamping the
  * rounded value at round(lo), round(hi) gives the same result as ref.c). off holds
  * M rounded up to 16, plus 16, values (a row tile may read past M). */
 static void epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, int32_t *off,

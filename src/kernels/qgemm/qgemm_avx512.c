@@ -196,8 +196,8 @@ static void epi_vnni(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
  * round(hi)) -- the same values as ref.c -- and the type's own range comes from the
  * saturating narrowing store, which drops two float ops per vector and, with zero point
  * 0 and a Relu (or no clamp), the zero-point add and the clamps too. It needs the
- * rounding not to overflow int32: |scale| <= 0.25 and |fbias| <= 2^28 keep
- * |y| < 2^30 for any int32 sum. */
+ * rounding not to overflow int32, which pl_q8_row_fast checks per row (|scale| <= 0.25
+ * and |fbias| <= 2^28, or the row's bound from its weights' absolute sum). */
 typedef struct epi_tile {
     const int32_t *off; /* MR values (rows past M: 0) */
     const float *s, *b; /* the rows' scales and float biases */

@@ -11,6 +11,9 @@ pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_
     *out = NULL;
     if (!w || !koff || chunk_k < 3 || chunk_k % 3)
         return pl_error(PL_ERR_ARGUMENT, "pl_sparse_shift_pack: bad arguments");
+    if (w->nnz > INT32_MAX)
+        return pl_error(PL_ERR_UNSUPPORTED, "sparse matrix: %lld nonzeros, more than the shifted-tap form indexes",
+                        (long long)w->nnz);
     for (int64_t p = 0; p < w->nnz; p++) {
         const int64_t o = koff[w->idx[p]] - w->idx[p] % 3;
         if (o < 0 || o > INT32_MAX)
@@ -25,7 +28,7 @@ pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_
     s->val = malloc(sizeof(float) * (size_t)(w->nnz + 1));
     s->off = malloc(sizeof(int32_t) * (size_t)(w->nnz + 1));
     int64_t *cur = malloc(sizeof(int64_t) * (size_t)(w->M + 1));
-    if (!s->gs || !s->val || !s->off || !cur || w->nnz > INT32_MAX) {
+    if (!s->gs || !s->val || !s->off || !cur) {
         free(cur);
         pl_sparse_shift_destroy(s);
         return pl_error(PL_ERR_NOMEM, "out of memory packing a sparse matrix");
