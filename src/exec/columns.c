@@ -68,17 +68,20 @@ typedef struct col_node {
     double band_rate; /* MAC/s over a band */
     double whole_rate; /* MAC/s over one whole image (a Winograd layer loses it) */
     double wbytes;    /* packed weights */
+    int64_t call_px;  /* most output pixels of one sparse kernel call (else unlimited) */
     pl_conv_fast *band;
     /* pruned 1x1 stride-1 layers: their own packed weights, run with channel strides
      * straight from the producer's rows (or the chain input) into the consumer's
      * buffer (or the output) -- no input, residual, new-row or output copies */
     pl_sparse_w *sp1;
     pl_sgemm_epilogue sp1_epi;
+    float *sp1_bias; /* its own copy of the bias (no band plan holds one) */
     bool sp1_ok; /* will take that path in a banded chain (the layout leaves out its copies) */
 } col_node;
 
 typedef struct col_chain {
     int first, last, n; /* steps first..last, n nodes */
+    int threads;        /* the session's pool */
     col_node nodes[COL_MAX_NODES];
     int in_value, out_value;
     int64_t N, C, H, W, M, OH, OW;
@@ -126,9 +129,6 @@ static int forced_rows = -1;
 void pl_columns_force_rows(int rows) { forced_rows = rows; }
 
 static int forced_keep = -1;
-
-/* Threads of the session being planned (layout() reads it; set by pl_columns_begin). */
-static _Thread_local int threads_now = 1;
 
 void pl_columns_force_keep(int keep) { forced_keep = keep; }
 
@@ -183,6 +183,17 @@ static bool fill_node(pl_session *s, int st, col_node *nd) {
      * run as fast as layer by layer; ResNet-50's Winograd 3x3 layers do not */
     nd->whole_rate = sparse ? RATE_SPARSE : wino ? RATE_BAND : RATE_DENSE;
     nd->wbytes = sparse ? nnz * 6.0 : params * 4.0;
+    /* the sparse convolution runs its plane in column tiles whose input rows fit half
+     * an L2 (conv_sparse.c): layer by layer a 128x128 plane of 512 channels goes in
+     * calls of 256 pixels, as small as a 2-row band's */
+    nd->call_px = INT64_MAX;
+    if (sparse) {
+        const double l2 = (double)(pl_cpu()->l2 ? pl_cpu()->l2 : 1u << 20);
+        const double per_px = (double)(nd->C / p->group) * 4.0 * (double)(p->stride[0] * p->stride[1]);
+        const double halo = (double)(nd->C / p->group) * 4.0 * (double)((p->kernel[0] - 1) * p->dilation[0] * nd->W);
+        const double px = (l2 / 2 - halo) / per_px;
+        nd->call_px = px < 64 ? 64 : (int64_t)px;
+    }
     nd->sp1_ok = nd->ci.algo == PL_CONV_ALGO_SPARSE && nd->ci.act_direct && p->kernel[0] == 1 && p->kernel[1] == 1 &&
                  p->stride[0] == 1 && p->stride[1] == 1 && !p->pad_begin[0] && !p->pad_begin[1] &&
                  p->out_size[0] == p->in_size[0] && p->out_size[1] == p->in_size[1] && p->group == 1;
@@ -224,7 +235,7 @@ static bool layout(col_chain *ch, int64_t T, bool keep_ok, size_t *ws_floats, si
      * padding, reading its producers' buffers and the chain input in place, the last
      * one writing the output (no copies, no rows outside the images) */
     ch->whole = T >= ch->OH;
-    ch->par = ch->whole && ch->N < threads_now;
+    ch->par = ch->whole && ch->N < ch->threads;
     for (int k = 0; ch->whole && k < ch->n; k++) {
         col_node *nd = &ch->nodes[k];
         nd->lo = 0;
@@ -328,6 +339,9 @@ static bool layout(col_chain *ch, int64_t T, bool keep_ok, size_t *ws_floats, si
  * costs spread over fewer pixels (fitted to the sparse kernel on 56x56 .. 7x7 planes). */
 static double pix_eff(int64_t px) { return (double)px / ((double)px + 64.0); }
 
+/* pix_eff of node nd's calls over planes of px output pixels */
+static double node_eff(const col_node *nd, int64_t px) { return pix_eff(px < nd->call_px ? px : nd->call_px); }
+
 /* Segments per image for nb bands of an image, N images and th threads: a thread walks
  * a segment's bands top to bottom keeping halos, so as few segments as keep the
  * threads busy (whole rounds of tasks; an uneven last round costs a share). */
@@ -348,7 +362,7 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
     for (int k = 0; k < ch->n; k++) {
         const col_node *nd = &ch->nodes[k];
         const double in_b = N * (double)(nd->C * nd->H * nd->W) * 4.0, out_b = N * (double)(nd->M * nd->OH * nd->OW) * 4.0;
-        t_l += N * (double)nd->OH * nd->macs_row / (nd->rate * pix_eff(nd->OH * nd->OW));
+        t_l += N * (double)nd->OH * nd->macs_row / (nd->rate * node_eff(nd, nd->OH * nd->OW));
         TRAFFIC(in_b, l3_l, mem_l);
         TRAFFIC(out_b, l3_l, mem_l);
         if (nd->rsrc != -2) TRAFFIC(out_b, l3_l, mem_l);
@@ -370,11 +384,16 @@ static void estimate(col_chain *ch, int64_t T, size_t ws_bytes, const col_machin
     const double out_b = N * (double)(ch->M * ch->OH * ch->OW) * 4.0;
     for (int k = 0; k < ch->n; k++) {
         const col_node *nd = &ch->nodes[k];
-        /* costed as if every band recomputed its halo rows: kept halos save those
-         * MACs but run their new rows as smaller kernel calls, which the model does
-         * not see (measured: costing the saving made it pick 1-row bands that ran at
-         * half speed) */
-        t_c += tiles * (double)nd->R * nd->macs_row / ((ch->whole ? nd->whole_rate : nd->band_rate) * pix_eff(nd->R * nd->OW));
+        /* a layer that keeps its halo rows computes its whole window in the first band
+         * of a segment and only its Rn new rows, as smaller kernel calls, in the others
+         * (costing every band's whole window, as before MIN_INC_PX kept 1-row bands
+         * out, overstated ResNet-50 90% 1024x1024's 128x128 chains by 23%: their 1x1
+         * conv1 costed twice at 2-row tiles, and AUTO left them out although they ran
+         * faster as columns) */
+        const double rate = ch->whole ? nd->whole_rate : nd->band_rate;
+        const double firsts = nd->inc ? tasks : tiles;
+        t_c += firsts * (double)nd->R * nd->macs_row / (rate * node_eff(nd, nd->R * nd->OW));
+        if (nd->inc) t_c += (tiles - tasks) * (double)nd->Rn * nd->macs_row / (rate * node_eff(nd, nd->Rn * nd->OW));
         if (nd->src == -1) in_c += tiles * (double)nd->Rin * (double)(nd->C * nd->W) * 4.0;
         if (nd->rsrc == -1) in_c += tiles * (double)nd->R * (double)(nd->M * nd->OW) * 4.0;
     }
@@ -553,25 +572,29 @@ static const char *sched_name(int s) {
     return s == PILLAR_SCHEDULE_LAYERS ? "layers" : s == PILLAR_SCHEDULE_COLUMNS ? "columns" : "auto";
 }
 
-/* The direct path of node nd (see col_node.sp1) when its band plan is SPARSE and it is
- * a 1x1, stride-1, unpadded, ungrouped layer whose activation the sparse kernel fuses. */
-static pl_status make_sp1(col_node *nd) {
-    const pl_conv_params *p = &nd->ci.p;
-    if (nd->sp1_ok) { /* the layout counted on it */
-        pl_sgemm_epilogue e;
-        if (!pl_conv_fast_act_epilogue(nd->band, &e))
-            return pl_error(PL_ERR_UNSUPPORTED, "direct 1x1 layer without a fused activation");
-        nd->sp1_epi = e;
-        return pl_sparse_pack(nd->ci.w, nd->M, nd->C, nd->C, 1, &nd->sp1);
+/* The direct path of node nd (see col_node.sp1): its own packed weights, bias and
+ * epilogue, from the raw weights (no band plan: nothing else of one would be used). */
+static pl_status make_sp1(col_node *nd, const pl_sgemm_epilogue *e) {
+    nd->sp1_epi = *e;
+    nd->sp1_epi.row_bias = nd->sp1_epi.col_bias = nd->sp1_epi.residual = NULL;
+    if (nd->ci.bias) {
+        nd->sp1_bias = malloc(sizeof(float) * (size_t)nd->M);
+        if (!nd->sp1_bias) return pl_error(PL_ERR_NOMEM, "out of memory");
+        memcpy(nd->sp1_bias, nd->ci.bias, sizeof(float) * (size_t)nd->M);
+        nd->sp1_epi.row_bias = nd->sp1_bias;
     }
-    if (pl_conv_fast_algo(nd->band) != PL_CONV_ALGO_SPARSE || p->kernel[0] != 1 || p->kernel[1] != 1 ||
-        p->stride[0] != 1 || p->stride[1] != 1 || p->pad_begin[0] || p->pad_begin[1] ||
-        p->out_size[0] != p->in_size[0] || p->out_size[1] != p->in_size[1] || p->group != 1)
-        return PL_OK;
-    pl_sgemm_epilogue e;
-    if (!pl_conv_fast_act_epilogue(nd->band, &e)) return PL_OK;
-    nd->sp1_epi = e;
     return pl_sparse_pack(nd->ci.w, nd->M, nd->C, nd->C, 1, &nd->sp1);
+}
+
+/* Whether the band plan of node nd came out SPARSE for a 1x1, stride-1, unpadded,
+ * ungrouped layer with an activation the sparse kernel fuses (*e) although its layer
+ * plan was not (the layout did not count on the direct path, but it runs). */
+static bool band_takes_sp1(const col_node *nd, pl_sgemm_epilogue *e) {
+    const pl_conv_params *p = &nd->ci.p;
+    return pl_conv_fast_algo(nd->band) == PL_CONV_ALGO_SPARSE && p->kernel[0] == 1 && p->kernel[1] == 1 &&
+           p->stride[0] == 1 && p->stride[1] == 1 && !p->pad_begin[0] && !p->pad_begin[1] &&
+           p->out_size[0] == p->in_size[0] && p->out_size[1] == p->in_size[1] && p->group == 1 &&
+           pl_conv_fast_act_epilogue(nd->band, e);
 }
 
 /* Rows of node nd (1x1 stride 1: input row = output row) through its direct path:
@@ -603,14 +626,25 @@ static pl_status make_bands(col_chain *ch) {
             bp.pad_begin[0] = 0;
         }
         if (!nd->ci.w) return pl_error(PL_ERR_UNSUPPORTED, "the raw weights were released");
+        if (!ch->whole && nd->sp1_ok) { /* the layout counted on the direct path */
+            if (!nd->ci.act_direct) return pl_error(PL_ERR_UNSUPPORTED, "direct 1x1 layer without a fused activation");
+            PL_TRY(make_sp1(nd, &nd->ci.epi));
+            continue;
+        }
         if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
             return pl_error(PL_ERR_UNSUPPORTED, "band geometry has no fast convolution");
         PL_TRY(pl_conv_fast_create(&bp, nd->ci.w, nd->ci.bias, &nd->ci.act, pl_conv_algo_request(&bp),
-                                   ch->par ? threads_now : 1, &nd->band));
+                                   ch->par ? ch->threads : 1, &nd->band));
+        pl_sgemm_epilogue e;
+        if (!ch->whole && band_takes_sp1(nd, &e)) {
+            PL_TRY(make_sp1(nd, &e));
+            pl_conv_fast_destroy(nd->band);
+            nd->band = NULL;
+            continue; /* the direct path computes new rows itself */
+        }
         size_t sz = pl_conv_fast_scratch_size(nd->band);
         if (sz > kscr) kscr = sz;
-        if (!ch->whole) PL_TRY(make_sp1(nd));
-        if (!nd->inc || nd->sp1) continue; /* the direct path computes new rows itself */
+        if (!nd->inc) continue;
         bp.in_size[0] = nd->Rin_n;
         bp.out_size[0] = nd->Rn;
         if (!pl_conv_fast_supported(&bp, PL_CONV_ALGO_AUTO))
@@ -629,7 +663,9 @@ static void free_bands(col_chain *ch) {
         pl_conv_fast_destroy(ch->nodes[k].band);
         pl_conv_fast_destroy(ch->nodes[k].band_inc);
         pl_sparse_destroy(ch->nodes[k].sp1);
+        free(ch->nodes[k].sp1_bias);
         ch->nodes[k].sp1 = NULL;
+        ch->nodes[k].sp1_bias = NULL;
         ch->nodes[k].band = ch->nodes[k].band_inc = NULL;
     }
 }
@@ -704,7 +740,6 @@ pl_status pl_columns_begin(pl_session *s) {
     c->mc = (col_machine){(double)(ci->l2 ? ci->l2 : (1u << 20)), (double)(ci->l3 ? ci->l3 : (8u << 20)),
                           pl_threadpool_size(s->pool)};
     c->nthreads = c->mc.threads;
-    threads_now = c->mc.threads;
     /* control flow reads values by name from inside its bodies: keep such graphs
      * layer by layer rather than track those readers */
     for (int i = 0; i < s->g->nnodes && !c->off; i++)
@@ -741,7 +776,10 @@ static pl_status take_chain(pl_session *s, col_chain *ch, int idx) {
         if (sp->state && n->op->release) n->op->release(sp->state);
         sp->state = NULL;
         sp->chain = idx + 1;
-        snprintf(sp->kernel, sizeof sp->kernel, "%s (column %d)", pl_conv_algo_name(pl_conv_fast_algo(ch->nodes[k].band)), idx);
+        if (ch->nodes[k].sp1)
+            snprintf(sp->kernel, sizeof sp->kernel, "sparse 1x1 direct (column %d)", idx);
+        else
+            snprintf(sp->kernel, sizeof sp->kernel, "%s (column %d)", pl_conv_algo_name(pl_conv_fast_algo(ch->nodes[k].band)), idx);
         if (k < ch->n - 1) s->col_internal[n->out[0]] = true;
     }
     return PL_OK;
@@ -767,6 +805,7 @@ pl_status pl_columns_advance(pl_session *s, bool all, int *decided) {
         bool found = false;
         double best_gain = 0;
         cand->first = i;
+        cand->threads = mc->threads;
         for (int j = i; j < s->nsteps && cand->n < COL_MAX_NODES; j++) {
             if (!add_node(s, cand, j)) break;
             if (cand->n < 2 || !chain_valid(s, cand, c->uses)) continue;
@@ -1105,6 +1144,13 @@ pl_status pl_columns_run(pl_session *s, int ci) {
     pl_threadpool_run(nt > 1 ? s->pool : NULL, col_task, &j, nt);
     int err = atomic_load(&j.err);
     return err ? (pl_status)err : PL_OK;
+}
+
+int pl_columns_direct_count(const pl_session *s) {
+    int n = 0;
+    for (int i = 0; s && s->cols && i < s->cols->nchains; i++)
+        for (int k = 0; s->cols->chains[i].used && k < s->cols->chains[i].n; k++) n += s->cols->chains[i].nodes[k].sp1 != NULL;
+    return n;
 }
 
 const char *pillar_session_schedule_report(const pillar_session *s) {

@@ -44,6 +44,10 @@ void pl_columns_free(pl_session *s);
  * variable PILLAR_COLUMN_ROWS does the same. */
 void pl_columns_force_rows(int rows);
 
+/* Tests: the layers of the chains in use that take the direct 1x1 path (pruned 1x1
+ * stride-1 layers run by the sparse kernel with channel strides, no copies). */
+int pl_columns_direct_count(const pl_session *s);
+
 /* Tests: 1 = every layer whose window overlaps the previous band's keeps those rows
  * (kept halos), 0 = every band recomputes its halo rows, -1 = the planner's rule
  * (keep where the new rows make a kernel call of MIN_INC_PX pixels or more). */

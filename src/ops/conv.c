@@ -589,8 +589,8 @@ bool pl_conv_band_info_of(const pl_node *n, pl_tensor **in, const void *state,
     info->bias = bt ? bt->data : NULL;
     if (bt && !bt->data) info->w = NULL; /* released: the band cannot be planned */
     info->algo = pl_conv_fast_algo(s->fast);
-    pl_sgemm_epilogue ae;
-    info->act_direct = pl_conv_fast_act_epilogue(s->fast, &ae);
+    info->act_direct = pl_conv_fast_act_epilogue(s->fast, &info->epi);
+    info->epi.row_bias = NULL; /* the layer plan's copy: gone with the plan */
     return true;
 }
 

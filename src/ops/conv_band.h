@@ -15,7 +15,8 @@ typedef struct pl_conv_band_info {
     const float *w;     /* constant weights [M, C/group, KH, KW]; NULL once released */
     const float *bias;  /* constant bias [M] or NULL (also once released) */
     pl_conv_algo algo;  /* the algorithm of the layer's own plan */
-    bool act_direct;    /* its activation fuses into a sparse/sgemm epilogue */
+    bool act_direct;    /* its activation fuses into a sparse/sgemm epilogue: */
+    pl_sgemm_epilogue epi; /* that epilogue's activation (no bias, residual) */
 } pl_conv_band_info;
 
 /* True when node n (a Conv step with inputs `in`, prepared state `state`) is a float32

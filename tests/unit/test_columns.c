@@ -19,6 +19,9 @@
 #include "pillar.h"
 #include "graph_build.h"
 
+/* pl_columns_direct_count() of the last session run() made */
+static int last_direct;
+
 static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 /* ------------------------------------------------------------------ graph building */
@@ -151,6 +154,7 @@ static pillar_tensor *run(const pillar_model *m, const pillar_tensor *x, pillar_
     st = pillar_session_run(s, 1, &name, &x, 1, NULL, &y);
     CHECK(st == PILLAR_OK, "run: %s", pillar_last_error());
     if (eff) *eff = pillar_session_schedule(s);
+    last_direct = pl_columns_direct_count((const pl_session *)s);
     pillar_session_destroy(s);
     return y;
 }
@@ -177,8 +181,9 @@ static pillar_tensor *rand_input(int64_t n, int64_t c, int64_t h, int64_t w) {
     return t;
 }
 
-/* Layers vs columns on model m for each forced tile size and thread count. */
-static void compare(const char *what, pl_model *pm, pillar_tensor *x, const int *rows, int nrows) {
+/* Layers vs columns on model m for each forced tile size and thread count; `direct`:
+ * some layer must take the direct 1x1 path wherever the tile is a band (forced rows). */
+static void compare(const char *what, pl_model *pm, pillar_tensor *x, const int *rows, int nrows, bool direct) {
     const pillar_model *m = (const pillar_model *)pm;
     pillar_tensor *ref = run(m, x, PILLAR_SCHEDULE_LAYERS, 1, NULL, NULL);
     /* kept halos (1) and recomputed halos (0) with each forced tile size; the
@@ -193,6 +198,8 @@ static void compare(const char *what, pl_model *pm, pillar_tensor *x, const int 
                 double d = rel_diff(y, ref);
                 CHECK(eff == PILLAR_SCHEDULE_COLUMNS, "%s: rows %d keep %d threads %d: no chain ran as columns", what,
                       rows[r], keep, threads);
+                CHECK(!direct || !rows[r] || last_direct > 0, "%s: rows %d keep %d threads %d: no direct 1x1 layer",
+                      what, rows[r], keep, threads);
                 CHECK(d <= 1e-5, "%s (%s): rows %d keep %d threads %d: columns differ from layers by %g", what,
                       pl_isa_name(pl_cpu_isa()), rows[r], keep, threads, d);
                 pillar_tensor_destroy(y);
@@ -205,21 +212,23 @@ static void compare(const char *what, pl_model *pm, pillar_tensor *x, const int 
 static void ir_chains(void) {
     static const int rows[] = {1, 2, 3, 5, 0};
     const int nr = (int)(sizeof rows / sizeof rows[0]);
+    const char *sp = getenv("PILLAR_SPARSE");
+    const bool direct = sp && !strcmp(sp, "1"); /* the 1x1 layers run sparse */
     for (int s = 1; s <= 2; s++) {
         pl_model *m = bottleneck(2, 5, 23, 19, s);
         pillar_tensor *x = rand_input(2, 5, 23, 19);
-        compare(s == 1 ? "bottleneck s1" : "bottleneck s2", m, x, rows, nr);
+        compare(s == 1 ? "bottleneck s1" : "bottleneck s2", m, x, rows, nr, direct);
         pillar_tensor_destroy(x);
         pillar_model_destroy((pillar_model *)m);
         m = inverted(1, 8, 17, 13, s);
         x = rand_input(1, 8, 17, 13);
-        compare(s == 1 ? "inverted s1" : "inverted s2", m, x, rows, nr);
+        compare(s == 1 ? "inverted s1" : "inverted s2", m, x, rows, nr, direct);
         pillar_tensor_destroy(x);
         pillar_model_destroy((pillar_model *)m);
     }
     pl_model *m = dilated(3, 4, 29, 11);
     pillar_tensor *x = rand_input(3, 4, 29, 11);
-    compare("dilated", m, x, rows, nr);
+    compare("dilated", m, x, rows, nr, false);
     pillar_tensor_destroy(x);
     pillar_model_destroy((pillar_model *)m);
 }
