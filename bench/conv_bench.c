@@ -5,6 +5,7 @@
  *
  *   conv_bench [--threads N] [--batch N] [--filter SUBSTRING] [--peak GFLOPS_PER_CORE]
  *              [--time SECONDS] [--algo A[,B...]] [--wall] [--sim] [--sparsity S[,S...]]
+ *              [--ab NAME=VALUE]
  *
  * --batch N times every layer at batch N (default 1; the batched algorithms, e.g.
  * Winograd over the tiles of several images, only apply at N > 1).
@@ -19,6 +20,10 @@
  * unpruned weights), the SPARSE algorithm and AUTO (which may pick SPARSE from the
  * pruned weights) are timed in alternation; rows give their times and the speed-ups
  * over dense, totals per model and sparsity (the check that AUTO never loses).
+ *
+ * --ab NAME=VALUE plans each layer twice with the first algorithm, the second (rows
+ * marked B) with the environment variable NAME=VALUE set while it is planned, and times
+ * the two in alternation in one process (an A/B of a planning knob on a busy machine).
  *
  * --res adds a residual input (the conv3 of a bottleneck block: y = relu(conv + res)).
  *
@@ -270,6 +275,7 @@ int main(int argc, char **argv) {
     int nalgo = 1;
     double sp[MAX_SP];
     int nsp = 0;
+    char ab[128] = "";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
@@ -279,6 +285,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--wall")) wall = true;
         else if (!strcmp(argv[i], "--sim")) sim = true;
         else if (!strcmp(argv[i], "--res")) with_res = true;
+        else if (!strcmp(argv[i], "--ab") && i + 1 < argc && strchr(argv[i + 1], '=')) snprintf(ab, sizeof ab, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--sparsity") && i + 1 < argc) {
             char buf[256];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
@@ -299,11 +306,15 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: conv_bench [--threads N] [--batch N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--res] [--sparsity S,...]\n");
+            fprintf(stderr, "usage: conv_bench [--threads N] [--batch N] [--filter S] [--peak G] [--time S] [--algo A,B] [--wall] [--sim] [--res] [--sparsity S,...] [--ab NAME=VALUE]\n");
             return 2;
         }
     }
     if (threads > 1) wall = true;
+    if (ab[0]) { /* A/B: the first algorithm twice, B planned with NAME=VALUE set */
+        algos[1] = algos[0];
+        nalgo = 2;
+    }
     pl_threadpool *pool = threads > 1 ? sim ? pl_threadpool_create_sim(threads) : pl_threadpool_create(threads) : NULL;
     if (sim && pool) g_sim = pool;
     printf("conv_bench: kernels %s, %d thread(s), %s time, peak %.0f GFLOP/s/core\n",
@@ -352,7 +363,17 @@ int main(int argc, char **argv) {
             double best[MAX_ALGOS];
             for (int a = 0; a < nalgo; a++) {
                 best[a] = 1e30;
-                if (pl_conv_fast_create(&p, w, b, &act, algos[a], threads, &f[a])) {
+                char *eq = ab[0] && a == 1 ? strchr(ab, '=') : NULL;
+                if (eq) {
+                    *eq = '\0';
+                    setenv(ab, eq + 1, 1);
+                }
+                const int bad = pl_conv_fast_create(&p, w, b, &act, algos[a], threads, &f[a]) != PL_OK;
+                if (eq) {
+                    unsetenv(ab);
+                    *eq = '=';
+                }
+                if (bad) {
                     printf("%-13s %-26s %-9s %s\n", L->model, name, pl_conv_algo_name(algos[a]), pl_error_msg());
                     f[a] = NULL;
                     continue;
@@ -380,8 +401,9 @@ int main(int argc, char **argv) {
             for (int a = 0; a < nalgo; a++) {
                 if (!f[a]) continue;
                 const double ms = best[a] * 1e3, gf = flop / best[a] / 1e9;
-                printf("%-13s %-26s %-9s %9.3f %8.1f %5.1f%%  x%d", L->model, name,
-                       pl_conv_algo_name(pl_conv_fast_algo(f[a])), ms, gf,
+                char an[48];
+                snprintf(an, sizeof an, "%s%s", pl_conv_algo_name(pl_conv_fast_algo(f[a])), ab[0] ? a ? " B" : " A" : "");
+                printf("%-13s %-26s %-11s %9.3f %8.1f %5.1f%%  x%d", L->model, name, an, ms, gf,
                        100.0 * gf / (peak * threads), L->count);
                 if (g_sim && a == nalgo - 1 && g_sim_span > 0)
                     printf("  tasks/makespan %.2f", g_sim_task / g_sim_span);

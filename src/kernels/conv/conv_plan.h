@@ -10,9 +10,10 @@
 
 #define CF_MAX_STRIDE 16
 
-/* Stride-2 Winograd input transform (conv_plan.h's cf_wino2_select). */
-typedef void (*cf_wino2_in_fn)(const float *src, const int64_t *tap_off, const cf_wseg *seg,
-                               int nseg, float *dst, const int64_t *dst_off);
+/* Stride-2 Winograd input transform (cf_wino2_select) of one channel for one whole
+ * vector of consecutive tiles: lane l's 10x10 patch element e at src + tap_off[e] + l. */
+typedef void (*cf_wino2_in_fn)(const float *src, const int64_t *tap_off, float *dst,
+                               const int64_t *dst_off);
 /* Stride-2 Winograd input gather: the 10x10 patches (padded rows 8 ty + r, columns
  * 8 tx + c) of tiles tx in [txa, txz) of tile row ty of the plane x (H x W, pads PT, PL;
  * zeros outside): dst[(10 r + c) * ldp + toff + tx] = xp[8 ty + r][8 tx + c]. */
@@ -212,8 +213,8 @@ int cf_wino_batch_size(const cf_geom *g);
 /* Stride-2 Winograd (conv_winograd_s2.c): U (25 x 4 phases, zero where a phase has no
  * product) of one 3x3 kernel; the transforms for kernel level k (plain C or
  * conv_winograd_s2_avx512.c). The input transform writes the 81 (phase, position)
- * values of one channel for a vector of tiles (whole vectors: seg[0].in is where lane 0
- * reads, the gathered patches hold consecutive tiles): element e at dst + dst_off[e] (phase ee
+ * values of one channel for a whole vector of tiles (the gathered patches hold
+ * consecutive tiles): element e at dst + dst_off[e] (phase ee
  * positions 0..24, then eo 20, oe 20, oo 16: positions in order, skipping the point at
  * infinity of a 1-tap direction); the output transform is A^T m A over 5x5 positions. */
 void cf_wino2_kernel(const float *w, double u[4][25]);

@@ -89,20 +89,28 @@ static void wino_strides(pl_conv_fast *f) {
         for (int e = 0; e < 100; e++) f->wtap[e] = e * f->ldv; /* the gathered patches */
 }
 
-/* Stride 2: the offsets of the input transform's 81 values in a transformed block. */
+/* Stride 2: whether phase p = 2a + b has a product at position xi = 5i + j of the 5x5
+ * (a phase with one tap down, a = 1, has none in row i = 4, the point at infinity; one
+ * tap across, b = 1, none in column j = 4). */
+static bool wino2_has(int p, int xi) {
+    return (p / 2 == 0 || xi / 5 < 4) && (p % 2 == 0 || xi % 5 < 4);
+}
+
+/* Stride 2: the slot of phase p at position xi (the phases before p with a product). */
+static int wino2_slot(int p, int xi) {
+    int slot = 0;
+    for (int q = 0; q < p; q++) slot += wino2_has(q, xi);
+    return slot;
+}
+
+/* Stride 2: the offsets of the input transform's 81 values in a transformed block, in
+ * the transform's order (phase by phase, the positions with a product). */
 static void wino2_offsets(pl_conv_fast *f) {
     if (f->wpos != 25) return;
     int e = 0;
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            for (int i = 0; i < 5 - a; i++)
-                for (int j = 0; j < 5 - b; j++) {
-                    /* slot: phases before (a, b) that have a product at (i, j) */
-                    int slot = 0;
-                    for (int p = 0; p < a * 2 + b; p++)
-                        if ((p / 2 == 0 || i < 4) && (p % 2 == 0 || j < 4)) slot++;
-                    f->wvo[e++] = (f->wvrow[i * 5 + j] + slot) * f->wss;
-                }
+    for (int p = 0; p < 4; p++)
+        for (int xi = 0; xi < 25; xi++)
+            if (wino2_has(p, xi)) f->wvo[e++] = (f->wvrow[xi] + wino2_slot(p, xi)) * f->wss;
 }
 
 /* Batched Winograd: a group's images are prepared one after the other (img_prep floats
@@ -185,7 +193,7 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
     f->wpos = s2 ? 25 : 36;
     int64_t q = 0;
     for (int xi = 0; xi < f->wpos; xi++) {
-        f->wkq[xi] = s2 ? (1 + (xi / 5 < 4)) * (1 + (xi % 5 < 4)) : 1;
+        f->wkq[xi] = s2 ? wino2_slot(4, xi) : 1;
         f->wvrow[xi] = q;
         f->wapos[xi] = q * per_xi;
         q += f->wkq[xi];
@@ -203,13 +211,10 @@ pl_status cf_wino_create(pl_conv_fast *f, const float *w) {
             if (s2) {
                 double u[4][25];
                 cf_wino2_kernel(w + (m * g->C + c) * 9, u);
-                for (int xi = 0; xi < 25; xi++) {
-                    int slot = 0;
-                    for (int p = 0; p < 4; p++) {
-                        if ((p / 2 == 0 || xi / 5 < 4) && (p % 2 == 0 || xi % 5 < 4))
-                            tmp[((f->wvrow[xi] + slot++) * g->M + m) * g->C + c] = (float)u[p][xi];
-                    }
-                }
+                for (int xi = 0; xi < 25; xi++)
+                    for (int p = 0; p < 4; p++)
+                        if (wino2_has(p, xi))
+                            tmp[((f->wvrow[xi] + wino2_slot(p, xi)) * g->M + m) * g->C + c] = (float)u[p][xi];
                 continue;
             }
             double u[36];
@@ -457,8 +462,7 @@ static void wino_in_task(void *ctx, int task, int thread) {
                           &f->wpk);
             }
             for (int v = 0; v < nvec; v++) {
-                const cf_wseg whole = {0, vl, 4, 4, (int64_t)v * vl, 0};
-                f->win2(pb, f->wtap, &whole, 1, V + c * ldv + (int64_t)v * vl, f->wvo);
+                f->win2(pb + (int64_t)v * vl, f->wtap, V + c * ldv + (int64_t)v * vl, f->wvo);
             }
         }
         return;

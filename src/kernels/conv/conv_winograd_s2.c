@@ -53,25 +53,22 @@ static inline void at5(const float *m, int s, float *o, int os) {
     o[3 * os] = m1 - m2 + 8 * m3 + m4;
 }
 
-static void wino2_in_c(int vl, const float *src, const int64_t *tap_off, const cf_wseg *seg,
-                       int nseg, float *dst, const int64_t *dst_off) {
-    for (int e = 0; e < 81; e++)
-        for (int l = 0; l < vl; l++) dst[dst_off[e] + l] = 0.0f;
-    for (int sg = 0; sg < nseg; sg++)
-        for (int l = seg[sg].lane; l < seg[sg].lane + seg[sg].len; l++) {
-            const float *p = src + seg[sg].in + (l - seg[sg].lane);
-            int e = 0;
-            for (int a = 0; a < 2; a++)
-                for (int b = 0; b < 2; b++) {
-                    float d[25], t[25];
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++) d[i * 5 + j] = p[tap_off[(2 * i + a) * 10 + 2 * j + b]];
-                    for (int j = 0; j < 5; j++) bt5(d + j, 5, t + j, 5);   /* columns */
-                    for (int i = 0; i < 5; i++) bt5(t + 5 * i, 1, d + 5 * i, 1); /* rows */
-                    for (int i = 0; i < 5 - a; i++)
-                        for (int j = 0; j < 5 - b; j++) dst[dst_off[e++] + l] = d[i * 5 + j];
-                }
-        }
+static void wino2_in_c(int vl, const float *src, const int64_t *tap_off, float *dst,
+                       const int64_t *dst_off) {
+    for (int l = 0; l < vl; l++) {
+        const float *p = src + l;
+        int e = 0;
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                float d[25], t[25];
+                for (int i = 0; i < 5; i++)
+                    for (int j = 0; j < 5; j++) d[i * 5 + j] = p[tap_off[(2 * i + a) * 10 + 2 * j + b]];
+                for (int j = 0; j < 5; j++) bt5(d + j, 5, t + j, 5);   /* columns */
+                for (int i = 0; i < 5; i++) bt5(t + 5 * i, 1, d + 5 * i, 1); /* rows */
+                for (int i = 0; i < 5 - a; i++)
+                    for (int j = 0; j < 5 - b; j++) dst[dst_off[e++] + l] = d[i * 5 + j];
+            }
+    }
 }
 
 static void wino2_out_c(const float *m, int64_t ld, const cf_wseg *seg, int nseg, float bias,
@@ -86,14 +83,12 @@ static void wino2_out_c(const float *m, int64_t ld, const cf_wseg *seg, int nseg
         }
 }
 
-static void wino2_in_c8(const float *src, const int64_t *tap_off, const cf_wseg *seg, int nseg,
-                        float *dst, const int64_t *dst_off) {
-    wino2_in_c(8, src, tap_off, seg, nseg, dst, dst_off);
+static void wino2_in_c8(const float *src, const int64_t *tap_off, float *dst, const int64_t *dst_off) {
+    wino2_in_c(8, src, tap_off, dst, dst_off);
 }
 
-static void wino2_in_c16(const float *src, const int64_t *tap_off, const cf_wseg *seg, int nseg,
-                         float *dst, const int64_t *dst_off) {
-    wino2_in_c(16, src, tap_off, seg, nseg, dst, dst_off);
+static void wino2_in_c16(const float *src, const int64_t *tap_off, float *dst, const int64_t *dst_off) {
+    wino2_in_c(16, src, tap_off, dst, dst_off);
 }
 
 static void wino2_patch_c(const float *x, int64_t H, int64_t W, int64_t PT, int64_t PL, int64_t ty,

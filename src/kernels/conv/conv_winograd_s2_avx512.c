@@ -53,14 +53,11 @@ static AI void phase_in(const float *p, const int64_t *tap, const int a, const i
     }
 }
 
-static void wino2_in(const float *src, const int64_t *tap_off, const cf_wseg *seg, int nseg,
-                     float *dst, const int64_t *dst_off) {
-    (void)nseg;
-    const float *p = src + seg[0].in;
-    phase_in(p, tap_off, 0, 0, dst, dst_off);
-    phase_in(p, tap_off, 0, 1, dst, dst_off + 25);
-    phase_in(p, tap_off, 1, 0, dst, dst_off + 45);
-    phase_in(p, tap_off, 1, 1, dst, dst_off + 65);
+static void wino2_in(const float *src, const int64_t *tap_off, float *dst, const int64_t *dst_off) {
+    phase_in(src, tap_off, 0, 0, dst, dst_off);
+    phase_in(src, tap_off, 0, 1, dst, dst_off + 25);
+    phase_in(src, tap_off, 1, 0, dst, dst_off + 45);
+    phase_in(src, tap_off, 1, 1, dst, dst_off + 65);
 }
 
 static void wino2_out(const float *m, int64_t ld, const cf_wseg *seg, int nseg, float bias,
