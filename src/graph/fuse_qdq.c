@@ -32,6 +32,17 @@ static bool cscalar(const qz *z, int v) {
     return t && pl_numel(t) == 1;
 }
 
+/* A constant's data, also when a Constant node makes it (exporters write Clip's bounds
+ * that way); only for reading values here, never as an input of a fused node. */
+static const pl_tensor *cval_any(const qz *z, int v) {
+    const pl_tensor *t = cval(z, v);
+    if (t || v < 0 || v >= z->g->nvalues || z->prod[v] < 0 || z->dead[z->prod[v]]) return t;
+    const pl_node *n = &z->g->nodes[z->prod[v]];
+    if ((n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx")) || strcmp(n->op_type, "Constant")) return NULL;
+    const pl_attr *a = pl_attr_find(n, "value");
+    return a && a->type == PL_ATTR_TENSOR && a->t && a->t->data ? a->t : NULL;
+}
+
 /* The live node producing v if it is `op`, else -1. */
 static int prod_op(const qz *z, int v, const char *op) {
     if (v < 0) return -1;
@@ -222,13 +233,15 @@ static void follow(const qz *z, int y, bool allow_clip, chain *c) {
                 lo = pl_attr_float(a, "min", -INFINITY);
                 hi = pl_attr_float(a, "max", INFINITY);
             } else {
+                const pl_tensor *b1 = a->nin > 1 ? cval_any(z, a->in[1]) : NULL;
+                const pl_tensor *b2 = a->nin > 2 ? cval_any(z, a->in[2]) : NULL;
                 if (a->nin > 1 && a->in[1] >= 0) {
-                    ok = ok && cscalar(z, a->in[1]);
-                    if (ok) lo = (float)pl_get_f64(cval(z, a->in[1]), 0);
+                    ok = ok && b1 && pl_numel(b1) == 1;
+                    if (ok) lo = (float)pl_get_f64(b1, 0);
                 }
                 if (a->nin > 2 && a->in[2] >= 0) {
-                    ok = ok && cscalar(z, a->in[2]);
-                    if (ok) hi = (float)pl_get_f64(cval(z, a->in[2]), 0);
+                    ok = ok && b2 && pl_numel(b2) == 1;
+                    if (ok) hi = (float)pl_get_f64(b2, 0);
                 }
             }
             if (ok) {
@@ -472,6 +485,62 @@ static pl_status fuse_passthrough(qz *z, int i) {
     return PL_OK;
 }
 
+/* ---- DQ -> Relu | Clip -> Q on 8-bit values: one table lookup ---- */
+
+/* The value the unfused chain gives for 8-bit input bits b: the same float steps as the
+ * DequantizeLinear, Relu / Clip and QuantizeLinear ops (ops/quant.c, ops/activation.c)
+ * and ONNX Runtime's: (x - zx) * sx, clamp, x / sy rounded half to even, saturated. */
+static uint8_t lut_entry(int b, bool xs8, float sx, int32_t zx, float lo, float hi, bool ys8,
+                         float sy, int32_t zy) {
+    const int32_t x = xs8 ? (int32_t)(int8_t)(uint8_t)b : b;
+    float v = (float)(x - zx) * sx;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    float q = v / sy;
+    const float qlo = (float)((ys8 ? -128 : 0) - zy), qhi = (float)((ys8 ? 127 : 255) - zy);
+    q = q != q ? 0.0f : q;
+    q = q < qlo ? qlo : q;
+    q = q > qhi ? qhi : q;
+    return (uint8_t)((int32_t)nearbyintf(q) + zy);
+}
+
+static pl_status fuse_lut(qz *z, int i) {
+    pl_graph *g = z->g;
+    pl_node *n = &g->nodes[i];
+    if (!is_op(n, "DequantizeLinear") || n->nout != 1 || !q_scalar_params(z, n) || cval(z, n->in[0]) ||
+        pl_attr_int(n, "output_dtype", 0) != 0)
+        return PL_OK;
+    chain ch;
+    follow(z, n->out[0], true, &ch);
+    if (ch.act_node < 0 || ch.q_node < 0 || !(ch.lo <= ch.hi)) return PL_OK;
+    const pl_node *Q = &g->nodes[ch.q_node];
+    if (pl_attr_int(Q, "output_dtype", 0) != 0) return PL_OK;
+    const pl_tensor *xz = cval(z, n->in[2]), *yz = cval(z, Q->in[2]);
+    const float sx = *(const float *)cval(z, n->in[1])->data, sy = *(const float *)cval(z, Q->in[1])->data;
+    const bool xs8 = xz->dtype == PL_I8, ys8 = yz->dtype == PL_I8;
+    uint8_t t[256];
+    for (int b = 0; b < 256; b++)
+        t[b] = lut_entry(b, xs8, sx, (int32_t)pl_get_i64(xz, 0), ch.lo, ch.hi, ys8, sy,
+                         (int32_t)pl_get_i64(yz, 0));
+    int tv;
+    const int64_t dims[1] = {256};
+    char base[200];
+    snprintf(base, sizeof base, "%s_lut", n->name ? n->name : "qdq");
+    PL_TRY(new_const(z, base, yz->dtype, 1, dims, t, &tv));
+    n = &g->nodes[i]; /* (new_const may grow the value table, not the nodes) */
+    const int in[2] = {n->in[0], tv};
+    PL_TRY(set_inputs(z, i, in, 2));
+    drop_attrs(n);
+    PL_TRY(retype(n, "pillar", "QLut"));
+    n->out[0] = ch.final;
+    z->prod[ch.final] = i;
+    g->values[ch.final].producer = i;
+    kill(z, ch.act_node);
+    kill(z, ch.q_node);
+    z->changes++;
+    return PL_OK;
+}
+
 /* ---- driver ---- */
 
 static void node_free(pl_node *n) {
@@ -522,6 +591,8 @@ pl_status pl_graph_fuse_qdq(pl_graph *g, int *changes) {
         if (!z.dead[i]) st = fuse_add(&z, i);
     for (int i = 0; !st && i < g->nnodes; i++)
         if (!z.dead[i]) st = fuse_passthrough(&z, i);
+    for (int i = 0; !st && i < g->nnodes; i++)
+        if (!z.dead[i]) st = fuse_lut(&z, i);
     if (!st && z.changes) {
         int w = 0;
         for (int i = 0; i < g->nnodes; i++) {

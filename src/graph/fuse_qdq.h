@@ -17,6 +17,8 @@
  *   DQ(a) , DQ(b) -> Add [-> Relu] -> Q  => pillar QLinearAdd (u8/s8 in and out)
  *   DQ(x) -> MaxPool | Reshape | Flatten | Squeeze | Unsqueeze | Transpose | Identity
  *       -> Q with the same scale and zero point  => the op on the 8-bit values
+ *   DQ(x 8-bit) -> Relu | Clip (constant bounds) -> Q  => pillar QLut (a 256-entry table
+ *       of the three ops' exact values; Clip bounds may come from Constant nodes)
  * Every other Q / DQ stays and runs as itself (the float fallback). *changes gets the
  * number of rewrites. */
 pl_status pl_graph_fuse_qdq(pl_graph *g, int *changes);

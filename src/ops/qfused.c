@@ -35,6 +35,11 @@ typedef struct qstate {
     bool dw;    /* conv: depthwise 2-D (pl_q8_dwconv, no A panel) */
     int32_t xz; /* x zero point as written (before the s8 flip) */
     size_t panel_bytes, asum_off;
+    /* per group, the epilogue with its per-call part made at prepare for the activation
+     * zero point za (pl_q8_epi_prepare; NULL: pl_q8_gemm makes it per call) */
+    pl_q8_epilogue *eg;
+    int32_t *eoff;
+    int32_t za;
 } qstate;
 
 void pl_q_release(void *state) {
@@ -44,6 +49,8 @@ void pl_q_release(void *state) {
     free(s->w);
     free(s->scale);
     free(s->bias);
+    free(s->eg);
+    free(s->eoff);
     free(s);
 }
 
@@ -155,6 +162,26 @@ static pl_status q_setup(pl_op_ctx *c, qstate *s, const pl_q_io *io, pl_q8_out o
                  pl_q8_level_name(s->level));
     else
         snprintf(c->kernel, sizeof c->kernel, "int8 %s", pl_q8_level_name(s->level));
+    /* the epilogue's per-call part, once: the zero point is a constant (run checks it) */
+    const int64_t Mp = pl_q8_epi_rows(s->Mg);
+    s->eg = malloc(sizeof *s->eg * (size_t)s->groups);
+    s->eoff = malloc((sizeof(int32_t) + 1) * (size_t)(Mp * s->groups));
+    if (s->eg && s->eoff) {
+        const int32_t xz0 = has(c, io->xz) ? (int32_t)param(c, io->xz, 0, 0) : 0;
+        s->za = c->in[io->x]->dtype == PL_I8 ? xz0 + 128 : xz0;
+        for (int64_t g = 0; g < s->groups; g++) {
+            pl_q8_epilogue e = s->e;
+            e.scale += g * s->Mg;
+            if (e.bias_i32) e.bias_i32 += g * s->Mg;
+            pl_q8_epi_prepare(&s->w[g], s->za, &e, s->eoff + g * Mp,
+                              (uint8_t *)(s->eoff + s->groups * Mp) + g * Mp, &s->eg[g]);
+        }
+    } else { /* not an error: pl_q8_gemm makes it per call */
+        free(s->eg);
+        free(s->eoff);
+        s->eg = NULL;
+        s->eoff = NULL;
+    }
     const int64_t Kp = (s->Kg + 3) / 4 * 4;
     s->panel_bytes = pl_q8_panel_bytes(s->level, Kp, s->P);
     s->asum_off = (s->panel_bytes + 63) / 64 * 64;
@@ -265,6 +292,7 @@ pl_status pl_qconv_run(pl_op_ctx *c, const pl_conv_params *p, bool *done) {
             pl_q8_epilogue e = s->e;
             e.scale += g * s->Mg;
             if (e.bias_i32) e.bias_i32 += g * s->Mg;
+            if (s->eg && za == s->za) e = s->eg[g];
             if (!st) st = pl_q8_gemm(&s->w[g], buf, asum, s->P, za, &e, yg, s->P, 1, c->pool);
         }
     free(tmp);
@@ -315,7 +343,8 @@ pl_status pl_qmm_run(pl_op_ctx *c, bool *done) {
     const int32_t za = s8 ? az0 + 128 : az0;
     int32_t *asum = s->w[0].any_zw ? (int32_t *)((char *)buf + s->asum_off) : NULL;
     pl_status st = pl_q8_pack_rows(s->level, a->data, s->P, s->Kg, s->Kg, s8 ? 0x80 : 0, buf, asum, c->pool);
-    if (!st) st = pl_q8_gemm(&s->w[0], buf, asum, s->P, za, &s->e, y->data, 1, s->Mg, c->pool);
+    const pl_q8_epilogue *e = s->eg && za == s->za ? &s->eg[0] : &s->e;
+    if (!st) st = pl_q8_gemm(&s->w[0], buf, asum, s->P, za, e, y->data, 1, s->Mg, c->pool);
     free(tmp);
     return run_fail(c, st);
 }
@@ -406,6 +435,31 @@ pl_status qlinearadd_run(pl_op_ctx *c) {
         if (u8) ((uint8_t *)y->data)[i] = (uint8_t)q;
         else ((int8_t *)y->data)[i] = (int8_t)q;
     }
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------------ QLut */
+
+/* pillar QLut (from DQ -> Relu | Clip -> Q on 8-bit values, graph/fuse_qdq.c): inputs x
+ * (u8 / s8, any shape) and a constant table of 256 values (u8 / s8, the output type);
+ * y[i] = table[bits of x[i]]. */
+pl_status qlut_infer(pl_op_ctx *c) {
+    static const pl_dtype q8[] = {PL_U8, PL_I8, PL_UNDEF};
+    PL_TRY(pl_op_check_arity(c, 2, 2));
+    PL_TRY(pl_op_check_dtype(c, 0, q8));
+    PL_TRY(pl_op_check_dtype(c, 1, q8));
+    PL_TRY(pl_op_input_known(c, 1));
+    if (pl_numel(c->in[1]) != 256)
+        return pl_op_error(c, PL_ERR_MODEL, "table has %lld values, expected 256",
+                           (long long)pl_numel(c->in[1]));
+    pl_op_set_out(c, 0, c->in[1]->dtype, c->in[0]->ndim, c->in[0]->dims);
+    return PL_OK;
+}
+
+pl_status qlut_run(pl_op_ctx *c) {
+    pl_tensor *y = c->out[0];
+    if (!y) return PL_OK;
+    pl_q8_lut(c->in[0]->data, y->data, pl_numel(y), c->in[1]->data, c->pool);
     return PL_OK;
 }
 

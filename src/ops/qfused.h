@@ -8,7 +8,8 @@
  * prepare() packs constant weights and picks dense or block-sparse kernels; without a
  * state (non-constant weights or parameters) the ops run their reference code.
  * qfused.c also holds the pass's "pillar"-domain ops (qfused.def): QLinearAdd (8-bit
- * add with ONNX Runtime's arithmetic) and QMaxPool (2-D MaxPool on 8-bit values). */
+ * add with ONNX Runtime's arithmetic), QMaxPool (2-D MaxPool on 8-bit values) and QLut
+ * (a 256-entry table on 8-bit values: DQ -> Relu | Clip -> Q). */
 #ifndef PL_OPS_QFUSED_H
 #define PL_OPS_QFUSED_H
 

@@ -91,6 +91,47 @@ pl_status quantize_infer(pl_op_ctx *c) {
     return PL_OK;
 }
 
+/* Per-tensor float32 -> 8-bit quantisation of elements [i0, i1): the same rounding and
+ * saturation as linalg_round_sat, inline. Clamping to the integer bounds before rounding
+ * gives the same result as after, and keeps |v| small enough for the add-and-subtract
+ * rounding trick (half to even in the default rounding mode), so the loop vectorizes
+ * without a libm call per element. NaN gives the zero point. */
+typedef struct quant_job {
+    const float *x;
+    void *y;
+    int64_t n, chunk;
+    float sc, vlo, vhi;
+    int32_t zp;
+    bool u8;
+} quant_job;
+
+static void quantize_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const quant_job *j = ctx;
+    const int64_t i0 = task * j->chunk, i1 = j->n - i0 < j->chunk ? j->n : i0 + j->chunk;
+    const float *xp = j->x, sc = j->sc, vlo = j->vlo, vhi = j->vhi, magic = 12582912.0f;
+    const int32_t zp = j->zp;
+    if (j->u8) {
+        uint8_t *yp = j->y;
+        for (int64_t i = i0; i < i1; i++) { /* one test per statement: vectorizes */
+            float v = xp[i] / sc;
+            v = v != v ? 0.0f : v;
+            v = v < vlo ? vlo : v;
+            v = v > vhi ? vhi : v;
+            yp[i] = (uint8_t)((int32_t)((v + magic) - magic) + zp);
+        }
+    } else {
+        int8_t *yp = j->y;
+        for (int64_t i = i0; i < i1; i++) {
+            float v = xp[i] / sc;
+            v = v != v ? 0.0f : v;
+            v = v < vlo ? vlo : v;
+            v = v > vhi ? vhi : v;
+            yp[i] = (int8_t)((int32_t)((v + magic) - magic) + zp);
+        }
+    }
+}
+
 pl_status quantize_run(pl_op_ctx *c) {
     const pl_tensor *x = c->in[0], *s = c->in[1], *z = pl_has_in(c, 2) ? c->in[2] : NULL;
     pl_tensor *y = c->out[0];
@@ -102,34 +143,13 @@ pl_status quantize_run(pl_op_ctx *c) {
     if (x->dtype == PL_F32 && s->dtype == PL_F32 && (y->dtype == PL_U8 || y->dtype == PL_I8)) {
         /* Fast path for the common float32 -> 8-bit case. */
         const float *xp = x->data, *sp = s->data;
-        if (!q.per_axis) {
-            /* per tensor: the same rounding and saturation as linalg_round_sat, inline */
-            const float sc = sp[0];
+        if (!q.per_axis) { /* per tensor: threaded over chunks of 16K elements */
             const int32_t zp = z ? (int32_t)pl_get_i64(z, 0) : 0;
-            /* Clamping to the integer bounds before rounding gives the same result as
-             * after, and keeps |v| small enough for the add-and-subtract rounding trick
-             * (half to even in the default rounding mode), so the loop vectorizes
-             * without a libm call per element. NaN gives the zero point. */
-            const float vlo = (float)(lo - zp), vhi = (float)(hi - zp), magic = 12582912.0f;
-            if (y->dtype == PL_U8) {
-                uint8_t *yp = y->data;
-                for (int64_t i = 0; i < n; i++) { /* one test per statement: vectorizes */
-                    float v = xp[i] / sc;
-                    v = v != v ? 0.0f : v;
-                    v = v < vlo ? vlo : v;
-                    v = v > vhi ? vhi : v;
-                    yp[i] = (uint8_t)((int32_t)((v + magic) - magic) + zp);
-                }
-            } else {
-                int8_t *yp = y->data;
-                for (int64_t i = 0; i < n; i++) { /* one test per statement: vectorizes */
-                    float v = xp[i] / sc;
-                    v = v != v ? 0.0f : v;
-                    v = v < vlo ? vlo : v;
-                    v = v > vhi ? vhi : v;
-                    yp[i] = (int8_t)((int32_t)((v + magic) - magic) + zp);
-                }
-            }
+            quant_job j = {xp, y->data, n, 16384, sp[0], (float)(lo - zp), (float)(hi - zp), zp,
+                           y->dtype == PL_U8};
+            const int64_t nt = (n + j.chunk - 1) / j.chunk;
+            if (nt > 1) pl_threadpool_run(c->pool, quantize_task, &j, (int)nt);
+            else if (nt == 1) quantize_task(&j, 0, 0);
             return PL_OK;
         }
         for (int64_t i = 0; i < n; i++) {

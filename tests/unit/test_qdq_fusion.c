@@ -4,7 +4,8 @@
  * DequantizeLinear): the fused plan's ops and kernels, its outputs against the unfused
  * float graph (PILLAR_OPT=0; the two differ only by float rounding of the sums before
  * requantisation), bit-identical fused outputs on every kernel level, block-sparse
- * weights, what must not fuse, and the errors of the integer ops. */
+ * weights, DQ -> Clip | Relu -> Q chains as table lookups (exact), what must not fuse,
+ * and the errors of the integer ops. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,42 @@ static void case_no_fusion(void) {
     pl_model_free(m);
 }
 
+/* DQ -> Clip | Relu -> Q chains between 8-bit values become table lookups (QLut) that
+ * give exactly the unfused float ops' values: u8 -> u8 through a Clip, u8 -> s8 and
+ * s8 -> u8 through Relus, on shapes around the vector widths (32, 64 bytes). */
+static void case_lut(void) {
+    static const int64_t shapes[3][4] = {{1, 3, 7, 11}, {2, 3, 17, 19}, {1, 1, 8, 8}};
+    for (int sh = 0; sh < 3; sh++) {
+        pl_model *m = tb_new("test_qdq", 13);
+        tb_input(m, "x", 4, shapes[sh]);
+        tb_qparams(m, "px", 4.0f / 255, 128, PL_U8);
+        tb_qparams(m, "p1", 3.0f / 255, 7, PL_U8);
+        tb_qparams(m, "p2", 1.5f / 127, -5, PL_I8);
+        tb_qparams(m, "p3", 2.0f / 255, 3, PL_U8);
+        const double lo = -0.37, hi = 1.21;
+        tb_const(m, "lo", PL_F32, 0, NULL, &lo, 0, 0);
+        tb_const(m, "hi", PL_F32, 0, NULL, &hi, 0, 0);
+        tb_qdq(m, "x", "px");
+        tb_node(m, "Clip", "x_d,lo,hi", "c");
+        tb_qdq(m, "c", "p1");
+        tb_node(m, "Relu", "c_d", "r");
+        tb_qdq(m, "r", "p2");
+        tb_node(m, "Relu", "r_d", "r2");
+        tb_qdq(m, "r2", "p3");
+        tb_output(m, "r2_d");
+        pillar_tensor *x = make_input(4, shapes[sh]);
+        /* fused: Q(x), 3 QLut, DQ; exact against the float ops */
+        check_model("table lookup chain", m, x, 0.0, NULL, 5);
+        result r;
+        if (run(m, x, true, -1, 2, &r)) {
+            CHECK(count_op(&r, "QLut") == 3, "lut: %d QLut, expected 3", count_op(&r, "QLut"));
+            result_free(&r);
+        }
+        pillar_tensor_destroy(x);
+        pl_model_free(m);
+    }
+}
+
 /* The integer ops' errors name the node and the problem. */
 static void case_errors(void) {
     cases++;
@@ -431,6 +468,7 @@ int main(void) {
     case_conv_net(false, 3);
     case_gemm_matmul();
     case_no_fusion();
+    case_lut();
     case_errors();
     printf("%d cases, %d failures\n", cases, failures);
     return failures ? 1 : 0;

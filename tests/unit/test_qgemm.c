@@ -5,7 +5,8 @@
  * shapes at, below, above and between the tile sizes,
  * K not a multiple of 4, weight and activation zero points, every output type and
  * epilogue term, strided (transposed) outputs, 1..3 threads; and im2col convolutions
- * (padding, stride, dilation, 1x1 and KxK) against a direct convolution. Results
+ * (padding, stride, dilation, 1x1 and KxK) against a direct convolution; A panels from
+ * row-major matrices (row stride > K, s8 flipped); the table lookup (QLut). Results
  * must be bit-identical. */
 #include <math.h>
 #include <stdio.h>
@@ -103,13 +104,16 @@ static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool
               "%s sparse entries %lld of %lld groups (%lld to split)", pl_q8_level_name(level),
               (long long)pw.nent, (long long)groups, (long long)splits);
     }
-    /* the A panel from a P x K row-major copy (pack_rows) */
-    uint8_t *at = malloc((size_t)(K * P + 1));
+    /* the A panel from a P x K row-major copy (pack_rows), rows padded to ldx, s8 (the
+     * sign bit flipped) half the time */
+    const int ldx = K + (int)(rnd() % 3);
+    const uint8_t flip = rnd() % 2 ? 0x80 : 0;
+    uint8_t *at = malloc((size_t)(ldx * P + 1));
     for (int k = 0; k < K; k++)
-        for (int p = 0; p < P; p++) at[p * K + k] = a[k * P + p];
+        for (int p = 0; p < P; p++) at[p * ldx + k] = a[k * P + p] ^ flip;
     void *panel = malloc(pl_q8_panel_bytes(level, (K + 3) / 4 * 4, P) + 64);
     int32_t *asum = malloc(sizeof(int32_t) * (size_t)pl_q8_pp(P));
-    st = pl_q8_pack_rows(level, at, P, K, K, 0, panel, asum, pool);
+    st = pl_q8_pack_rows(level, at, P, K, ldx, flip, panel, asum, pool);
     CHECK(st == PL_OK, "pack rows: %s", pl_error_msg());
     st = pl_q8_gemm(&pw, panel, asum, P, za, &e, y, ldm, ldp, pool);
     CHECK(st == PL_OK, "gemm: %s", pl_error_msg());
@@ -252,6 +256,24 @@ static void add_case(int64_t n, pl_threadpool *pool) {
     CHECK(bad < 0, "add %s n=%lld: element %d differs", pl_q8_level_name(pl_q8_level_now()), (long long)n, bad);
     free(a);
     free(b);
+    free(y);
+}
+
+/* The table lookup (QLut) on every level, lengths around the vector widths, against
+ * the plain lookup; every byte value occurs when n >= 256. */
+static void lut_case(int64_t n, pl_threadpool *pool) {
+    cases++;
+    uint8_t t[256], *x = malloc((size_t)n + 1), *y = malloc((size_t)n + 2);
+    for (int i = 0; i < 256; i++) t[i] = (uint8_t)rnd();
+    for (int64_t i = 0; i < n; i++) x[i] = (uint8_t)(i < 256 ? 255 - i : rnd());
+    y[n] = 0xA5;
+    pl_q8_lut(x, y, n, t, pool);
+    int bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (y[i] != t[x[i]]) bad = (int)i;
+    CHECK(bad < 0, "lut %s n=%lld: element %d differs", pl_q8_level_name(pl_q8_level_now()), (long long)n, bad);
+    CHECK(y[n] == 0xA5, "lut n=%lld: wrote past the end", (long long)n);
+    free(x);
     free(y);
 }
 
@@ -434,6 +456,8 @@ int main(void) {
         static const int64_t ns[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 40000, 64, 130, 191, 4096};
         for (int i = 0; i < 15; i++) add_case(ns[i], pools[i % 3]);
         for (int i = 0; i < 20; i++) add_case(1000 + i, pools[i % 3]);
+        static const int64_t lns[] = {0, 1, 15, 16, 31, 32, 33, 63, 64, 65, 127, 128, 255, 256, 257, 1000, 70000, 100001};
+        for (int i = 0; i < 18; i++) lut_case(lns[i], pools[i % 3]);
     }
     pl_cpu_force_isa(-1);
     /* errors */

@@ -246,11 +246,6 @@ static const uint8_t *conv_row(const pack_job *j, int64_t k, uint8_t *row) {
     return row;
 }
 
-static const uint8_t *mat_row(const pack_job *j, int64_t k, uint8_t *row) {
-    for (int64_t p = 0; p < j->P; p++) row[p] = j->x[p * j->ldx + k] ^ j->flip;
-    return row;
-}
-
 /* Interleaves 4 rows (NULL: zeros) into the panel at group kg. */
 static void interleave(const pack_job *j, int64_t kg, const uint8_t *const r[4]) {
     static const uint8_t zeros[64];
@@ -470,11 +465,39 @@ static void conv2d_xph_group(const pack_job *j, int64_t kg) {
     memset((uint8_t *)j->panel + (kg * j->Pp + P) * 4, 0, (size_t)(j->Pp - P) * 4);
 }
 
+/* Groups [g0, g1) of a matrix's panel: column p of group kg is the 4 bytes
+ * x[p][4kg .. 4kg + 3], one 32-bit word (instead of a strided byte gather per k and a
+ * 4-row interleave); row by row so that the reads run along x's rows. */
+static void mat_groups(const pack_job *j, int64_t g0, int64_t g1) {
+    const uint32_t f = (uint32_t)j->flip * 0x01010101u;
+    const int64_t gfull = j->K / 4 < g1 ? j->K / 4 : g1; /* groups [g0, gfull) are whole */
+    for (int64_t p = 0; p < j->P; p++) {
+        const uint8_t *xr = j->x + p * j->ldx;
+        uint32_t *d = (uint32_t *)j->panel + p;
+        for (int64_t kg = g0; kg < gfull; kg++) {
+            uint32_t v;
+            memcpy(&v, xr + 4 * kg, 4);
+            d[kg * j->Pp] = v ^ f;
+        }
+        for (int64_t kg = gfull > g0 ? gfull : g0; kg < g1; kg++) { /* the last, partial group */
+            uint8_t b[4] = {0, 0, 0, 0};
+            for (int64_t k = 4 * kg; k < j->K && k < 4 * kg + 4; k++) b[k - 4 * kg] = xr[k] ^ j->flip;
+            memcpy(&d[kg * j->Pp], b, 4);
+        }
+    }
+    for (int64_t kg = g0; kg < g1; kg++)
+        memset((uint8_t *)j->panel + (kg * j->Pp + j->P) * 4, 0, (size_t)(j->Pp - j->P) * 4);
+}
+
 static void pack_task(void *ctx, int task, int thread) {
     (void)thread;
     pack_job *j = ctx;
     const int64_t G = j->Kp / 4;
     const int64_t g0 = G * task / j->ntasks, g1 = G * (task + 1) / j->ntasks;
+    if (!j->g) {
+        mat_groups(j, g0, g1);
+        return;
+    }
     if (j->xpad) {
         for (int64_t kg = g0; kg < g1; kg++) conv2d_xpad_group(j, kg);
         return;
@@ -496,7 +519,7 @@ static void pack_task(void *ctx, int task, int thread) {
         const uint8_t *r[4];
         for (int t = 0; t < 4; t++) {
             int64_t k = kg * 4 + t;
-            r[t] = k >= j->K ? NULL : j->g ? conv_row(j, k, buf + t * j->P) : mat_row(j, k, buf + t * j->P);
+            r[t] = k >= j->K ? NULL : conv_row(j, k, buf + t * j->P);
         }
         interleave(j, kg, r);
     }
@@ -689,41 +712,32 @@ static void gemm_task(void *ctx, int task, int thread) {
     }
 }
 
-/* The per-layer part of the VNNI epilogue, once per call instead of once per tile:
- * each row's offset -za * rowsum + zw * za * K + bias (int32, wrapping) and whether the
- * rounding may come before the clamps -- a u8 / s8 output without residual or weight
- * zero points, and every row's sums bounded so that the rounding cannot overflow int32
- * (pl_q8_row_fast: |scale| <= 0.25 and |fbias| <= 2^28, or the row's own bound from
- * its weights' absolute sum) (rounding is monotone, so clamping the
- * rounded value at round(lo), round(hi) gives the same result as ref.c). off holds
- * M rounded up to 16, plus 16, values (a row tile may read past M). */
-static void epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, int32_t *off,
-                        pl_q8_epilogue *x) {
-    const int64_t M = pw->M, Mp = (M + 15) / 16 * 16 + 16;
-    bool fast = (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) && !pw->any_zw && !e->res;
+/* The per-layer part of the level kernels' epilogue, once per call instead of once per
+ * tile or row: each row's offset (pl_q8_row_offset) and whether it may round before the
+ * clamps (pl_q8_row_rounds_first: rounding is monotone, so clamping the rounded value
+ * at round(lo), round(hi) gives ref.c's result), with the integer clamps of that form.
+ * off holds M rounded up to 16, plus 16, values and rf as many flags (a row tile may
+ * read past M: zeros there). Ops with constant parameters make it at prepare. */
+void pl_q8_epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, int32_t *off,
+                       uint8_t *rf, pl_q8_epilogue *x) {
+    const int64_t M = pw->M, Mp = pl_q8_epi_rows(M);
+    bool fast = true;
     for (int64_t m = 0; m < Mp; m++) {
         if (m >= M) {
             off[m] = 0;
+            rf[m] = 0;
             continue;
         }
-        uint32_t o = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-        if (pw->zw[m]) o += (uint32_t)pw->zw[m] * (uint32_t)za * (uint32_t)pw->K;
-        if (e->bias_i32) o += (uint32_t)e->bias_i32[m];
-        off[m] = (int32_t)o;
-        if (fast)
-            fast = pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, e->scale[m],
-                                  e->fbias ? e->fbias[m] : 0.0f);
+        off[m] = pl_q8_row_offset(pw, m, za, e->bias_i32);
+        rf[m] = pl_q8_row_rounds_first(pw, m, za, e);
+        fast &= rf[m];
     }
     *x = *e;
     x->row_off = off;
+    x->row_fast = rf;
     x->fast = fast;
-    if (fast) {
-        const bool u8 = e->out == PL_Q8_OUT_U8;
-        const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
-        const float lo = e->lo > qlo ? e->lo : qlo, hi = e->hi < qhi ? e->hi : qhi;
-        x->ilo = (int32_t)nearbyintf(lo) + e->zp;
-        x->ihi = (int32_t)nearbyintf(hi) + e->zp;
-    }
+    x->ilo = x->ihi = 0;
+    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) pl_q8_int_range(e, &x->ilo, &x->ihi);
 }
 
 pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, int64_t P,
@@ -738,11 +752,12 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
     if (pw->M <= 0 || P <= 0) return PL_OK;
     pl_q8_epilogue ex;
     int32_t off_stack[2560], *off = NULL;
-    if (pw->level == PL_Q8_VNNI || pw->level == PL_Q8_AVX2) {
-        const int64_t Mp = (pw->M + 15) / 16 * 16 + 16;
-        off = Mp <= 2560 ? off_stack : malloc(sizeof(int32_t) * (size_t)Mp);
+    uint8_t rf_stack[2560];
+    if ((pw->level == PL_Q8_VNNI || pw->level == PL_Q8_AVX2) && !e->row_off) {
+        const int64_t Mp = pl_q8_epi_rows(pw->M);
+        off = Mp <= 2560 ? off_stack : malloc((sizeof(int32_t) + 1) * (size_t)Mp);
         if (!off) return pl_error(PL_ERR_NOMEM, "int8 gemm: out of memory");
-        epi_prepare(pw, za, e, off, &ex);
+        pl_q8_epi_prepare(pw, za, e, off, off == off_stack ? rf_stack : (uint8_t *)(off + Mp), &ex);
         e = &ex;
     }
     gemm_job j = {.pw = pw, .im = impl_of(pw->level), .panel = panel, .asum = asum, .P = P,
@@ -776,11 +791,11 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
     }
     const int64_t ntasks = j.row_units * ((j.col_chunks + j.chunks_per_task - 1) / j.chunks_per_task);
     if (ntasks > 0x7fffffff) {
-        if (off != off_stack) free(off);
+        if (off && off != off_stack) free(off);
         return pl_error(PL_ERR_ARGUMENT, "int8 gemm: too many tiles");
     }
     pl_threadpool_run(pool, gemm_task, &j, (int)ntasks);
-    if (off != off_stack) free(off);
+    if (off && off != off_stack) free(off);
     return PL_OK;
 }
 
@@ -890,4 +905,36 @@ void pl_q8_add_u8(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
                  l == PL_Q8_VNNI ? pl_q8_add_u8_avx512 : l == PL_Q8_AVX2 ? pl_q8_add_u8_avx2 : pl_q8_add_u8_ref};
     const int64_t nt = (n + j.chunk - 1) / j.chunk;
     if (nt > 0) pl_threadpool_run(pool, add_task, &j, (int)nt);
+}
+
+/* ------------------------------------------------------------------ table lookup */
+
+bool pl_q8_have_vbmi(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi");
+}
+
+typedef struct lut_job {
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t n, chunk;
+    const uint8_t *t;
+    pl_q8_lut_fn fn;
+} lut_job;
+
+static void lut_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const lut_job *j = ctx;
+    const int64_t i0 = task * j->chunk;
+    j->fn(j->x + i0, j->y + i0, j->n - i0 < j->chunk ? j->n - i0 : j->chunk, j->t);
+}
+
+void pl_q8_lut(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256], pl_threadpool *pool) {
+    const pl_q8_level l = pl_q8_level_now();
+    lut_job j = {x, y, n, 32768, t,
+                 l == PL_Q8_VNNI && pl_q8_have_vbmi() ? pl_q8_lut_vbmi
+                 : l >= PL_Q8_AVX2                     ? pl_q8_lut_avx2
+                                                       : pl_q8_lut_ref};
+    const int64_t nt = (n + j.chunk - 1) / j.chunk;
+    if (nt > 0) pl_threadpool_run(pool, lut_task, &j, (int)nt);
 }

@@ -29,6 +29,7 @@
 #ifndef PL_KERNELS_QGEMM_H
 #define PL_KERNELS_QGEMM_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,10 +50,12 @@ typedef struct pl_q8_epilogue {
     float lo, hi; /* activation clamp in output units (-inf/+inf: none) */
     int32_t zp;   /* U8/S8 output zero point */
     /* Set by pl_q8_gemm for the level kernels (callers leave them zero): per row, the
-     * zero-point and bias terms (zeros past M, to a row tile's end), and
-     * whether the u8 / s8 output may round before clamping (the "fast" form, see
-     * qgemm_avx512.c) with its integer clamps ilo / ihi (zero point included). */
+     * zero-point and bias terms (pl_q8_row_offset; zeros past M, to a row tile's end)
+     * and whether its u8 / s8 output may round before clamping (row_fast[m], the "fast"
+     * form, see qgemm_avx512.c; pl_q8_row_rounds_first), fast when every row may, and
+     * the integer clamps ilo / ihi of that form (zero point included). */
     const int32_t *row_off;
+    const uint8_t *row_fast;
     bool fast;
     int32_t ilo, ihi;
 } pl_q8_epilogue;
@@ -74,6 +77,27 @@ static inline bool pl_q8_row_fast(const int64_t *wabs, const int32_t *rowsum, in
     v += t < 0 ? -t : t;
     if (bias_i32) v += bias_i32[m] < 0 ? -(double)bias_i32[m] : (double)bias_i32[m];
     return v < 2147483648.0 && s * v + b <= 1073741824.0;
+}
+
+/* The clamp of a float / u8 / s8 output in output units (zero point excluded): e->lo,
+ * e->hi, narrowed for u8 / s8 to the type's range less the zero point. */
+static inline void pl_q8_out_range(const pl_q8_epilogue *e, float *lo, float *hi) {
+    *lo = e->lo;
+    *hi = e->hi;
+    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
+        const bool u8 = e->out == PL_Q8_OUT_U8;
+        const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
+        *lo = *lo > qlo ? *lo : qlo;
+        *hi = *hi < qhi ? *hi : qhi;
+    }
+}
+
+/* The integer clamps of the fast form (rounded, zero point included). */
+static inline void pl_q8_int_range(const pl_q8_epilogue *e, int32_t *ilo, int32_t *ihi) {
+    float lo, hi;
+    pl_q8_out_range(e, &lo, &hi);
+    *ilo = (int32_t)nearbyintf(lo) + e->zp;
+    *ihi = (int32_t)nearbyintf(hi) + e->zp;
 }
 
 /* The kernel level a packing is for. */
@@ -116,6 +140,25 @@ pl_status pl_q8_pack_w(pl_q8_w *pw, const int8_t *w, int64_t M, int64_t K, int64
                        const int32_t *zw, pl_q8_level level, bool sparse);
 void pl_q8_w_free(pl_q8_w *pw);
 
+/* Row m's terms of the corrected sum besides the raw products and the column term
+ * -zw[m] * asum[p]: -za * rowsum[m] + zw[m] * za * K + bias[m] (int32, wrapping). */
+static inline int32_t pl_q8_row_offset(const pl_q8_w *pw, int64_t m, int32_t za,
+                                       const int32_t *bias_i32) {
+    uint32_t o = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
+    if (pw->zw[m]) o += (uint32_t)pw->zw[m] * (uint32_t)za * (uint32_t)pw->K;
+    if (bias_i32) o += (uint32_t)bias_i32[m];
+    return (int32_t)o;
+}
+
+/* Whether row m's output may take the fast form: u8 / s8, no residual, no weight zero
+ * point (the form skips the column term) and pl_q8_row_fast's bound. */
+static inline bool pl_q8_row_rounds_first(const pl_q8_w *pw, int64_t m, int32_t za,
+                                          const pl_q8_epilogue *e) {
+    return (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) && !e->res && !pw->zw[m] &&
+           pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, e->scale[m],
+                          e->fbias ? e->fbias[m] : 0.0f);
+}
+
 /* A panel geometry for P columns and Kp rows. */
 static inline int64_t pl_q8_pp(int64_t P) { return (P + 31) / 32 * 32; }
 /* Bytes of the A panel (the column sums, when wanted, are Pp int32 more, elsewhere). */
@@ -138,6 +181,15 @@ pl_status pl_q8_im2col(pl_q8_level level, const pl_q8_conv_geom *g, const uint8_
  * k along the row. */
 pl_status pl_q8_pack_rows(pl_q8_level level, const uint8_t *x, int64_t P, int64_t K, int64_t ldx,
                           uint8_t flip, void *panel, int32_t *asum, pl_threadpool *pool);
+
+/* The per-call part of the level kernels' epilogue (row offsets, which rows may round
+ * first, the integer clamps), made ahead for weights pw and activation zero point za:
+ * *x = *e with row_off / row_fast pointing into off (pl_q8_epi_rows(M) values) and rf
+ * (as many). pl_q8_gemm makes it per call when e->row_off is NULL and takes it as given
+ * otherwise (the caller passes the same pw and za). Not for pl_q8_dwconv. */
+static inline int64_t pl_q8_epi_rows(int64_t M) { return (M + 15) / 16 * 16 + 16; }
+void pl_q8_epi_prepare(const pl_q8_w *pw, int32_t za, const pl_q8_epilogue *e, int32_t *off,
+                       uint8_t *rf, pl_q8_epilogue *x);
 
 /* out element (m, p) is at out + m * ldm + p * ldp (in elements of the output type). */
 pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, int64_t P,
@@ -163,7 +215,10 @@ void pl_q8_dw_raw_avx2(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, 
                        int32_t *acc, void *scratch);
 void pl_q8_dw_raw_avx512(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, const int8_t *w,
                          int32_t *acc, void *scratch);
-/* The fast twins handle strides 1 and 2 (equal in both dims); pl_q8_dwconv checks. */
+/* The fast twins handle strides 1 and 2 (equal in both dims); pl_q8_dwconv checks. The
+ * scratch holds the s * s phase planes (each rounded up to 64 bytes) and the Hq * Wq + 16
+ * sums after them: the twins' blocks of 16 read up to 15 bytes past a plane's used
+ * part (into the next plane or the sums) and write up to 15 sums past N. */
 static inline size_t pl_q8_dw_scratch_bytes(const pl_q8_conv_geom *g) {
     const int64_t s = g->stride[0];
     const int64_t Hq = g->out[0] + ((g->k[0] - 1) * g->dil[0]) / s;
@@ -260,6 +315,19 @@ typedef void (*pl_q8_add_fn)(const uint8_t *a, const uint8_t *b, uint8_t *y, int
 void pl_q8_add_u8_ref(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
 void pl_q8_add_u8_avx2(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
 void pl_q8_add_u8_avx512(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n, const pl_q8_add_params *p);
+/* ---- element-wise: a table lookup on 8-bit values (QLut) ---- */
+
+/* y[i] = t[x[i]] for i < n, threaded; every level gives identical results (the table is
+ * the whole computation). */
+void pl_q8_lut(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256], pl_threadpool *pool);
+typedef void (*pl_q8_lut_fn)(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
+void pl_q8_lut_ref(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
+/* 16 vpshufb lookups (one per high nibble) per 32 bytes */
+void pl_q8_lut_avx2(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
+/* AVX-512 VBMI (vpermi2b, two 128-entry halves); only where pl_q8_have_vbmi() */
+void pl_q8_lut_vbmi(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
+bool pl_q8_have_vbmi(void);
+
 /* 2-D max pooling of one plane x [H][W] into y [OH][OW] (kernel k, stride s, leading
  * pads pad; padding ignored). flip 0x80 for int8 data (compared as signed). tmp holds
  * H * OW bytes. An output whose window holds no input gets the type's minimum. */

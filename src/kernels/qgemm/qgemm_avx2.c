@@ -123,19 +123,14 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
         pl_q8_epi_scalar(pw, m, acc, asum, za, p0, n, e, out, ldm, ldp);
         return;
     }
-    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
-    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
-    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
-    const __m256i voff = _mm256_set1_epi32((int32_t)off), vzw = _mm256_set1_epi32(zw);
+    const int32_t zw = pw->zw[m];
+    /* row_off / row_fast: prepared once per call by pl_q8_gemm (the depthwise driver
+     * calls this without them) */
+    const int32_t off = e->row_off ? e->row_off[m] : pl_q8_row_offset(pw, m, za, e->bias_i32);
+    const __m256i voff = _mm256_set1_epi32(off), vzw = _mm256_set1_epi32(zw);
     const int64_t at0 = m * ldm + p0;
-    float lo = e->lo, hi = e->hi;
-    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
-        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
-        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
-        lo = lo > qlo ? lo : qlo;
-        hi = hi < qhi ? hi : qhi;
-    }
+    float lo, hi;
+    pl_q8_out_range(e, &lo, &hi);
     const __m256 vs = _mm256_set1_ps(e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m]);
     const __m256 vb = _mm256_set1_ps(e->fbias ? e->fbias[m] : 0.0f);
     const __m256 vr = _mm256_set1_ps(e->rscale), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
@@ -146,15 +141,11 @@ static void epi_avx2(const pl_q8_w *pw, int64_t m, const int32_t *acc, const int
     /* u8 / s8 outputs round first and clamp in integers (as in qgemm_avx512.c: rounding
      * is monotone, so this gives ref.c's values), the type's range coming from the
      * saturating packs; valid while the rounding cannot overflow int32 */
-    const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
-    /* (e->fast: checked for every row once per call by pl_q8_gemm) */
-    const bool fast = e->row_off ? e->fast
-                                 : (kind == PL_Q8_OUT_U8 || kind == PL_Q8_OUT_S8) && !zw && !res &&
-                                       pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, s1, b1);
+    const bool fast = e->row_off ? e->row_fast[m] != 0 : pl_q8_row_rounds_first(pw, m, za, e);
     if (fast) {
         const bool u8 = kind == PL_Q8_OUT_U8;
-        const int32_t ilo = e->row_off ? e->ilo : (int32_t)nearbyintf(lo) + e->zp;
-        const int32_t ihi = e->row_off ? e->ihi : (int32_t)nearbyintf(hi) + e->zp;
+        int32_t ilo, ihi;
+        pl_q8_int_range(e, &ilo, &ihi);
         const bool add_zp = e->zp != 0, clamp_lo = ilo > (u8 ? 0 : -128), clamp_hi = ihi < (u8 ? 255 : 127);
         const __m128i vzp16 = _mm_set1_epi16((int16_t)e->zp);
         const __m128i vlo16 = _mm_set1_epi16((int16_t)ilo), vhi16 = _mm_set1_epi16((int16_t)ihi);
@@ -307,31 +298,17 @@ static inline void srow_put32(const srow_epi *k, const __m256i c[4], uint8_t *o,
 static void srow_epi_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0,
                           int nb, int64_t n, const int32_t *asum, int32_t za,
                           const pl_q8_epilogue *e, void *out, int64_t ldm) {
-    const float s1 = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
     const bool u8 = e->out == PL_Q8_OUT_U8;
-    uint32_t off;
-    int32_t ilo, ihi;
-    if (e->row_off && e->fast) { /* checked and computed once per call by pl_q8_gemm */
-        off = (uint32_t)e->row_off[m];
-        ilo = e->ilo;
-        ihi = e->ihi;
-    } else {
-        if (!(u8 || e->out == PL_Q8_OUT_S8) || pw->any_zw || e->res ||
-            !pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, s1, b1)) {
-            _Alignas(32) int32_t acc[16 * 32];
-            srow_avx2(pw, m, panel, Pp, p0, nb, acc);
-            epi_avx2(pw, m, acc, asum, za, p0, n, e, out, ldm, 1);
-            return;
-        }
-        off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-        if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
-        float lo = e->lo, hi = e->hi;
-        const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
-        lo = lo > qlo ? lo : qlo;
-        hi = hi < qhi ? hi : qhi;
-        ilo = (int32_t)nearbyintf(lo) + e->zp;
-        ihi = (int32_t)nearbyintf(hi) + e->zp;
+    /* (row_off, row_fast, ilo, ihi: prepared once per call by pl_q8_gemm) */
+    if (!e->row_fast[m]) {
+        _Alignas(32) int32_t acc[16 * 32];
+        srow_avx2(pw, m, panel, Pp, p0, nb, acc);
+        epi_avx2(pw, m, acc, asum, za, p0, n, e, out, ldm, 1);
+        return;
     }
+    const float s1 = e->scale[m], b1 = e->fbias ? e->fbias[m] : 0.0f;
+    const uint32_t off = (uint32_t)e->row_off[m];
+    const int32_t ilo = e->ilo, ihi = e->ihi;
     srow_epi k = {.vs = _mm256_set1_ps(s1), .vb = _mm256_set1_ps(b1),
                   .vzp = _mm256_set1_epi16((int16_t)e->zp), .vlo = _mm256_set1_epi16((int16_t)ilo),
                   .vhi = _mm256_set1_epi16((int16_t)ihi),
@@ -502,4 +479,21 @@ void pl_q8_maxrow_avx2(const uint8_t *x, int64_t n, int64_t k, int64_t s, uint8_
         }
         t[p] = m;
     }
+}
+
+void pl_q8_lut_avx2(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]) {
+    __m256i tab[16];
+    for (int h = 0; h < 16; h++) tab[h] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(t + 16 * h)));
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(x + i));
+        const __m256i idx = _mm256_and_si256(v, lo4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+        __m256i r = _mm256_setzero_si256();
+        for (int h = 0; h < 16; h++) /* the entry of nibble pair (h, idx), where v's high nibble is h */
+            r = _mm256_or_si256(r, _mm256_and_si256(_mm256_cmpeq_epi8(hi, _mm256_set1_epi8((char)h)),
+                                                     _mm256_shuffle_epi8(tab[h], idx)));
+        _mm256_storeu_si256((__m256i *)(y + i), r);
+    }
+    pl_q8_lut_ref(x + i, y + i, n - i, t);
 }

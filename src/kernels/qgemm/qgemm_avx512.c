@@ -120,19 +120,11 @@ typedef struct epi_row {
 static inline __attribute__((always_inline)) void
 epi_row_init(epi_row *q, const pl_q8_w *pw, int64_t m, const int32_t *asum, int32_t za, int64_t p0,
              const pl_q8_epilogue *e, void *out, int64_t ldm) {
-    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
-    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
-    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
+    const int32_t zw = pw->zw[m];
     const int64_t at0 = m * ldm + p0;
-    float lo = e->lo, hi = e->hi;
-    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
-        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
-        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
-        lo = lo > qlo ? lo : qlo;
-        hi = hi < qhi ? hi : qhi;
-    }
-    q->off = _mm512_set1_epi32((int32_t)off);
+    float lo, hi;
+    pl_q8_out_range(e, &lo, &hi);
+    q->off = _mm512_set1_epi32(e->row_off ? e->row_off[m] : pl_q8_row_offset(pw, m, za, e->bias_i32));
     q->zw = _mm512_set1_epi32(zw);
     q->has_zw = zw != 0;
     q->zp = _mm512_set1_epi32(e->zp);
@@ -203,67 +195,27 @@ typedef struct epi_tile {
     const float *s, *b; /* the rows' scales and float biases */
     bool fast, add_zp, clamp_lo, clamp_hi;
     int32_t zp, ilo, ihi;
-    int32_t offv[MR]; /* the values when computed here */
-    float sv[MR], bv[MR];
 } epi_tile;
 
 static const float zeros_f[MR];
 
-/* Row r of the tile is output row m; returns whether it allows the fast form. */
-static inline __attribute__((always_inline)) bool
-epi_tile_row(epi_tile *t, int r, const pl_q8_w *pw, int64_t m, int32_t za, const pl_q8_epilogue *e) {
-    const int32_t zw = pw->any_zw ? pw->zw[m] : 0;
-    uint32_t off = 0u - (uint32_t)za * (uint32_t)pw->rowsum[m];
-    if (zw) off += (uint32_t)zw * (uint32_t)za * (uint32_t)pw->K;
-    if (e->bias_i32) off += (uint32_t)e->bias_i32[m];
-    t->offv[r] = (int32_t)off;
-    t->sv[r] = e->out == PL_Q8_OUT_I32 ? 0.0f : e->scale[m];
-    t->bv[r] = e->fbias ? e->fbias[m] : 0.0f;
-    return pl_q8_row_fast(pw->wabs, pw->rowsum, m, za, e->bias_i32, t->sv[r], t->bv[r]);
-}
-
-/* The layer-wide part: the integer clamps of the fast form. */
-static inline __attribute__((always_inline)) void epi_tile_clamps(epi_tile *t, const pl_q8_epilogue *e) {
+/* The tile's constants from the per-call part pl_q8_gemm prepared (e->row_off, e->fast:
+ * the tiles only run under pl_q8_gemm). */
+static inline __attribute__((always_inline)) void epi_tile_init(epi_tile *t, int64_t m0,
+                                                                const pl_q8_epilogue *e) {
+    t->off = e->row_off + m0;
+    t->s = e->out == PL_Q8_OUT_I32 ? zeros_f : e->scale + m0;
+    t->b = e->fbias ? e->fbias + m0 : zeros_f;
+    t->fast = e->fast;
+    if (!t->fast) return;
     const bool u8 = e->out == PL_Q8_OUT_U8;
-    const float qlo = (u8 ? 0.0f : -128.0f) - (float)e->zp, qhi = (u8 ? 255.0f : 127.0f) - (float)e->zp;
-    const float lo = e->lo > qlo ? e->lo : qlo, hi = e->hi < qhi ? e->hi : qhi;
     t->zp = e->zp;
-    t->ilo = e->row_off ? e->ilo : (int32_t)nearbyintf(lo) + e->zp;
-    t->ihi = e->row_off ? e->ihi : (int32_t)nearbyintf(hi) + e->zp;
+    t->ilo = e->ilo;
+    t->ihi = e->ihi;
     t->add_zp = e->zp != 0;
     /* the u8 store saturates as unsigned: negative values need the clamp */
     t->clamp_lo = u8 || t->ilo > -128;
     t->clamp_hi = t->ihi < (u8 ? 255 : 127);
-}
-
-static inline bool epi_fast_kind(const pl_q8_w *pw, const pl_q8_epilogue *e) {
-    return (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) && !pw->any_zw && !e->res;
-}
-
-static inline __attribute__((always_inline)) void
-epi_tile_init(epi_tile *t, const pl_q8_w *pw, int64_t m0, int64_t mrows, int32_t za,
-              const pl_q8_epilogue *e) {
-    if (e->row_off) { /* prepared by pl_q8_gemm for the whole call */
-        t->off = e->row_off + m0;
-        t->s = e->out == PL_Q8_OUT_I32 ? zeros_f : e->scale + m0;
-        t->b = e->fbias ? e->fbias + m0 : zeros_f;
-        t->fast = e->fast;
-        if (t->fast) epi_tile_clamps(t, e);
-        return;
-    }
-    t->off = t->offv;
-    t->s = t->sv;
-    t->b = t->bv;
-    t->fast = epi_fast_kind(pw, e);
-    for (int r = 0; r < MR; r++) {
-        if (r >= mrows) {
-            t->offv[r] = 0;
-            t->sv[r] = t->bv[r] = 0.0f;
-            continue;
-        }
-        t->fast &= epi_tile_row(t, r, pw, m0 + r, za, e);
-    }
-    if (t->fast) epi_tile_clamps(t, e);
 }
 
 /* Columns j .. j+15 (mask k) of tile row r in the fast form. */
@@ -297,7 +249,7 @@ tile_epi_body(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int6
               const int RR) {
     const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
     epi_tile t;
-    epi_tile_init(&t, pw, m0, mrows, za, e);
+    epi_tile_init(&t, m0, e);
 #undef INIT
 #define INIT(r) _mm512_set1_epi32(t.off[r])
     TILE_LOOP()
@@ -367,7 +319,7 @@ static void tile16_epi_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, in
     const uint8_t *a = (const uint8_t *)panel + p0 * 4;
     const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
     epi_tile t;
-    epi_tile_init(&t, pw, m0, mrows, za, e);
+    epi_tile_init(&t, m0, e);
 #define DECL1(r) __m512i c##r##0 = _mm512_set1_epi32(t.off[r])
     DECL1(0);
     DECL1(1);
@@ -518,22 +470,10 @@ static void epi_t_vnni(const pl_q8_w *pw, int64_t mt, const int32_t *acc, const 
                        int64_t ldp) {
     const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
     const __mmask16 k = mask16(mrows);
-    const __m512i rs = _mm512_maskz_loadu_epi32(k, pw->rowsum + m0);
     const __m512i zw = _mm512_maskz_loadu_epi32(k, pw->zw + m0);
-    const __m512i vza = _mm512_set1_epi32(za);
-    __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(vza, rs));
-    if (pw->any_zw)
-        off = _mm512_add_epi32(
-            off,
-            _mm512_mullo_epi32(zw, _mm512_set1_epi32((int32_t)((uint32_t)za * (uint32_t)pw->K))));
-    if (e->bias_i32) off = _mm512_add_epi32(off, _mm512_maskz_loadu_epi32(k, e->bias_i32 + m0));
-    float lo = e->lo, hi = e->hi;
-    if (e->out == PL_Q8_OUT_U8 || e->out == PL_Q8_OUT_S8) {
-        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
-        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
-        lo = lo > qlo ? lo : qlo;
-        hi = hi < qhi ? hi : qhi;
-    }
+    const __m512i off = _mm512_maskz_loadu_epi32(k, e->row_off + m0); /* from pl_q8_gemm */
+    float lo, hi;
+    pl_q8_out_range(e, &lo, &hi);
     const __m512 vs =
         e->out == PL_Q8_OUT_I32 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(k, e->scale + m0);
     const __m512 vb = e->fbias ? _mm512_maskz_loadu_ps(k, e->fbias + m0) : _mm512_setzero_ps();
@@ -722,5 +662,18 @@ void pl_q8_copy_rows_avx512(const uint8_t *src, int64_t ss, uint8_t *dst, int64_
         for (int64_t i = 0; i < full; i += 64)
             _mm512_storeu_si512(dst + i, _mm512_loadu_si512(src + i));
         if (kt) _mm512_mask_storeu_epi8(dst + full, kt, _mm512_maskz_loadu_epi8(kt, src + full));
+    }
+}
+
+/* vpermi2b looks up 128 entries by the low 7 bits; the top bit picks the half. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void
+pl_q8_lut_vbmi(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]) {
+    const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64);
+    const __m512i t2 = _mm512_loadu_si512(t + 128), t3 = _mm512_loadu_si512(t + 192);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 k = bytes_mask(n - i);
+        const __m512i v = _mm512_maskz_loadu_epi8(k, x + i);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_mask_storeu_epi8(y + i, k, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
     }
 }

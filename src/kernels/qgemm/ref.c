@@ -54,13 +54,8 @@ static void epi_one(const pl_q8_epilogue *e, int64_t m, int32_t raw, float res, 
     }
     float y = fmaf((float)raw, e->scale[m], e->fbias ? e->fbias[m] : 0.0f);
     if (e->res) y = fmaf(res, e->rscale, y);
-    float lo = e->lo, hi = e->hi;
-    if (e->out != PL_Q8_OUT_F32) {
-        const float qlo = (e->out == PL_Q8_OUT_U8 ? 0.0f : -128.0f) - (float)e->zp;
-        const float qhi = (e->out == PL_Q8_OUT_U8 ? 255.0f : 127.0f) - (float)e->zp;
-        lo = lo > qlo ? lo : qlo;
-        hi = hi < qhi ? hi : qhi;
-    }
+    float lo, hi;
+    pl_q8_out_range(e, &lo, &hi);
     y = y > lo ? y : lo; /* NaN becomes lo */
     y = y < hi ? y : hi;
     if (e->out == PL_Q8_OUT_F32) {
@@ -131,4 +126,8 @@ void pl_q8_dw_raw_ref(const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad, c
                 }
             acc[oh * g->out[1] + ow] = s;
         }
+}
+
+void pl_q8_lut_ref(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]) {
+    for (int64_t i = 0; i < n; i++) y[i] = t[x[i]];
 }
