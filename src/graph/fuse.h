@@ -80,6 +80,8 @@ pl_status fz_pass_scale(fz_ctx *z);
 pl_status fz_pass_bias(fz_ctx *z);
 pl_status fz_pass_residual(fz_ctx *z);
 pl_status fz_pass_activation(fz_ctx *z);
+/* fuse_attention.c: the multi-head attention core -> PillarAttention (after the above). */
+pl_status fz_pass_attention(fz_ctx *z);
 
 /* A producer whose output can take the fused epilogue (Conv, ConvTranspose, Gemm,
  * MatMul) in the default domain. */

@@ -18,6 +18,7 @@ pl_status pl_graph_optimize(pl_graph *g, int level) {
     if (st == PL_OK) st = fz_pass_bias(&z);
     if (st == PL_OK) st = fz_pass_residual(&z);
     if (st == PL_OK) st = fz_pass_activation(&z);
+    if (st == PL_OK) st = fz_pass_attention(&z);
     fz_finish(&z);
     return st;
 }

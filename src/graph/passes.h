@@ -37,6 +37,9 @@
  *   5. Add(op(x), r) with r shaped like the result -> pillar_residual
  *   6. an activation node, or GELU / tanh-GELU written out as element-wise math (found
  *      by evaluating the chain at sample points), after the op -> pillar_act
+ *   7. the multi-head attention core (Reshape/Transpose of Q, K, V, the scores MatMul
+ *      with its scale and mask, Softmax, MatMul, Transpose, Reshape) -> the internal op
+ *      PillarAttention (fuse_attention.c, src/ops/attention.c; PILLAR_ATTENTION=0: off)
  * A value is only fused away when a single node reads it and it is not a graph output
  * (nor read by a subgraph). */
 
