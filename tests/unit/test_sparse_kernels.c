@@ -208,9 +208,11 @@ typedef struct scase {
  * at B offset c*plane + t*... (row pitch 16) + t % 3; the fast kernel against its plain-C
  * twin and both against the plain product pl_sparse_mm_ref: n = 1 .. 254 (1 to 16
  * vectors, masked last vector), one and several chunks, empty and dense rows, row ranges. */
-static void shift_case(int64_t M, int64_t C, int64_t KH, int64_t n, int64_t chunk_c, double zf) {
-    const int64_t taps = KH * 3, K = C * taps, pitch = 16;
-    const int64_t plane = ((n + 2 + (KH - 1) * pitch) + 15) / 16 * 16;
+/* chunk: the channel-chunk form (pl_sparse_chunk_pack) instead, over unaligned rows of
+ * pitch 9 and a B that ends exactly where the last nonzero's run does (n = 1 .. 256). */
+static void shift_case(int64_t M, int64_t C, int64_t KH, int64_t n, int64_t chunk_c, double zf, bool chunk) {
+    const int64_t taps = KH * 3, K = C * taps, pitch = chunk ? 9 : 16;
+    const int64_t plane = chunk ? n + 2 + (KH - 1) * pitch : ((n + 2 + (KH - 1) * pitch) + 15) / 16 * 16;
     float *W = rand_buf(M * K), *B = rand_buf(C * plane);
     prune(W, M, K, zf, M > 2 && zf < 1.0 ? M / 2 : -1);
     int64_t *koff = malloc(sizeof(int64_t) * (size_t)K);
@@ -219,9 +221,12 @@ static void shift_case(int64_t M, int64_t C, int64_t KH, int64_t n, int64_t chun
     pl_sparse_w *w = NULL;
     pl_sparse_shift *sh = NULL;
     CHECK(pl_sparse_pack(W, M, K, K, 1, &w) == PL_OK, "shift: pack: %s", pl_error_msg());
-    CHECK(pl_sparse_shift_pack(w, koff, chunk_c * taps, &sh) == PL_OK, "shift: shift pack: %s", pl_error_msg());
+    if (chunk)
+        CHECK(pl_sparse_chunk_pack(w, koff, chunk_c * taps, &sh) == PL_OK, "shift: chunk pack: %s", pl_error_msg());
+    else
+        CHECK(pl_sparse_shift_pack(w, koff, chunk_c * taps, &sh) == PL_OK, "shift: shift pack: %s", pl_error_msg());
     if (w && sh) {
-        const int64_t ldt = 16 * pl_sparse_shift_vecs(n) + 16 * (int64_t)(rnd() % 2);
+        const int64_t ldt = (chunk ? pl_sparse_shift_cols(sh, n) : 16 * pl_sparse_shift_vecs(n)) + 16 * (int64_t)(rnd() % 2);
         const int64_t m0 = M > 3 ? 1 : 0, m1 = M;
         float *y = malloc(sizeof(float) * (size_t)(M * ldt + 1)), *yr = malloc(sizeof(float) * (size_t)(M * ldt + 1));
         float *ref = malloc(sizeof(float) * (size_t)(M * n + 1));
@@ -240,8 +245,8 @@ static void shift_case(int64_t M, int64_t C, int64_t KH, int64_t n, int64_t chun
                 if (!(dr <= worst_ref)) worst_ref = dr;
             }
         CHECK(worst <= 1e-5 && worst_ref <= 1e-5,
-              "shift M%lld C%lld KH%lld n%lld chunk %lld zf %.2f isa %s: vs twin %g, vs plain %g",
-              (long long)M, (long long)C, (long long)KH, (long long)n, (long long)chunk_c, zf,
+              "%s M%lld C%lld KH%lld n%lld chunk %lld zf %.2f isa %s: vs twin %g, vs plain %g",
+              chunk ? "chunk" : "shift", (long long)M, (long long)C, (long long)KH, (long long)n, (long long)chunk_c, zf,
               pl_isa_name(pl_cpu_isa()), worst, worst_ref);
         free(y), free(yr), free(ref);
     }
@@ -255,13 +260,33 @@ static void test_shift(void) {
     const double zfs[] = {0.0, 0.9, 1.0};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
         for (int z = 0; z < 3; z++) {
-            shift_case(7, 5, 3, ns[a], 2, zfs[z]);
-            shift_case(1, 3, 1, ns[a], 8, zfs[z]);
+            shift_case(7, 5, 3, ns[a], 2, zfs[z], false);
+            shift_case(1, 3, 1, ns[a], 8, zfs[z], false);
+            shift_case(7, 5, 3, ns[a], 2, zfs[z], true);
+            shift_case(1, 3, 1, ns[a], 8, zfs[z], true);
         }
-    shift_case(20, 40, 3, 222, 24, 0.9); /* several chunks, the last partial */
-    shift_case(4, 0, 3, 14, 1, 0.5);      /* no input channels: zeros */
+    const int64_t nc[] = {17, 48, 49, 55, 61, 63, 64, 65, 255, 256};
+    for (size_t a = 0; a < sizeof nc / sizeof nc[0]; a++) shift_case(9, 6, 3, nc[a], 1, 0.8, true);
+    shift_case(20, 40, 3, 222, 24, 0.9, false); /* several chunks, the last partial */
+    shift_case(20, 40, 3, 61, 7, 0.9, true);
+    shift_case(4, 0, 3, 14, 1, 0.5, false);     /* no input channels: zeros */
+    shift_case(4, 0, 3, 14, 1, 0.5, true);
     pl_sparse_shift *sh = NULL;
     CHECK(pl_sparse_shift_pack(NULL, NULL, 3, &sh) == PL_ERR_ARGUMENT && !sh, "shift: NULL arguments accepted");
+    CHECK(pl_sparse_chunk_pack(NULL, NULL, 3, &sh) == PL_ERR_ARGUMENT && !sh, "chunk: NULL arguments accepted");
+    /* a B offset 3 past a vector boundary has no shift group */
+    const float w3[2] = {1.0f, 2.0f};
+    const int64_t k3[2] = {16, 35};
+    pl_sparse_w *w = NULL;
+    CHECK(pl_sparse_pack(w3, 1, 2, 2, 1, &w) == PL_OK, "shift: pack: %s", pl_error_msg());
+    if (w) {
+        CHECK(pl_sparse_shift_pack(w, k3, 2, &sh) == PL_ERR_UNSUPPORTED && !sh &&
+                  strstr(pl_error_msg(), "35 is 3 past a vector boundary"),
+              "shift: offset 35 accepted or unclear message: %s", pl_error_msg());
+        CHECK(pl_sparse_chunk_pack(w, k3, 2, &sh) == PL_OK && sh, "chunk: pack: %s", pl_error_msg());
+        pl_sparse_shift_destroy(sh);
+    }
+    pl_sparse_destroy(w);
 }
 
 static void conv_case(const scase *c, double zf, int ai, bool with_res, bool with_bias,
@@ -366,6 +391,17 @@ static void test_conv(bool quick, pl_threadpool *const pools[3]) {
         /* rows padded to 32 (28-, 27- and 20-wide planes): 256-column blocks */
         {2, 1, 16, 24, 1, 28, 28, 3, 1, 1},   {2, 1, 8, 8, 1, 9, 27, 3, 1, 1},
         {2, 2, 12, 20, 2, 17, 20, 3, 1, 1},
+        /* the channel-chunk form (other padded KxK grids): 7x7 and strided with several
+         * chunks, 56-wide planes in several 256-column blocks, 5x5 */
+        {2, 1, 160, 24, 1, 7, 7, 3, 1, 1},   {2, 1, 96, 16, 1, 29, 29, 3, 2, 1},
+        /* stride 2 on 16- and 32-wide phase planes: the shifted-tap form (one block; two
+         * column tiles of 256-column blocks, below) */
+        {2, 1, 96, 16, 1, 28, 28, 3, 2, 1},  {2, 2, 8, 12, 2, 27, 28, 3, 2, 1},
+        {2, 1, 40, 12, 1, 56, 56, 3, 2, 1},  {2, 2, 40, 8, 2, 9, 13, 5, 1, 2},
+        /* rows padded to 64 (56- to 62-wide outputs: 58- to 64-wide planes): one column
+         * tile, and several tiles of whole 256-column blocks */
+        {2, 1, 16, 12, 1, 56, 56, 3, 1, 1},  {2, 1, 64, 8, 1, 60, 60, 3, 1, 1},
+        {2, 1, 8, 8, 1, 5, 62, 3, 1, 1},
     };
     const double zfs[] = {0.0, 0.5, 0.8, 0.9, 0.95, 1.0};
     const int nc = (int)(sizeof cs / sizeof cs[0]);

@@ -16,8 +16,9 @@
  *
  * Layout choices that measured faster: 1x1 inputs on planes of a fractional number of
  * vectors are copied to aligned planes (sp_align_planes); 3x3 stride-1 layers on 14- to
- * 30-wide planes run the shifted-tap form of sparse.h (aligned loads, channel chunks in
- * L1; sp_shift_fits), their rows padded to 16 or 32 floats. */
+ * 30-wide and 56- to 63-wide planes run the shifted-tap form of sparse.h (aligned loads,
+ * channel chunks in L1), their rows padded to 16, 32 or 64 floats; other KxK layers on
+ * padded grids run its channel-chunk form (sp_form_of). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,38 +64,91 @@ static void sp_align_planes(const cf_geom *g, cf_prep *pp, int64_t nnz) {
     pp->plane = (pp->plane + 15) / 16 * 16;
 }
 
-/* The shifted-tap form (sparse.h) applies to stride-1 convolutions 3 taps wide over
- * prepared planes whose row pitch is a multiple of 16 floats (3x3 on 14-wide planes, or
- * 28-wide ones padded to 32), the whole grid one column tile. */
-/* Row pitch of the shifted-tap scratch tile for n columns: whole vectors (plus the two
- * shift columns) up to one 256-column block, whole blocks beyond. */
-static int64_t sp_shift_ldt(int64_t n) {
-    return n + 2 <= 256 ? 16 * pl_sparse_shift_vecs(n) : (n + 255) / 256 * 256;
+static int64_t sp_l2(void) { return (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20); }
+
+/* Convolutions 3 taps wide whose taps in a row, over prepared planes of a pitch that is a
+ * multiple of 16, sit 0, 1 or 2 columns past a vector boundary: stride 1 (kw) or stride 2
+ * over phase planes (kw = 0, 1 in two phases at the same offset, kw = 2 one further). */
+static bool sp_shift_geom(const cf_geom *g, const cf_prep *pp, pl_isa isa) {
+    if (isa < PL_ISA_AVX512 || pp->none) return false;
+    return g->KW == 3 && g->DW == 1 && (g->SW == 1 || g->SW == 2);
 }
 
-static bool sp_shift_geom(const cf_geom *g, const cf_prep *pp) {
-    if (pl_cpu_isa() < PL_ISA_AVX512 || pp->none || pp->npy * pp->npx != 1) return false;
-    return g->KW == 3 && g->DW == 1 && g->SW == 1 && g->SH == 1;
-}
-
-/* Column blocks of 256 grid columns (whole grid rows: Wph divides 256, so the 2 columns a
- * block cannot finish are padding columns) or one block of at most 254. */
-static bool sp_shift_fits(const pl_conv_fast *f) {
-    const cf_prep *pp = &f->prep;
-    if (!sp_shift_geom(&f->g, pp) || f->sp_flat || f->sp_ntiles != 1) return false;
-    if (pp->Wph % 16 || pp->plane % 16) return false;
-    return f->sp_ng + 2 <= 256 || (256 % pp->Wph == 0 && f->g.OW + 2 <= pp->Wph);
-}
-
-/* 3x3 stride 1 on planes up to 30 wide (28x28): rows padded from OW + 2 to 32 floats so
- * that the shifted-tap form applies (7% more grid columns, measured worth it) when the
- * prepared input still fits half the L2 (one column tile). */
-static void sp_widen_rows(const cf_geom *g, cf_prep *pp) {
-    if (!sp_shift_geom(g, pp) || pp->Wph <= 16 || pp->Wph >= 32) return;
-    const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
-    if ((double)g->Cg * (double)pp->Hph * 32.0 * 4.0 > (double)(l2 / 2)) return;
-    pp->Wph = 32;
+/* Rows padded to the next 16, 32 or 64 floats so that the shifted-tap form applies, where
+ * that adds at most 15% grid columns (14x14 outputs: 15 -> 16 at stride 2; 28x28: 30 -> 32,
+ * or 29 -> 32 at stride 2; 56x56: 58 -> 64), or on planes up to 31 wide when the prepared
+ * input still fits half the L2 (as measured on 28x28 before). */
+static void sp_widen_rows(const cf_geom *g, cf_prep *pp, pl_isa isa) {
+    if (!sp_shift_geom(g, pp, isa) || pp->Wph >= 64 || pp->Wph % 16 == 0) return;
+    const int64_t w = pp->Wph < 16 ? 16 : pp->Wph < 32 ? 32 : 64;
+    const bool small = w * 100 <= pp->Wph * 115;
+    const int64_t nph = pp->npy * pp->npx;
+    const bool fits = w == 32 && (double)g->Cg * (double)nph * (double)pp->Hph * 32.0 * 4.0 <= (double)(sp_l2() / 2);
+    if (!small && !fits) return;
+    pp->Wph = w;
     pp->plane = pp->Hph * pp->Wph;
+}
+
+typedef enum { SP_PLAIN, SP_SHIFT, SP_CHUNK } sp_form;
+
+/* The one test of which kernel form a layer runs (cf_sparse_create) and is priced at
+ * (cf_sparse_cost), from its geometry and prepared planes (after sp_widen_rows):
+ * - the shifted-tap form (sparse.h) for stride-1 and -2 convolutions 3 taps wide over
+ *   planes whose row pitch and size are multiples of 16 floats, the pitch at least OW + 2
+ *   (the kernel reads 2 columns past a row's outputs), in 256-column blocks (whole grid
+ *   rows: Wph divides 256, so the 2 columns a block cannot finish are padding columns;
+ *   column tiles are whole blocks) or one block of at most 254;
+ * - the channel-chunk form for the other KxK layers with padded grids, where B rows
+ *   streamed from L2 limited the plain kernel (ResNet-50 at 90%, inside the model, best of
+ *   5 runs: 14x14 -> 7x7 stride 2 0.81 -> 0.69 ms, 7x7 3x3 0.65 -> 0.63 ms);
+ *   the shifted-tap form measured there 0.53 -> 0.44 ms on 56x56, 0.78 -> 0.72 ms on the
+ *   28x28 -> 14x14 stride 2, and the same on 56x56 -> 28x28 stride 2 (0.77 -> 0.78);
+ * - else the plain kernel. */
+static sp_form sp_form_of(const cf_geom *g, const cf_prep *pp, pl_isa isa) {
+    const int64_t taps = g->KH * g->KW;
+    const int64_t ldg = pp->none ? g->W : pp->Wph;
+    if (isa < PL_ISA_AVX512 || taps == 1 || ldg == g->OW) return SP_PLAIN; /* flat grids */
+    const int64_t ng = (g->OH - 1) * ldg + g->OW;
+    if (sp_shift_geom(g, pp, isa) && pp->Wph % 16 == 0 && pp->plane % 16 == 0 && g->OW + 2 <= pp->Wph &&
+        (ng + 2 <= 256 || 256 % pp->Wph == 0))
+        return SP_SHIFT;
+    return SP_CHUNK;
+}
+
+/* Packs every group's weights in the form chosen (sp_form_of), in channel chunks whose
+ * runs a 256-column block reads fill ~24 KB of L1 (16-96 KB measured alike within the
+ * noise), and sizes the per-thread scratch (rows x one block). Falls back from the
+ * shifted-tap form to the chunk form, and from that to the plain kernel, where an offset
+ * does not suit it (PL_ERR_UNSUPPORTED): the layer still runs. */
+static pl_status sp_pack_forms(pl_conv_fast *f, sp_form form, int64_t rows) {
+    const cf_geom *g = &f->g;
+    const int64_t taps = g->KH * g->KW;
+    int64_t *so = malloc(sizeof(int64_t) * (size_t)taps);
+    if (!so) return pl_error(PL_ERR_NOMEM, "out of memory planning a convolution");
+    memcpy(so, f->koff, sizeof(int64_t) * (size_t)taps); /* channel 0's taps */
+    qsort(so, (size_t)taps, sizeof *so, cmp_i64);
+    const int64_t nb = f->sp_tile < 256 ? f->sp_tile : 256;
+    const int64_t span = tap_span(so, taps, nb);
+    free(so);
+    int64_t cc = 24576 / (span * 4);
+    if (cc < 1) cc = 1;
+    for (; form != SP_PLAIN; form = form == SP_SHIFT ? SP_CHUNK : SP_PLAIN) {
+        pl_status st = PL_OK;
+        for (int64_t gi = 0; gi < g->G && st == PL_OK; gi++)
+            st = form == SP_SHIFT ? pl_sparse_shift_pack(f->sw[gi], f->koff, cc * taps, &f->sw[gi]->shift)
+                                  : pl_sparse_chunk_pack(f->sw[gi], f->koff, cc * taps, &f->sw[gi]->shift);
+        if (st == PL_OK) {
+            const int64_t bn = form == SP_SHIFT && nb > 254 ? 254 : nb;
+            f->ws_floats = (size_t)(rows * pl_sparse_shift_cols(f->sw[0]->shift, bn));
+            return PL_OK;
+        }
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            pl_sparse_shift_destroy(f->sw[gi]->shift);
+            f->sw[gi]->shift = NULL;
+        }
+        if (st != PL_ERR_UNSUPPORTED) return st;
+    }
+    return PL_OK;
 }
 
 pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
@@ -103,7 +157,8 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
     cf_prep_setup(g, pp, true);
     const int64_t wn = g->M * g->Cg * g->KH * g->KW;
     sp_align_planes(g, pp, wn - (int64_t)llround(pl_sparse_zero_fraction(w, wn) * (double)wn));
-    sp_widen_rows(g, pp);
+    sp_widen_rows(g, pp, pl_cpu_isa());
+    const sp_form form = sp_form_of(g, pp, pl_cpu_isa());
     const int64_t nph = pp->npy * pp->npx;
     if (!pp->none) f->prep_floats = (size_t)(g->C * nph * pp->plane);
     f->ldg = pp->none ? g->W : pp->Wph;
@@ -148,7 +203,10 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
     if (tile >= f->sp_ng) tile = f->sp_ng;
     f->sp_ntiles = (int)((f->sp_ng + tile - 1) / tile);
     f->sp_tile = (f->sp_ng + f->sp_ntiles - 1) / f->sp_ntiles;
-    if (f->sp_tile < f->sp_ng) f->sp_tile = (f->sp_tile + 15) / 16 * 16;
+    /* several tiles: whole vectors, or whole 256-column blocks for the shifted-tap form
+     * (its blocks end on padding columns) */
+    const int64_t tq = form == SP_SHIFT ? 256 : 16;
+    if (f->sp_tile < f->sp_ng) f->sp_tile = (f->sp_tile + tq - 1) / tq * tq;
     f->sp_ntiles = (int)((f->sp_ng + f->sp_tile - 1) / f->sp_tile);
 
     /* a few tasks per thread, by splitting the output channels */
@@ -181,21 +239,15 @@ pl_status cf_sparse_create(pl_conv_fast *f, const float *w) {
         ms[mparts] = g->Mg;
     }
     if (!f->sp_flat) f->ws_floats = (size_t)(SP_ROWS * f->sp_tile);
-    if (sp_shift_fits(f)) {
-        /* chunks of channels whose rows a column block reads fill ~24 KB of L1 */
-        const int64_t span = pp->plane < 256 + 2 * pp->Wph + 2 ? pp->plane : 256 + 2 * pp->Wph + 2;
-        int64_t cc = 24576 / (span * 4);
-        if (cc < 1) cc = 1;
+    if (form != SP_PLAIN) {
+        /* the largest row range of a task: all its rows run at once */
         int64_t rows = 0;
         for (int64_t gi = 0; gi < g->G; gi++) {
-            PL_TRY(pl_sparse_shift_pack(f->sw[gi], f->koff, cc * taps, &f->sw[gi]->shift));
             const int64_t *ms = f->sp_mstart + gi * (mparts + 1);
             for (int part = 0; part < mparts; part++)
                 if (ms[part + 1] - ms[part] > rows) rows = ms[part + 1] - ms[part];
         }
-        const int64_t ldt = sp_shift_ldt(f->sp_ng);
-        const size_t need = (size_t)(rows * ldt);
-        if (need > f->ws_floats) f->ws_floats = need;
+        PL_TRY(sp_pack_forms(f, form, rows));
     }
     return PL_OK;
 }
@@ -225,6 +277,18 @@ static pl_sgemm_epilogue act_only(const pl_conv_fast *f, bool with_act) {
     e.residual = NULL;
     return e;
 }
+
+/* The valid output columns of grid row oy (pitch ldg, OW valid) inside grid columns
+ * [c0, c0 + n): first grid column *a and count *len; false when none. */
+static bool grid_row_span(int64_t oy, int64_t ldg, int64_t ow, int64_t c0, int64_t n, int64_t *a, int64_t *len) {
+    int64_t lo = oy * ldg, hi = lo + ow;
+    if (lo < c0) lo = c0;
+    if (hi > c0 + n) hi = c0 + n;
+    *a = lo;
+    *len = hi - lo;
+    return hi > lo;
+}
+
 
 static void sp_task(void *ctx, int task, int thread) {
     const sp_job *j = ctx;
@@ -263,17 +327,25 @@ static void sp_task(void *ctx, int task, int thread) {
     /* scratch tile, then the valid columns of each grid row to y */
     float *tile = j->ws + (size_t)thread * j->ws_stride;
     if (sw->shift) {
-        /* all rows of the task at once (the chunks' B rows are reused across them);
-         * the whole epilogue after the copy */
-        const int64_t ldt = sp_shift_ldt(n);
-        const int64_t mr = m1 - m0;
-        for (int64_t b0 = 0; b0 < n; b0 += 256) /* the last 2 columns of a full block: padding */
-            pl_sparse_shift_mm(sw->shift, m0, m1, xg + b0, n - b0 < 254 ? n - b0 : 254, tile + b0, ldt);
-        for (int64_t oy = 0; oy < g->OH; oy++) {
-            float *yd = yg + m0 * OHW + oy * g->OW;
-            for (int64_t i = 0; i < mr; i++)
-                memcpy(yd + i * OHW, tile + i * ldt + oy * f->ldg, sizeof(float) * (size_t)g->OW);
-            cf_epilogue(f, yd, OHW, mr, g->OW, bg ? bg + m0 : NULL, rg ? rg + m0 * OHW + oy * g->OW : NULL, OHW);
+        /* blocks of 256 grid columns, all rows of the task at once (a chunk's B rows are
+         * reused across them), each block's valid columns copied to y and the whole
+         * epilogue applied there. The shifted-tap form finishes 254 columns of a block:
+         * the last 2 are padding columns (sp_form_of). */
+        const int64_t mr = m1 - m0, bw = sw->shift->nsh == 1 ? 256 : 254;
+        for (int64_t b0 = 0; b0 < n; b0 += 256) {
+            const int64_t nb = n - b0 < bw ? n - b0 : bw, ldt = pl_sparse_shift_cols(sw->shift, nb);
+            pl_sparse_shift_mm(sw->shift, m0, m1, xg + b0, nb, tile, ldt);
+            const int64_t a0 = c0 + b0;
+            for (int64_t oy = a0 / f->ldg; oy <= (a0 + nb - 1) / f->ldg; oy++) {
+                int64_t a, len;
+                if (!grid_row_span(oy, f->ldg, g->OW, a0, nb, &a, &len)) continue;
+                const int64_t ox = a - oy * f->ldg;
+                float *yd = yg + m0 * OHW + oy * g->OW + ox;
+                for (int64_t i = 0; i < mr; i++)
+                    memcpy(yd + i * OHW, tile + i * ldt + (a - a0), sizeof(float) * (size_t)len);
+                cf_epilogue(f, yd, OHW, mr, len, bg ? bg + m0 : NULL, rg ? rg + m0 * OHW + oy * g->OW + ox : NULL,
+                            OHW);
+            }
         }
         return;
     }
@@ -285,11 +357,9 @@ static void sp_task(void *ctx, int task, int thread) {
         e.row_bias = bg ? bg + mc : NULL;
         pl_sparse_mm_rel(sw, mc, mc + mr, xg, f->koff, 0, n, tile, n, &e);
         for (int64_t oy = oy0; oy <= oy1; oy++) {
-            int64_t a = oy * f->ldg, b = a + g->OW;
-            if (a < c0) a = c0;
-            if (b > c0 + n) b = c0 + n;
-            if (b <= a) continue;
-            const int64_t ox = a - oy * f->ldg, len = b - a;
+            int64_t a, len;
+            if (!grid_row_span(oy, f->ldg, g->OW, c0, n, &a, &len)) continue;
+            const int64_t ox = a - oy * f->ldg;
             float *yd = yg + mc * OHW + oy * g->OW + ox;
             for (int64_t i = 0; i < mr; i++)
                 memcpy(yd + i * OHW, tile + i * n + (a - c0), sizeof(float) * (size_t)len);
@@ -327,7 +397,12 @@ static double vec_len(pl_isa isa) { return isa >= PL_ISA_AVX512 ? 16 : isa >= PL
 double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
     const int64_t taps = g->KH * g->KW;
     const bool flat = taps == 1 && g->PT == 0 && g->PL == 0;
-    const int64_t ldg = flat ? g->OW : g->OW + (g->KW - 1) * g->DW / g->SW;
+    cf_prep pp;
+    cf_prep_setup(g, &pp, true);
+    sp_widen_rows(g, &pp, isa);
+    const bool shift = sp_form_of(g, &pp, isa) == SP_SHIFT;
+    /* the shifted-tap form's grid: rows padded to 16, 32 or 64 */
+    const int64_t ldg = flat ? g->OW : shift ? pp.Wph : g->OW + (g->KW - 1) * g->DW / g->SW;
     const int64_t ng = (g->OH - 1) * ldg + g->OW;
     const bool small = g->OH <= 8 && g->OW <= 8; /* 7x7 outputs: at most 4 vectors */
     /* 14x14 outputs (grids of ~14 vectors, the whole plane one tile in L1/L2): measured
@@ -344,14 +419,9 @@ double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
                           : small              ? 2.2
                           : mid                ? 2.3
                                                : 3.0;
-    /* the shifted-tap form (sp_shift_fits; rows of 14- to 30-wide planes padded to 16 or
-     * 32): measured 1.3x the plain kernel on ResNet-50's 14x14 and 28x28 3x3 layers */
-    const int64_t wph = g->OW + 2;
-    const double l2 = (double)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
-    const bool shift = isa >= PL_ISA_AVX512 && g->KW == 3 && g->DW == 1 && g->SW == 1 &&
-                       g->SH == 1 && (g->PT > 0 || g->PL > 0) &&
-                       (wph == 16 || wph == 32 ||
-                        (wph > 16 && wph < 32 && (double)g->Cg * (double)(g->OH + (g->KH - 1) * g->DH) * 128.0 <= l2 / 2));
+    /* the shifted-tap form (sp_form_of): measured 1.3x the plain kernel on ResNet-50's
+     * 14x14 and 28x28 3x3 layers (1.0-1.2x on 56x56 and stride 2). The channel-chunk form
+     * is priced as the plain kernel (it measured 1.0-1.2x of it): conservative. */
     double cyc = (double)nnz * vecs * (shift ? per_nz * 0.77 : per_nz);
     /* per nonzero and column block, flat layouts: the value and offset loads, the loop;
      * on 7x7 outputs (4 vectors a nonzero) ~3 cycles more a nonzero than the vectors

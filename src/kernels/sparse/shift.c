@@ -5,23 +5,31 @@
 
 #include "kernels/sparse/sparse.h"
 
-pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k,
-                               pl_sparse_shift **out) {
-    if (!out) return pl_error(PL_ERR_ARGUMENT, "pl_sparse_shift_pack: NULL output");
+/* Packs w's nonzeros chunk by chunk of chunk_k input channels, per output row, into
+ * nsh groups: with nsh = 3 (the shifted-tap form) an entry goes to group 2 - sh where
+ * sh = its B offset mod 16 (at most 2) and stores the offset minus sh, so every load is
+ * aligned; with nsh = 1 (the channel-chunk form) all entries of a row's chunk form the
+ * last group with their offsets unchanged. g[0..3] bound the three groups. */
+static pl_status pack_groups(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k, int nsh,
+                             const char *form, pl_sparse_shift **out) {
+    if (!out) return pl_error(PL_ERR_ARGUMENT, "sparse %s packing: NULL output", form);
     *out = NULL;
-    if (!w || !koff || chunk_k < 3 || chunk_k % 3)
-        return pl_error(PL_ERR_ARGUMENT, "pl_sparse_shift_pack: bad arguments");
+    if (!w || !koff || chunk_k < 1) return pl_error(PL_ERR_ARGUMENT, "sparse %s packing: bad arguments", form);
     if (w->nnz > INT32_MAX)
-        return pl_error(PL_ERR_UNSUPPORTED, "sparse matrix: %lld nonzeros, more than the shifted-tap form indexes",
-                        (long long)w->nnz);
+        return pl_error(PL_ERR_UNSUPPORTED, "sparse matrix: %lld nonzeros, more than the %s form indexes",
+                        (long long)w->nnz, form);
     for (int64_t p = 0; p < w->nnz; p++) {
-        const int64_t o = koff[w->idx[p]] - w->idx[p] % 3;
+        const int64_t o = koff[w->idx[p]];
         if (o < 0 || o > INT32_MAX)
             return pl_error(PL_ERR_UNSUPPORTED, "sparse matrix: B offset %lld out of range", (long long)o);
+        if (nsh == 3 && o % 16 > 2)
+            return pl_error(PL_ERR_UNSUPPORTED, "sparse matrix: B offset %lld is %lld past a vector boundary (at most 2)",
+                            (long long)o, (long long)(o % 16));
     }
     pl_sparse_shift *s = calloc(1, sizeof *s);
     if (!s) return pl_error(PL_ERR_NOMEM, "out of memory packing a sparse matrix");
     s->M = w->M;
+    s->nsh = nsh;
     s->isa = w->isa;
     s->nchunks = w->K > 0 ? (w->K + chunk_k - 1) / chunk_k : 1;
     s->gs = malloc(sizeof(int32_t) * (size_t)(s->nchunks * (w->M > 0 ? w->M : 1) * 4));
@@ -43,11 +51,12 @@ pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_
             while (end < w->row_ptr[m + 1] && w->idx[end] < kend) end++;
             for (int sh = 2; sh >= 0; sh--) {
                 g[2 - sh] = (int32_t)q;
-                for (int64_t p = cur[m]; p < end; p++)
-                    if (w->idx[p] % 3 == sh) {
-                        s->val[q] = w->val[p];
-                        s->off[q++] = (int32_t)(koff[w->idx[p]] - sh);
-                    }
+                for (int64_t p = cur[m]; p < end; p++) {
+                    const int64_t o = koff[w->idx[p]];
+                    if ((nsh == 3 ? o % 16 : 0) != sh) continue;
+                    s->val[q] = w->val[p];
+                    s->off[q++] = (int32_t)(o - sh);
+                }
             }
             g[3] = (int32_t)q;
             cur[m] = end;
@@ -56,6 +65,16 @@ pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_
     free(cur);
     *out = s;
     return PL_OK;
+}
+
+pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k,
+                               pl_sparse_shift **out) {
+    return pack_groups(w, koff, chunk_k, 3, "shifted-tap", out);
+}
+
+pl_status pl_sparse_chunk_pack(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k,
+                               pl_sparse_shift **out) {
+    return pack_groups(w, koff, chunk_k, 1, "chunk", out);
 }
 
 void pl_sparse_shift_destroy(pl_sparse_shift *s) {
@@ -68,10 +87,14 @@ void pl_sparse_shift_destroy(pl_sparse_shift *s) {
 
 int64_t pl_sparse_shift_vecs(int64_t n) { return (n + 2 + 15) / 16; }
 
+int64_t pl_sparse_shift_cols(const pl_sparse_shift *s, int64_t n) {
+    return (n + s->nsh - 1 + 15) / 16 * 16;
+}
+
 void pl_sparse_shift_mm_ref(const pl_sparse_shift *s, int64_t m0, int64_t m1, const float *B,
                             int64_t n, float *Y, int64_t ldy) {
     if (!s || m1 <= m0 || n <= 0) return;
-    const int64_t nv = 16 * pl_sparse_shift_vecs(n), nr = n + 2; /* columns read of B */
+    const int64_t nv = pl_sparse_shift_cols(s, n), nr = n + s->nsh - 1; /* columns read of B */
     float acc[16 * 17];
     for (int64_t ch = 0; ch < s->nchunks; ch++)
         for (int64_t m = m0; m < m1; m++) {
@@ -79,8 +102,8 @@ void pl_sparse_shift_mm_ref(const pl_sparse_shift *s, int64_t m0, int64_t m1, co
             float *y = Y + (m - m0) * ldy;
             if (ch > 0 && g[0] == g[3]) continue;
             memset(acc, 0, sizeof(float) * (size_t)nv);
-            for (int grp = 0; grp < 3; grp++) {
-                if (grp) { /* one column down: Z_shift[j + 1] lands on column j */
+            for (int grp = 3 - s->nsh; grp < 3; grp++) {
+                if (grp > 3 - s->nsh) { /* one column down: Z_shift[j + 1] lands on column j */
                     memmove(acc, acc + 1, sizeof(float) * (size_t)(nv - 1));
                     acc[nv - 1] = 0.0f;
                 }

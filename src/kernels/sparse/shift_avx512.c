@@ -14,14 +14,14 @@ static ALWAYS_INLINE __m512 down1(__m512 lo, __m512 hi) {
 }
 
 /* One chunk of one row: V vectors, the last loaded under `last` (columns < n + 2). */
-static ALWAYS_INLINE void shift_row(const int V, const float *val, const int32_t *off,
+static ALWAYS_INLINE void shift_row(const int V, const int G0, const float *val, const int32_t *off,
                                     const int32_t *g, const float *B, float *y, __mmask16 last,
                                     bool first) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int i = 0; i < V; i++) acc[i] = _mm512_setzero_ps();
-    for (int grp = 0; grp < 3; grp++) {
-        if (grp) {
+    for (int grp = G0; grp < 3; grp++) {
+        if (grp > G0) {
 #pragma GCC unroll 16
             for (int i = 0; i < V - 1; i++) acc[i] = down1(acc[i], acc[i + 1]);
             acc[V - 1] = down1(acc[V - 1], _mm512_setzero_ps());
@@ -41,20 +41,22 @@ static ALWAYS_INLINE void shift_row(const int V, const float *val, const int32_t
     for (int i = 0; i < V; i++) _mm512_storeu_ps(y + 16 * i, acc[i]);
 }
 
-static ALWAYS_INLINE void shift_all(const int V, const pl_sparse_shift *s, int64_t m0, int64_t m1,
-                                    const float *B, float *Y, int64_t ldy, __mmask16 last) {
+/* G0 = 3 - s->nsh: the first shift group (2 for the chunk form: shift 0 only). */
+static ALWAYS_INLINE void shift_all(const int V, const int G0, const pl_sparse_shift *s, int64_t m0,
+                                    int64_t m1, const float *B, float *Y, int64_t ldy, __mmask16 last) {
     for (int64_t ch = 0; ch < s->nchunks; ch++)
         for (int64_t m = m0; m < m1; m++) {
             const int32_t *g = s->gs + (ch * s->M + m) * 4;
             if (ch > 0 && g[0] == g[3]) continue;
-            shift_row(V, s->val, s->off, g, B, Y + (m - m0) * ldy, last, ch == 0);
+            shift_row(V, G0, s->val, s->off, g, B, Y + (m - m0) * ldy, last, ch == 0);
         }
 }
 
 #define SHIFT_FN(V)                                                                                \
     static void shift_v##V(const pl_sparse_shift *s, int64_t m0, int64_t m1, const float *B,       \
                            float *Y, int64_t ldy, __mmask16 last) {                                \
-        shift_all(V, s, m0, m1, B, Y, ldy, last);                                                  \
+        if (s->nsh == 1) shift_all(V, 2, s, m0, m1, B, Y, ldy, last);                              \
+        else shift_all(V, 0, s, m0, m1, B, Y, ldy, last);                                          \
     }
 SHIFT_FN(1) SHIFT_FN(2) SHIFT_FN(3) SHIFT_FN(4) SHIFT_FN(5) SHIFT_FN(6) SHIFT_FN(7) SHIFT_FN(8)
 SHIFT_FN(9) SHIFT_FN(10) SHIFT_FN(11) SHIFT_FN(12) SHIFT_FN(13) SHIFT_FN(14) SHIFT_FN(15) SHIFT_FN(16)
@@ -68,9 +70,10 @@ static void shift_mm_avx512(const pl_sparse_shift *s, int64_t m0, int64_t m1, co
                                        shift_v5,  shift_v6,  shift_v7,  shift_v8,
                                        shift_v9,  shift_v10, shift_v11, shift_v12,
                                        shift_v13, shift_v14, shift_v15, shift_v16};
-    const int64_t V = pl_sparse_shift_vecs(n);
-    if (V < 1 || V > 16) return; /* n <= 254: the caller's contract */
-    const int64_t r = n + 2 - 16 * (V - 1); /* columns of the last vector read, 1..16 */
+    const int64_t nr = n + s->nsh - 1; /* columns read */
+    const int64_t V = (nr + 15) / 16;
+    if (V < 1 || V > 16) return; /* n <= 254 (chunk form 256): the caller's contract */
+    const int64_t r = nr - 16 * (V - 1); /* columns of the last vector read, 1..16 */
     const __mmask16 last = (__mmask16)(r >= 16 ? 0xffffu : (1u << r) - 1u);
     fns[V - 1](s, m0, m1, B, Y, ldy, last);
 }

@@ -84,9 +84,10 @@ pl_status pl_sparse_bind_koff(pl_sparse_w *w, const int64_t *koff);
 double pl_sparse_mm_cost(const pl_sparse_w *w, int64_t n);
 
 /* ---- shifted-tap form (shift.c, shift_avx512.c) ----
- * For stride-1 convolutions whose kernel is 3 taps wide, over prepared planes whose row
- * pitch and plane size are multiples of 16 floats (3x3 on 14-wide planes: pitch 16): the
- * taps of one kernel row differ only by a shift of 0, 1 or 2 columns. Each output row is
+ * For convolutions whose kernel is 3 taps wide, over prepared planes whose row pitch and
+ * plane size are multiples of 16 floats (3x3 on 14-wide planes: pitch 16; stride 2 over
+ * phase planes of pitch 16 or 32): the taps of one kernel row differ only by a shift of
+ * 0, 1 or 2 columns (their offsets' remainder mod 16). Each output row is
  * summed per shift group (all loads aligned: the offsets without the shift), the
  * accumulators shifted down a column between groups (Y[j] = Z0[j] + Z1[j+1] + Z2[j+2]),
  * and the reduction is split in chunks of input rows whose B rows stay in L1, the partial
@@ -97,6 +98,7 @@ double pl_sparse_mm_cost(const pl_sparse_w *w, int64_t n);
  * to float rounding. */
 typedef struct pl_sparse_shift {
     int64_t M, nchunks;
+    int nsh;      /* 3: the shifted-tap form; 1: channel chunks only (pl_sparse_chunk_pack) */
     int32_t *gs;  /* [nchunks][M][4]: the row's nonzeros of shift 2, 1, 0 in that chunk are
                    * [gs[0], gs[1]), [gs[1], gs[2]), [gs[2], gs[3]) */
     float *val;   /* nnz values, in gs order */
@@ -104,21 +106,35 @@ typedef struct pl_sparse_shift {
     pl_isa isa;
 } pl_sparse_shift;
 
-/* Regroups w (rows K ordered (channel, tap), taps kw-fastest with kw in 0..2: shift =
- * k % 3) with the B offsets koff (koff[k] - k % 3 >= 0 and < 2^31), the reduction split
- * every chunk_k input rows (a multiple of 3). PL_ERR_ARGUMENT / PL_ERR_UNSUPPORTED /
- * PL_ERR_NOMEM. Free with pl_sparse_shift_destroy. */
+/* Regroups w with the B offsets koff (koff[k] >= 0 and < 2^31), the shift of row k being
+ * koff[k] % 16, which must be 0, 1 or 2 (3x3 stride 1 over planes of pitch 16: the tap's
+ * kw; stride 2 over phase planes of pitch 16: 0 for kw = 0 and 1, 1 for kw = 2), the
+ * reduction split every chunk_k input rows (chunk_k >= 1). PL_ERR_ARGUMENT /
+ * PL_ERR_UNSUPPORTED (a shift above 2) / PL_ERR_NOMEM. Free with pl_sparse_shift_destroy. */
 pl_status pl_sparse_shift_pack(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k,
                                pl_sparse_shift **out);
 void pl_sparse_shift_destroy(pl_sparse_shift *s); /* NULL is a no-op */
 
+/* The channel-chunk form alone (nsh = 1, no shift groups: every nonzero in the shift-0
+ * group at B offset koff[k], koff[k] >= 0 and < 2^31, any row order, chunk_k >= 1): for
+ * KxK convolutions whose planes do not suit the shifted-tap form (7x7 outputs, strided,
+ * 56-wide planes), keeping a chunk of input rows in L1 while all output rows of a task
+ * use it. The kernels below then read B at koff[k] .. koff[k] + n and Y needs
+ * pl_sparse_shift_cols(s, n) columns. */
+pl_status pl_sparse_chunk_pack(const pl_sparse_w *w, const int64_t *koff, int64_t chunk_k,
+                               pl_sparse_shift **out);
+
 /* Vectors of 16 floats a row of Y needs for n columns: ceil((n + 2) / 16). */
 int64_t pl_sparse_shift_vecs(int64_t n);
+/* Floats a row of Y needs for n columns under s: 16 * ceil((n + nsh - 1) / 16). */
+int64_t pl_sparse_shift_cols(const pl_sparse_shift *s, int64_t n);
 
 /* Y[(m - m0)*ldy + j] = sum over the nonzeros (m, k) of W[m][k] * B[koff[k] + j], for m in
  * [m0, m1) and j in [0, n), no epilogue. Y is scratch of at least (m1 - m0) rows of ldy >=
  * 16 * pl_sparse_shift_vecs(n) floats; columns n .. ldy hold junk afterwards. B is read at
- * koff[k] - shift .. koff[k] - shift + n + 2, never further. 1 <= n <= 254. */
+ * koff[k] - shift .. koff[k] - shift + n + 2, never further. 1 <= n <= 254 (chunk form:
+ * Y of pl_sparse_shift_cols(s, n) floats a row, B read at koff[k] .. koff[k] + n, and
+ * 1 <= n <= 256). */
 void pl_sparse_shift_mm(const pl_sparse_shift *s, int64_t m0, int64_t m1, const float *B,
                         int64_t n, float *Y, int64_t ldy);
 /* The plain-C twin (the same sum order), for tests and the ref level. */
