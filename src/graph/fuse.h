@@ -87,4 +87,7 @@ pl_status fz_pass_attention(fz_ctx *z);
  * MatMul) in the default domain. */
 bool fz_is_epilogue_op(const pl_node *n);
 
+/* Node n is the default-domain (ai.onnx) operator `op`. */
+bool fz_is_op(const pl_node *n, const char *op);
+
 #endif

@@ -17,17 +17,12 @@
 
 #include "graph/fuse.h"
 
-static bool is_op(const pl_node *n, const char *op) {
-    return (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) &&
-           !strcmp(n->op_type, op);
-}
-
 /* The live node of type `op` producing v, with v as its only output read once; -1 if
  * not so. */
 static int chain_node(const fz_ctx *z, int v, const char *op) {
     if (v < 0 || !fz_single_use(z, v)) return -1;
     int p = fz_producer(z, v);
-    if (p < 0 || !is_op(&z->g->nodes[p], op) || z->g->nodes[p].nout != 1) return -1;
+    if (p < 0 || !fz_is_op(&z->g->nodes[p], op) || z->g->nodes[p].nout != 1) return -1;
     return p;
 }
 
@@ -69,7 +64,7 @@ pl_status fz_pass_attention(fz_ctx *z) {
     for (int i = 0; i < g->nnodes; i++) {
         if (z->dead[i]) continue;
         const pl_node *rn = &g->nodes[i];
-        if (!is_op(rn, "Reshape") || rn->nout != 1 || rn->nin < 1) continue;
+        if (!fz_is_op(rn, "Reshape") || rn->nout != 1 || rn->nin < 1) continue;
         int y = rn->out[0];
         int t3 = chain_node(z, rn->in[0], "Transpose");
         if (t3 < 0 || g->nodes[t3].nin != 1 || !perm_is(&g->nodes[t3], PERM_HEADS)) continue;

@@ -13,11 +13,6 @@
 
 #include "graph/fuse.h"
 
-static bool is_op(const pl_node *n, const char *op) {
-    return (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) &&
-           !strcmp(n->op_type, op);
-}
-
 /* No fused epilogue yet (MatMul may already carry a scale). */
 static bool plain_producer(const pl_node *n) {
     return !pl_attr_find(n, "pillar_act") && !pl_attr_find(n, "pillar_residual") &&
@@ -48,8 +43,8 @@ pl_status fz_pass_scale(fz_ctx *z) {
     for (int i = 0; i < g->nnodes; i++) {
         if (z->dead[i]) continue;
         const pl_node *n = &g->nodes[i];
-        bool div = is_op(n, "Div");
-        if ((!div && !is_op(n, "Mul")) || n->nin != 2 || n->nout != 1) continue;
+        bool div = fz_is_op(n, "Div");
+        if ((!div && !fz_is_op(n, "Mul")) || n->nin != 2 || n->nout != 1) continue;
         for (int s = 0; s < 2; s++) {
             if (div && s == 1) break;
             int x = n->in[s], c = n->in[1 - s];
@@ -57,7 +52,7 @@ pl_status fz_pass_scale(fz_ctx *z) {
             if (!fz_const_scalar(z, c, &k) || z->g->values[c].t.dtype != PL_F32) continue;
             if (div && k == 0) continue;
             int p = fusable_producer(z, x);
-            if (p < 0 || !is_op(&g->nodes[p], "MatMul") || g->nodes[p].nin != 2 ||
+            if (p < 0 || !fz_is_op(&g->nodes[p], "MatMul") || g->nodes[p].nin != 2 ||
                 !plain_producer(&g->nodes[p]) || !fz_same_shape(z, x, n->out[0]))
                 continue;
             float alpha = pl_attr_float(&g->nodes[p], "pillar_alpha", 1.0f);
@@ -79,7 +74,7 @@ pl_status fz_pass_bias(fz_ctx *z) {
     pl_graph *g = z->g;
     for (int i = 0; i < g->nnodes; i++) {
         if (z->dead[i]) continue;
-        if (!is_op(&g->nodes[i], "Add") || g->nodes[i].nin != 2 || g->nodes[i].nout != 1) continue;
+        if (!fz_is_op(&g->nodes[i], "Add") || g->nodes[i].nin != 2 || g->nodes[i].nout != 1) continue;
         for (int s = 0; s < 2; s++) {
             const pl_node *n = &g->nodes[i];
             int x = n->in[s], b = n->in[1 - s], y = n->out[0];
@@ -87,7 +82,7 @@ pl_status fz_pass_bias(fz_ctx *z) {
             int p = fusable_producer(z, x);
             if (p < 0 || !plain_producer(&g->nodes[p]) || !fz_same_shape(z, x, y)) continue;
             int rb = fz_rank(z, b);
-            if (is_op(&g->nodes[p], "MatMul") && g->nodes[p].nin == 2) {
+            if (fz_is_op(&g->nodes[p], "MatMul") && g->nodes[p].nin == 2) {
                 int r = fz_rank(z, x);
                 int64_t N = r > 0 ? fz_dim(z, x, r - 1) : -1;
                 bool lastonly = N >= 0 && rb >= 1 && fz_dim(z, b, rb - 1) == N;
@@ -95,7 +90,7 @@ pl_status fz_pass_bias(fz_ctx *z) {
                 if (!lastonly) continue;
                 PL_TRY(fz_set_input(z, p, 2, b));
                 PL_TRY(fz_set_attr_int(z, p, "pillar_bias", 1));
-            } else if (is_op(&g->nodes[p], "Gemm") && fz_is_const(z, b) && rb <= 2 &&
+            } else if (fz_is_op(&g->nodes[p], "Gemm") && fz_is_const(z, b) && rb <= 2 &&
                        (g->nodes[p].nin == 2 || (g->nodes[p].nin == 3 && g->nodes[p].in[2] < 0))) {
                 PL_TRY(fz_set_input(z, p, 2, b));
                 PL_TRY(fz_set_attr_float(z, p, "beta", 1.0f));
@@ -121,7 +116,7 @@ pl_status fz_pass_residual(fz_ctx *z) {
     for (int i = 0; i < g->nnodes; i++) {
         if (z->dead[i]) continue;
         const pl_node *n = &g->nodes[i];
-        if (!is_op(n, "Add") || n->nin != 2 || n->nout != 1 || n->in[0] == n->in[1]) continue;
+        if (!fz_is_op(n, "Add") || n->nin != 2 || n->nout != 1 || n->in[0] == n->in[1]) continue;
         int best = -1, side = -1;
         for (int s = 0; s < 2; s++) {
             int x = n->in[s], r = n->in[1 - s];
@@ -155,22 +150,22 @@ static bool single_act(const fz_ctx *z, const pl_node *n, const char **act, floa
     *alpha = 0;
     *beta = 0;
     if (n->nout != 1 || n->nin < 1) return false;
-    if (is_op(n, "Relu"))
+    if (fz_is_op(n, "Relu"))
         *act = "Relu";
-    else if (is_op(n, "Sigmoid"))
+    else if (fz_is_op(n, "Sigmoid"))
         *act = "Sigmoid";
-    else if (is_op(n, "HardSwish"))
+    else if (fz_is_op(n, "HardSwish"))
         *act = "HardSwish";
-    else if (is_op(n, "Tanh"))
+    else if (fz_is_op(n, "Tanh"))
         *act = "Tanh";
-    else if (is_op(n, "LeakyRelu")) {
+    else if (fz_is_op(n, "LeakyRelu")) {
         *act = "LeakyRelu";
         *alpha = pl_attr_float(n, "alpha", 0.01f);
-    } else if (is_op(n, "HardSigmoid")) {
+    } else if (fz_is_op(n, "HardSigmoid")) {
         *act = "HardSigmoid";
         *alpha = pl_attr_float(n, "alpha", 0.2f);
         *beta = pl_attr_float(n, "beta", 0.5f);
-    } else if (is_op(n, "Gelu")) {
+    } else if (fz_is_op(n, "Gelu")) {
         const char *ap = pl_attr_str(n, "approximate", "none");
         if (!strcmp(ap, "none"))
             *act = "Gelu";
@@ -178,7 +173,7 @@ static bool single_act(const fz_ctx *z, const pl_node *n, const char **act, floa
             *act = "GeluTanh";
         else
             return false;
-    } else if (is_op(n, "Clip")) {
+    } else if (fz_is_op(n, "Clip")) {
         *act = "Clip";
         *alpha = -INFINITY;
         *beta = INFINITY;
@@ -202,7 +197,7 @@ static bool single_act(const fz_ctx *z, const pl_node *n, const char **act, floa
     } else {
         return false;
     }
-    return n->nin == 1 || is_op(n, "Clip");
+    return n->nin == 1 || fz_is_op(n, "Clip");
 }
 
 /* ---- GELU written as element-wise math ---- */

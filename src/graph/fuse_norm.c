@@ -12,20 +12,15 @@
 
 #include "graph/fuse.h"
 
-static bool is_op(const pl_node *n, const char *op) {
-    return (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) &&
-           !strcmp(n->op_type, op);
-}
-
 /* The node reading v, when v has exactly one reader of type `op` (and no other). */
 static int sole(const fz_ctx *z, int v, const char *op, int *slot) {
     int i = fz_only_consumer(z, v, slot);
-    return i >= 0 && is_op(&z->g->nodes[i], op) && z->g->nodes[i].nout == 1 ? i : -1;
+    return i >= 0 && fz_is_op(&z->g->nodes[i], op) && z->g->nodes[i].nout == 1 ? i : -1;
 }
 
 /* A ReduceMean over only the last axis of its input, keeping dims. */
 static bool mean_last_axis(const fz_ctx *z, const pl_node *n) {
-    if (!is_op(n, "ReduceMean") || n->nout != 1 || n->nin < 1) return false;
+    if (!fz_is_op(n, "ReduceMean") || n->nout != 1 || n->nin < 1) return false;
     if (pl_attr_int(n, "keepdims", 1) != 1) return false;
     int r = fz_rank(z, n->in[0]);
     if (r < 1) return false;
@@ -76,12 +71,12 @@ static pl_status match_at(fz_ctx *z, int r1) {
         if (!reads) continue;
         nread += reads;
         double e;
-        if (is_op(n, "Pow") && n->nin == 2 && n->in[0] == d && fz_const_scalar(z, n->in[1], &e) &&
+        if (fz_is_op(n, "Pow") && n->nin == 2 && n->in[0] == d && fz_const_scalar(z, n->in[1], &e) &&
             e == 2.0)
             sq = i;
-        else if (is_op(n, "Mul") && n->nin == 2 && n->in[0] == d && n->in[1] == d)
+        else if (fz_is_op(n, "Mul") && n->nin == 2 && n->in[0] == d && n->in[1] == d)
             sq = i;
-        else if (is_op(n, "Div") && n->nin == 2 && n->in[0] == d && n->in[1] != d)
+        else if (fz_is_op(n, "Div") && n->nin == 2 && n->in[0] == d && n->in[1] != d)
             div = i;
         else
             return PL_OK;
@@ -102,7 +97,7 @@ static pl_status match_at(fz_ctx *z, int r1) {
     int gamma = -1, beta = -1, mul = -1, badd = -1;
     /* optional Mul by gamma, then optional Add of beta */
     int cand = fz_single_use(z, y) ? fz_only_consumer(z, y, NULL) : -1;
-    if (cand >= 0 && is_op(&g->nodes[cand], "Mul") && g->nodes[cand].nout == 1) {
+    if (cand >= 0 && fz_is_op(&g->nodes[cand], "Mul") && g->nodes[cand].nout == 1) {
         int gv = other_in(&g->nodes[cand], y);
         if (gv >= 0 && fz_is_const(z, gv) && g->values[gv].t.dtype == PL_F32 &&
             pl_numel(&g->values[gv].t) == C) {
@@ -111,7 +106,7 @@ static pl_status match_at(fz_ctx *z, int r1) {
             last = mul;
             y = g->nodes[mul].out[0];
             cand = fz_single_use(z, y) ? fz_only_consumer(z, y, NULL) : -1;
-            if (cand >= 0 && is_op(&g->nodes[cand], "Add") && g->nodes[cand].nout == 1) {
+            if (cand >= 0 && fz_is_op(&g->nodes[cand], "Add") && g->nodes[cand].nout == 1) {
                 int bv = other_in(&g->nodes[cand], y);
                 if (bv >= 0 && fz_is_const(z, bv) && g->values[bv].t.dtype == PL_F32 &&
                     pl_numel(&g->values[bv].t) == C) {
@@ -161,7 +156,7 @@ static pl_status match_at(fz_ctx *z, int r1) {
 
 pl_status fz_pass_layernorm(fz_ctx *z) {
     for (int i = 0; i < z->g->nnodes; i++) {
-        if (z->dead[i] || !is_op(&z->g->nodes[i], "ReduceMean")) continue;
+        if (z->dead[i] || !fz_is_op(&z->g->nodes[i], "ReduceMean")) continue;
         PL_TRY(match_at(z, i));
     }
     return PL_OK;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/fuse.h"
 #include "graph/fuse_qdq.h"
 #include "ops/op.h"
 
@@ -16,10 +17,6 @@ typedef struct qz {
     bool *pinned, *dead;
     int changes;
 } qz;
-
-static bool is_op(const pl_node *n, const char *op) {
-    return (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) && !strcmp(n->op_type, op);
-}
 
 static const pl_tensor *cval(const qz *z, int v) {
     if (v < 0 || v >= z->g->nvalues) return NULL;
@@ -38,7 +35,7 @@ static const pl_tensor *cval_any(const qz *z, int v) {
     const pl_tensor *t = cval(z, v);
     if (t || v < 0 || v >= z->g->nvalues || z->prod[v] < 0 || z->dead[z->prod[v]]) return t;
     const pl_node *n = &z->g->nodes[z->prod[v]];
-    if ((n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx")) || strcmp(n->op_type, "Constant")) return NULL;
+    if (!fz_is_op(n, "Constant")) return NULL;
     const pl_attr *a = pl_attr_find(n, "value");
     return a && a->type == PL_ATTR_TENSOR && a->t && a->t->data ? a->t : NULL;
 }
@@ -47,7 +44,7 @@ static const pl_tensor *cval_any(const qz *z, int v) {
 static int prod_op(const qz *z, int v, const char *op) {
     if (v < 0) return -1;
     int p = z->prod[v];
-    return p >= 0 && !z->dead[p] && is_op(&z->g->nodes[p], op) ? p : -1;
+    return p >= 0 && !z->dead[p] && fz_is_op(&z->g->nodes[p], op) ? p : -1;
 }
 
 /* The one live consumer of v (not pinned, one use), or -1. */
@@ -222,11 +219,11 @@ static void follow(const qz *z, int y, bool allow_clip, chain *c) {
     int n = only_consumer(z, y);
     if (n >= 0) {
         const pl_node *a = &z->g->nodes[n];
-        if (is_op(a, "Relu") && a->nout == 1) {
+        if (fz_is_op(a, "Relu") && a->nout == 1) {
             c->act = "Relu";
             c->lo = 0;
             c->act_node = n;
-        } else if (allow_clip && is_op(a, "Clip") && a->nout == 1 && a->in[0] == y) {
+        } else if (allow_clip && fz_is_op(a, "Clip") && a->nout == 1 && a->in[0] == y) {
             float lo = -INFINITY, hi = INFINITY;
             bool ok = true;
             if (a->opset < 11) {
@@ -256,7 +253,7 @@ static void follow(const qz *z, int y, bool allow_clip, chain *c) {
     n = only_consumer(z, c->final);
     if (n >= 0) {
         const pl_node *q = &z->g->nodes[n];
-        if (is_op(q, "QuantizeLinear") && q->in[0] == c->final && q_scalar_params(z, q) &&
+        if (fz_is_op(q, "QuantizeLinear") && q->in[0] == c->final && q_scalar_params(z, q) &&
             pl_attr_int(q, "saturate", 1) == 1) {
             c->q_node = n;
             c->final = q->out[0];
@@ -297,7 +294,7 @@ static bool bias_floats(const qz *z, int v, int64_t M, double *out, int *dq) {
 static pl_status fuse_linear(qz *z, int i) {
     pl_graph *g = z->g;
     pl_node *n = &g->nodes[i];
-    const bool conv = is_op(n, "Conv"), gemm = is_op(n, "Gemm"), mm = is_op(n, "MatMul");
+    const bool conv = fz_is_op(n, "Conv"), gemm = fz_is_op(n, "Gemm"), mm = fz_is_op(n, "MatMul");
     if ((!conv && !gemm && !mm) || n->nin < 2 || n->nout != 1) return PL_OK;
     const int dx = prod_op(z, n->in[0], "DequantizeLinear");
     const int dw = prod_op(z, n->in[1], "DequantizeLinear");
@@ -418,7 +415,7 @@ static pl_status fuse_linear(qz *z, int i) {
 static pl_status fuse_add(qz *z, int i) {
     pl_graph *g = z->g;
     pl_node *n = &g->nodes[i];
-    if (!is_op(n, "Add") || n->nin != 2 || n->nout != 1) return PL_OK;
+    if (!fz_is_op(n, "Add") || n->nin != 2 || n->nout != 1) return PL_OK;
     const int da = prod_op(z, n->in[0], "DequantizeLinear"), db = prod_op(z, n->in[1], "DequantizeLinear");
     if (da < 0 || db < 0) return PL_OK;
     if (!q_scalar_params(z, &g->nodes[da]) || !q_scalar_params(z, &g->nodes[db])) return PL_OK;
@@ -461,21 +458,21 @@ static pl_status fuse_passthrough(qz *z, int i) {
     pl_graph *g = z->g;
     pl_node *n = &g->nodes[i];
     bool ok = false;
-    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) ok |= is_op(n, ops[k]);
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) ok |= fz_is_op(n, ops[k]);
     if (!ok || n->nin < 1 || (n->nout != 1 && !(n->nout == 2 && n->out[1] < 0))) return PL_OK;
-    if (is_op(n, "MaxPool") && pl_attr_int(n, "storage_order", 0) != 0) return PL_OK;
+    if (fz_is_op(n, "MaxPool") && pl_attr_int(n, "storage_order", 0) != 0) return PL_OK;
     const int d = prod_op(z, n->in[0], "DequantizeLinear");
     if (d < 0 || !q_scalar_params(z, &g->nodes[d])) return PL_OK;
     const int qn = only_consumer(z, n->out[0]);
     if (qn < 0) return PL_OK;
     const pl_node *Q = &g->nodes[qn];
-    if (!is_op(Q, "QuantizeLinear") || !q_scalar_params(z, Q) || !same_params(z, &g->nodes[d], Q)) return PL_OK;
+    if (!fz_is_op(Q, "QuantizeLinear") || !q_scalar_params(z, Q) || !same_params(z, &g->nodes[d], Q)) return PL_OK;
     int in[16];
     if (n->nin > 16) return PL_OK;
     for (int k = 0; k < n->nin; k++) in[k] = n->in[k];
     in[0] = g->nodes[d].in[0];
     PL_TRY(set_inputs(z, i, in, n->nin));
-    if (is_op(n, "MaxPool") && simple_pool(n)) PL_TRY(retype(n, "pillar", "QMaxPool"));
+    if (fz_is_op(n, "MaxPool") && simple_pool(n)) PL_TRY(retype(n, "pillar", "QMaxPool"));
     n->out[0] = Q->out[0];
     z->prod[n->out[0]] = i;
     g->values[n->out[0]].producer = i;
@@ -507,7 +504,7 @@ static uint8_t lut_entry(int b, bool xs8, float sx, int32_t zx, float lo, float 
 static pl_status fuse_lut(qz *z, int i) {
     pl_graph *g = z->g;
     pl_node *n = &g->nodes[i];
-    if (!is_op(n, "DequantizeLinear") || n->nout != 1 || !q_scalar_params(z, n) || cval(z, n->in[0]) ||
+    if (!fz_is_op(n, "DequantizeLinear") || n->nout != 1 || !q_scalar_params(z, n) || cval(z, n->in[0]) ||
         pl_attr_int(n, "output_dtype", 0) != 0)
         return PL_OK;
     chain ch;
@@ -559,7 +556,7 @@ pl_status pl_graph_fuse_qdq(pl_graph *g, int *changes) {
     bool any = false;
     for (int i = 0; i < g->nnodes; i++) {
         const pl_node *n = &g->nodes[i];
-        if (is_op(n, "DequantizeLinear")) any = true;
+        if (fz_is_op(n, "DequantizeLinear")) any = true;
         for (int a = 0; a < n->nattr; a++)
             if (n->attrs[a].type == PL_ATTR_GRAPH || n->attrs[a].type == PL_ATTR_GRAPHS) return PL_OK;
     }

@@ -397,10 +397,13 @@ bool fz_const_floats(const fz_ctx *z, int v, float *out, int64_t n) {
     return true;
 }
 
+bool fz_is_op(const pl_node *n, const char *op) {
+    return (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) && !strcmp(n->op_type, op);
+}
+
 bool fz_is_epilogue_op(const pl_node *n) {
-    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx")) return false;
-    return !strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "ConvTranspose") ||
-           !strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul");
+    return fz_is_op(n, "Conv") || fz_is_op(n, "ConvTranspose") || fz_is_op(n, "Gemm") ||
+           fz_is_op(n, "MatMul");
 }
 
 /* ------------------------------------------------------------------ edits */

@@ -9,15 +9,11 @@
 #include "graph/fuse.h"
 #include "graph/halos_pass.h"
 
-static bool default_domain(const pl_node *n) { return !n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx"); }
-
-static bool is_op(const pl_node *n, const char *op) { return default_domain(n) && !strcmp(n->op_type, op); }
-
 /* A node after the layer that only maps logits monotonically (dropped by the rewrite):
  * Sigmoid, or Softmax/LogSoftmax over the last axis of a rank-r input. */
 static bool ranking_tail(const fz_ctx *z, const pl_node *n) {
-    if (is_op(n, "Sigmoid")) return true;
-    if (!is_op(n, "Softmax") && !is_op(n, "LogSoftmax")) return false;
+    if (fz_is_op(n, "Sigmoid")) return true;
+    if (!fz_is_op(n, "Softmax") && !fz_is_op(n, "LogSoftmax")) return false;
     int r = fz_rank(z, n->in[0]);
     int64_t axis = pl_attr_int(n, "axis", n->opset >= 13 || n->opset == 0 ? -1 : 1);
     if (axis < 0) axis += r;
@@ -61,13 +57,13 @@ static bool find_layer(const fz_ctx *z, int out, layer *l, char *why, size_t nwh
     const pl_node *n = &g->nodes[p];
     if (ranking_tail(z, n) && n->nout == 1) {
         int q = fz_producer(z, n->in[0]);
-        if (q >= 0 && fz_single_use(z, n->in[0]) && (is_op(&g->nodes[q], "Gemm") || is_op(&g->nodes[q], "MatMul"))) {
+        if (q >= 0 && fz_single_use(z, n->in[0]) && (fz_is_op(&g->nodes[q], "Gemm") || fz_is_op(&g->nodes[q], "MatMul"))) {
             l->tail = p;
             p = q;
             n = &g->nodes[p];
         }
     }
-    if (!is_op(n, "Gemm") && !is_op(n, "MatMul")) {
+    if (!fz_is_op(n, "Gemm") && !fz_is_op(n, "MatMul")) {
         snprintf(why, nwhy, "output '%s' is made by node '%s' (%s), not by a Gemm or MatMul", oname, n->name,
                  n->op_type);
         return false;
@@ -92,7 +88,7 @@ static bool find_layer(const fz_ctx *z, int out, layer *l, char *why, size_t nwh
                  n->op_type, pl_attr_str(n, "pillar_act", "?"));
         return false;
     }
-    if (is_op(n, "Gemm")) {
+    if (fz_is_op(n, "Gemm")) {
         if (pl_attr_int(n, "transA", 0)) {
             snprintf(why, nwhy, "last layer '%s' (Gemm) has transA = 1", n->name);
             return false;

@@ -60,9 +60,14 @@ static size_t scores_floats(int64_t S) {
     return ((size_t)(S * S) + 15) / 16 * 16;
 }
 
+/* The scratch bytes of a run: every thread's scores buffer, plus the alignment slack. */
+static size_t scratch_bytes(const pl_op_ctx *c, int64_t S) {
+    return 64 + (size_t)pl_threadpool_size(c->pool) * scores_floats(S) * sizeof(float);
+}
+
 pl_status attention_prepare(pl_op_ctx *c) {
     int64_t S = c->in[0]->dims[1];
-    c->scratch_size = 64 + (size_t)pl_threadpool_size(c->pool) * scores_floats(S) * sizeof(float);
+    c->scratch_size = scratch_bytes(c, S);
     snprintf(c->kernel, sizeof c->kernel, "fused %lld heads",
              (long long)pl_attr_int(c->node, "num_heads", 0));
     return PL_OK;
@@ -119,8 +124,7 @@ pl_status attention_run(pl_op_ctx *c) {
     if (B == 0 || S == 0 || W == 0) return PL_OK;
     if (B * H > INT32_MAX)
         return pl_op_error(c, PL_ERR_UNSUPPORTED, "too many heads (%lld)", (long long)(B * H));
-    int nt = pl_threadpool_size(c->pool);
-    size_t need = 64 + (size_t)nt * scores_floats(S) * sizeof(float);
+    size_t need = scratch_bytes(c, S);
     void *own = NULL, *buf = c->scratch;
     if (!buf || c->scratch_size < need) {
         own = malloc(need);

@@ -18,24 +18,9 @@
 #include "pillar.h"
 #include "graph_build.h"
 
-static int failures, cases;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((rng_state >> 20) % 2000001) / 1000000.0f - 1.0f;
-}
+static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 static void tb_input(pl_model *m, const char *name, int ndim, const int64_t *dims) {
     pl_graph *g = m->graph;
@@ -154,7 +139,6 @@ static void check_case(int64_t B, int64_t S, int64_t H, int64_t D, int var, bool
     char what[128];
     snprintf(what, sizeof what, "B%lld S%lld H%lld D%lld var %d", (long long)B, (long long)S,
              (long long)H, (long long)D, var);
-    cases++;
     pl_model *m = tb_new("test_attention", 13);
     const int64_t W = H * D, d3[] = {B, S, W}, split[] = {B, S, H, D}, merge[] = {B, S, W};
     int64_t dm[4] = {(var & V_BATCH_MASK) ? B : 1, 1, 1, S};
@@ -223,7 +207,6 @@ static void check_case(int64_t B, int64_t S, int64_t H, int64_t D, int var, bool
 
 /* The op's own checks, on a node made by hand. */
 static void check_errors(void) {
-    cases++;
     pl_model *m = tb_new("test_attention", 13);
     const int64_t d3[] = {1, 4, 6}, d2[] = {4, 6}, dm[] = {1, 5};
     tb_input(m, "q", 3, d3);
@@ -271,6 +254,6 @@ int main(void) {
     check_case(1, 10, 2, 4, V_SCORES_TWICE, false);
     check_case(1, 8, 2, 8, V_WRONG_PERM, false);
     check_errors();
-    printf("test_attention: %d cases, %d failures\n", cases, failures);
+    printf("test_attention: %d checks, %d failures\n", cases, failures);
     return failures ? 1 : 0;
 }

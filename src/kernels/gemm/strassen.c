@@ -160,6 +160,15 @@ static void s_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The caller's epilogue moved to the block at (r0, c0). */
+static pl_sgemm_epilogue epi_at(const pl_sgemm_epilogue *e, int64_t r0, int64_t c0) {
+    pl_sgemm_epilogue o = *e;
+    if (o.row_bias) o.row_bias += r0;
+    if (o.col_bias) o.col_bias += c0;
+    if (o.residual) o.residual += r0 * o.ld_residual + c0;
+    return o;
+}
+
 /* Rows [i0, i1): C22 = C21 + P5, C12 += P5, then the epilogue on those rows of C22. */
 static void c_task(void *ctx, int task, int thread) {
     (void)thread;
@@ -176,9 +185,7 @@ static void c_task(void *ctx, int task, int thread) {
         }
     }
     if (j->epi && i1 > i0) {
-        pl_sgemm_epilogue e = j->epi22;
-        if (e.row_bias) e.row_bias += i0;
-        if (e.residual) e.residual += i0 * e.ld_residual;
+        pl_sgemm_epilogue e = epi_at(&j->epi22, i0, 0);
         pl_sgemm_apply_epilogue(j->C + (j->m2 + i0) * j->ldc + w, j->ldc, i1 - i0, w, &e);
     }
 }
@@ -194,15 +201,6 @@ static void run_rows(pl_threadpool *pool, pl_task_fn fn, pass_job *j) {
         for (int t = 0; t < ntasks; t++) fn(j, t, 0);
     else
         pl_threadpool_run(pool, fn, j, ntasks);
-}
-
-/* The caller's epilogue moved to the block at (r0, c0). */
-static pl_sgemm_epilogue epi_at(const pl_sgemm_epilogue *e, int64_t r0, int64_t c0) {
-    pl_sgemm_epilogue o = *e;
-    if (o.row_bias) o.row_bias += r0;
-    if (o.col_bias) o.col_bias += c0;
-    if (o.residual) o.residual += r0 * o.ld_residual + c0;
-    return o;
 }
 
 /* One half-size GEMM: C = alpha * A Bq + beta * C (+ epilogue). */
