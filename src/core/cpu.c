@@ -69,6 +69,7 @@ static void detect_isa(pl_cpu_info *ci) {
         ci->avx512bw = (ebx >> 30) & 1;
         ci->avx512vl = (ebx >> 31) & 1;
         ci->avx512_vnni = ci->avx512f && ((ecx >> 11) & 1);
+        ci->avx512_vbmi = ci->avx512f && ((ecx >> 1) & 1);
     }
     unsigned max_sub = r[0];
     if (max_sub >= 1) {

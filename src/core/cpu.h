@@ -24,7 +24,7 @@ typedef struct pl_cpu_info {
     /* Extensions usable by user code (CPU bit and OS state saving both present). */
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512dq;
-    bool avx512_vnni, avx512_bf16, avx_vnni;
+    bool avx512_vnni, avx512_bf16, avx_vnni, avx512_vbmi;
     pl_isa best;        /* the best level the machine supports */
     int logical_cpus;   /* online logical CPUs */
     int physical_cores; /* distinct cores among them (SMT siblings counted once) */

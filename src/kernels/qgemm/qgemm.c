@@ -909,11 +909,6 @@ void pl_q8_add_u8(const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n,
 
 /* ------------------------------------------------------------------ table lookup */
 
-bool pl_q8_have_vbmi(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi");
-}
-
 typedef struct lut_job {
     const uint8_t *x;
     uint8_t *y;
@@ -932,7 +927,7 @@ static void lut_task(void *ctx, int task, int thread) {
 void pl_q8_lut(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256], pl_threadpool *pool) {
     const pl_q8_level l = pl_q8_level_now();
     lut_job j = {x, y, n, 32768, t,
-                 l == PL_Q8_VNNI && pl_q8_have_vbmi() ? pl_q8_lut_vbmi
+                 l == PL_Q8_VNNI && pl_cpu()->avx512_vbmi ? pl_q8_lut_vbmi
                  : l >= PL_Q8_AVX2                     ? pl_q8_lut_avx2
                                                        : pl_q8_lut_ref};
     const int64_t nt = (n + j.chunk - 1) / j.chunk;

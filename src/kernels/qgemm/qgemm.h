@@ -324,9 +324,8 @@ typedef void (*pl_q8_lut_fn)(const uint8_t *x, uint8_t *y, int64_t n, const uint
 void pl_q8_lut_ref(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
 /* 16 vpshufb lookups (one per high nibble) per 32 bytes */
 void pl_q8_lut_avx2(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
-/* AVX-512 VBMI (vpermi2b, two 128-entry halves); only where pl_q8_have_vbmi() */
+/* AVX-512 VBMI (vpermi2b, two 128-entry halves); only where pl_cpu()->avx512_vbmi */
 void pl_q8_lut_vbmi(const uint8_t *x, uint8_t *y, int64_t n, const uint8_t t[256]);
-bool pl_q8_have_vbmi(void);
 
 /* 2-D max pooling of one plane x [H][W] into y [OH][OW] (kernel k, stride s, leading
  * pads pad; padding ignored). flip 0x80 for int8 data (compared as signed). tmp holds
