@@ -673,8 +673,10 @@ static pl_status run_image(const pl_conv_fast *f, const float *x, const float *r
                            int64_t b, void *scratch, pl_threadpool *pool) {
     const cf_geom *g = &f->g;
     float *prep = scratch;
-    float *ws = (float *)((char *)scratch + round64(f->prep_floats * sizeof(float)) +
-                          round64(f->shared_floats * sizeof(float)));
+    /* no scratch at all (a layer whose plan needs none) is NULL: no offset from it */
+    float *ws = scratch ? (float *)((char *)scratch + round64(f->prep_floats * sizeof(float)) +
+                                    round64(f->shared_floats * sizeof(float)))
+                        : NULL;
     const int64_t in_img = g->C * g->H * g->W, out_img = g->M * g->OH * g->OW;
     const float *xin = x + b * in_img;
     if (!f->prep.none) {
