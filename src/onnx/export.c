@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnx/onnx_export.h"
 #include "onnx.pb-c.h"
@@ -195,6 +197,38 @@ static Onnx__GraphProto *graph_proto(allocs *a, const pl_graph *g) {
     return gp;
 }
 
+/* Writes the file beside its target and renames it into place, so the target is
+ * replaced whole or not at all, and a model loaded from it that maps its weights
+ * (Gather tables, see import.c) keeps reading the old file's pages. */
+static pl_status write_replacing(const char *path, const uint8_t *buf, size_t len) {
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 16);
+    if (!tmp) return pl_error(PL_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, n + 16, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        pl_status st = pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um); /* mkstemp makes 0600; give the file the usual mode */
+    pl_status st = PL_OK;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        st = pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        close(fd);
+    } else {
+        if (fwrite(buf, 1, len, f) != len) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        if (fclose(f) != 0 && st == PL_OK) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    if (st == PL_OK && rename(tmp, path) != 0) st = pl_error(PL_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
+    if (st != PL_OK) unlink(tmp);
+    free(tmp);
+    return st;
+}
+
 pl_status pl_onnx_save_graph(const pl_graph *g, const pl_opset *opsets, int nopsets, const char *producer,
                              const char *path) {
     allocs a = {0};
@@ -228,13 +262,7 @@ pl_status pl_onnx_save_graph(const pl_graph *g, const pl_opset *opsets, int nops
     }
     onnx__model_proto__pack(&mp, buf);
     free_allocs(&a);
-    pl_status st = PL_OK;
-    FILE *f = fopen(path, "wb");
-    if (!f) st = pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    else {
-        if (fwrite(buf, 1, len, f) != len) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        if (fclose(f) != 0 && st == PL_OK) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    }
+    pl_status st = write_replacing(path, buf, len);
     free(buf);
     return st;
 }
