@@ -37,8 +37,9 @@ static double median(double *v, int n) {
 
 typedef struct side {
     pillar_session *s;
-    pillar_tensor *in;
-    const char *in_name;
+    pillar_tensor *in[8];
+    const char *in_name[8];
+    size_t nin, nout;
     size_t nn;
     double *t;   /* [runs][nn] per-layer times */
     double *run; /* [runs] */
@@ -56,20 +57,33 @@ static int make_side(const char *path, int threads, int sched, side *sd, int run
         return 1;
     }
     pillar_options_destroy(o);
-    const int64_t *dims;
-    size_t nd;
-    pillar_dtype dt;
-    if (pillar_session_input(sd->s, 0, &sd->in_name, &dt, &nd, &dims)) {
-        fprintf(stderr, "layer_bench: %s\n", pillar_last_error());
+    /* every input: floats in [-0.5, 0.5), integers small indices (i % 100) */
+    sd->nin = pillar_session_input_count(sd->s);
+    sd->nout = pillar_session_output_count(sd->s);
+    if (sd->nin > 8 || sd->nout > 8) {
+        fprintf(stderr, "layer_bench: at most 8 inputs and outputs\n");
         return 1;
     }
-    int64_t d[8];
-    for (size_t i = 0; i < nd && i < 8; i++) d[i] = dims[i] < 0 ? 1 : dims[i];
-    if (pillar_tensor_create(dt, nd, d, NULL, &sd->in)) return 1;
-    float *x = pillar_tensor_data(sd->in);
-    size_t n = 1;
-    for (size_t i = 0; i < nd; i++) n *= (size_t)d[i];
-    for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (size_t k = 0; k < sd->nin; k++) {
+        const int64_t *dims;
+        size_t nd;
+        pillar_dtype dt;
+        if (pillar_session_input(sd->s, k, &sd->in_name[k], &dt, &nd, &dims)) {
+            fprintf(stderr, "layer_bench: %s\n", pillar_last_error());
+            return 1;
+        }
+        int64_t d[8];
+        for (size_t i = 0; i < nd && i < 8; i++) d[i] = dims[i] < 0 ? 1 : dims[i];
+        if (pillar_tensor_create(dt, nd, d, NULL, &sd->in[k])) return 1;
+        void *x = pillar_tensor_data(sd->in[k]);
+        size_t n = 1;
+        for (size_t i = 0; i < nd; i++) n *= (size_t)d[i];
+        for (size_t i = 0; i < n; i++) {
+            if (dt == PILLAR_FLOAT32) ((float *)x)[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+            else if (dt == PILLAR_INT64) ((int64_t *)x)[i] = (int64_t)(i % 100);
+            else if (dt == PILLAR_INT32) ((int32_t *)x)[i] = (int32_t)(i % 100);
+        }
+    }
     sd->nn = pillar_session_node_count(sd->s);
     sd->t = calloc((size_t)runs * sd->nn, sizeof(double));
     sd->run = calloc((size_t)runs, sizeof(double));
@@ -79,16 +93,15 @@ static int make_side(const char *path, int threads, int sched, side *sd, int run
 }
 
 static int run_side(side *sd, int r) {
-    pillar_tensor *out = NULL;
-    const char *names[1] = {sd->in_name};
-    const pillar_tensor *ins[1] = {sd->in};
+    pillar_tensor *out[8] = {NULL};
     const double t0 = now_ms();
-    if (pillar_session_run(sd->s, 1, names, ins, 1, NULL, &out)) {
+    if (pillar_session_run(sd->s, sd->nin, sd->in_name, (const pillar_tensor *const *)sd->in,
+                           sd->nout, NULL, out)) {
         fprintf(stderr, "layer_bench: %s\n", pillar_last_error());
         return 1;
     }
     if (r >= 0) sd->run[r] = now_ms() - t0;
-    pillar_tensor_destroy(out);
+    for (size_t k = 0; k < sd->nout; k++) pillar_tensor_destroy(out[k]);
     for (size_t i = 0; i < sd->nn; i++) {
         double tot;
         pillar_session_node_time(sd->s, i, &tot, NULL);
@@ -190,7 +203,7 @@ int main(int argc, char **argv) {
     }
     free(col);
     for (int k = 0; k < nside; k++) {
-        pillar_tensor_destroy(sd[k].in);
+        for (size_t i = 0; i < sd[k].nin; i++) pillar_tensor_destroy(sd[k].in[i]);
         pillar_session_destroy(sd[k].s);
         free(sd[k].t);
         free(sd[k].run);

@@ -10,6 +10,8 @@
 struct pl_shared_buf {
     atomic_int refs;
     void *data;
+    void (*release)(void *ctx); /* set: data is not malloc'd; release(ctx) lets it go */
+    void *ctx;
 };
 
 /* Serialises the first sharing clone of a graph, which turns its owned constants into
@@ -18,9 +20,30 @@ static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void shared_unref(pl_shared_buf *b) {
     if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
-        free(b->data);
+        if (b->release)
+            b->release(b->ctx);
+        else
+            free(b->data);
         free(b);
     }
+}
+
+pl_status pl_value_set_external(pl_value *v, void *data, void (*release)(void *ctx), void *ctx) {
+    pl_shared_buf *b = malloc(sizeof *b);
+    if (!b) {
+        release(ctx);
+        return pl_error(PL_ERR_NOMEM, "out of memory");
+    }
+    pl_value_drop_data(v);
+    atomic_init(&b->refs, 1);
+    b->data = data;
+    b->release = release;
+    b->ctx = ctx;
+    v->shared = b;
+    v->t.data = data;
+    v->t.owns = false;
+    v->t.cap = pl_nbytes(&v->t);
+    return PL_OK;
 }
 
 void pl_value_drop_data(pl_value *v) {
@@ -42,7 +65,7 @@ pl_status pl_value_make_writable(pl_value *v) {
         v->shared = NULL;
         return PL_OK;
     }
-    if (atomic_load_explicit(&v->shared->refs, memory_order_acquire) == 1) {
+    if (!v->shared->release && atomic_load_explicit(&v->shared->refs, memory_order_acquire) == 1) {
         /* the only holder: take the buffer back */
         v->t.owns = true;
         v->t.cap = pl_nbytes(&v->t);
@@ -72,6 +95,8 @@ static bool share_value(pl_value *v) {
     if (!b) return false;
     atomic_init(&b->refs, 1);
     b->data = v->t.data;
+    b->release = NULL;
+    b->ctx = NULL;
     v->shared = b;
     v->t.owns = false;
     return true;

@@ -128,8 +128,12 @@ pl_graph *pl_graph_clone_shared(pl_graph *g, pl_graph *parent);
 /* Lets go of a constant's data (dropping a share, or freeing owned data); keeps its
  * dtype and dims. */
 void pl_value_drop_data(pl_value *v);
+/* Makes v's data `data`, owned elsewhere (a read-only file mapping: src/onnx/import.c):
+ * shared like any constant, and release(ctx) runs when the last holder lets go (at once
+ * if this fails, leaving v as it was). Set t's dtype and dims first. */
+pl_status pl_value_set_external(pl_value *v, void *data, void (*release)(void *ctx), void *ctx);
 /* Makes a constant's data private to this graph (copying it if it is shared with
- * others), so it may be written in place. */
+ * others or owned elsewhere), so it may be written in place. */
 pl_status pl_value_make_writable(pl_value *v);
 /* Holders of a shared constant's data (0 when not shared), for tests. */
 int pl_value_share_count(const pl_value *v);

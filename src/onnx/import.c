@@ -75,6 +75,11 @@ typedef struct builder {
     struct builder *parent;
     const char *dir;
     const pl_raw_split *raw; /* payloads left out of the unpacked main graph, or NULL */
+    /* main-graph initializers whose payload is placed once the nodes are known (mapped
+     * or read: place_payloads) */
+    int *late_ids;
+    const pl_raw_ref **late_refs;
+    size_t nlate;
 } builder;
 
 static pl_status nomem(void) { return pl_error(PL_ERR_NOMEM, "out of memory while loading the model"); }
@@ -94,6 +99,105 @@ static bool defined_outside(const builder *b, const char *name) {
 }
 
 static pl_status import_graph(builder *b, const Onnx__GraphProto *gp);
+
+/* ---- mapped embedding tables ----
+ * An embedding table (BERT's word embeddings: 30522 x 768 floats, 94 MB) is read only
+ * by Gather, which copies the few rows its indices pick. Reading the whole payload into
+ * memory makes all of it resident; mapping the file instead makes resident only the
+ * pages of the rows used. A mapped payload sits at its file offset, so it is not
+ * aligned even to its element size: only consumers that copy bytes (Gather's data
+ * input) may read it, hence the check on the whole graph before mapping. */
+
+/* Payloads of at least this many bytes, read only by Gather, are mapped. */
+#define MAP_MIN ((uint64_t)1 << 20)
+
+static pl_status add_late(builder *b, int id, const pl_raw_ref *ref) {
+    int *ids = realloc(b->late_ids, (b->nlate + 1) * sizeof *ids);
+    if (ids) b->late_ids = ids;
+    const pl_raw_ref **refs = realloc(b->late_refs, (b->nlate + 1) * sizeof *refs);
+    if (refs) b->late_refs = refs;
+    if (!ids || !refs) return nomem();
+    b->late_ids[b->nlate] = id;
+    b->late_refs[b->nlate++] = ref;
+    return PL_OK;
+}
+
+/* Whether g or a subgraph nested in it has a value of this name. */
+static bool names_value(const pl_graph *g, const char *name) {
+    if (pl_graph_find_value(g, name) >= 0) return true;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int a = 0; a < g->nodes[i].nattr; a++)
+            if (g->nodes[i].attrs[a].g && names_value(g->nodes[i].attrs[a].g, name)) return true;
+    return false;
+}
+
+/* Value `id` of the main graph is read, and only as the data input of default-domain
+ * Gather nodes; it is no graph output and no subgraph names it. */
+static bool gather_only(const pl_graph *g, int id) {
+    if (g->values[id].is_output) return false;
+    bool used = false;
+    for (int i = 0; i < g->nnodes; i++) {
+        const pl_node *n = &g->nodes[i];
+        for (int k = 0; k < n->nin; k++) {
+            if (n->in[k] != id) continue;
+            bool dflt = !n->domain[0] || !strcmp(n->domain, "ai.onnx");
+            if (k != 0 || !dflt || strcmp(n->op_type, "Gather") != 0) return false;
+            used = true;
+        }
+        for (int a = 0; a < n->nattr; a++)
+            if (n->attrs[a].g && names_value(n->attrs[a].g, g->values[id].name)) return false;
+    }
+    return used;
+}
+
+typedef struct mapping {
+    void *base;
+    size_t len;
+} mapping;
+
+static void unmap(void *ctx) {
+    mapping *m = ctx;
+    munmap(m->base, m->len);
+    free(m);
+}
+
+/* Maps a payload read-only (the pages that hold it; MADV_RANDOM: a row's page fault
+ * reads no more of the file ahead) as v's data. PL_ERR_UNSUPPORTED when it cannot be
+ * mapped: then the caller reads it. */
+static pl_status map_payload(const pl_raw_split *raw, const pl_raw_ref *ref, pl_value *v) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return PL_ERR_UNSUPPORTED;
+    uint64_t start = ref->offset - ref->offset % (uint64_t)pg;
+    size_t len = (size_t)(ref->offset + ref->len - start);
+    void *base = mmap(NULL, len, PROT_READ, MAP_PRIVATE, raw->fd, (off_t)start);
+    if (base == MAP_FAILED) return PL_ERR_UNSUPPORTED;
+    (void)madvise(base, len, MADV_RANDOM);
+    mapping *m = malloc(sizeof *m);
+    if (!m) {
+        munmap(base, len);
+        return nomem();
+    }
+    m->base = base;
+    m->len = len;
+    return pl_value_set_external(v, (char *)base + (ref->offset - start), unmap, m);
+}
+
+/* The late payloads: mapped when only Gather reads them (and PILLAR_MMAP is not 0),
+ * else read like the others. */
+static pl_status place_payloads(builder *b) {
+    const char *env = getenv("PILLAR_MMAP");
+    bool may_map = !(env && env[0] == '0');
+    for (size_t i = 0; i < b->nlate; i++) {
+        pl_value *v = &b->g->values[b->late_ids[i]];
+        if (may_map && gather_only(b->g, b->late_ids[i])) {
+            pl_status st = map_payload(b->raw, b->late_refs[i], v);
+            if (st == PL_OK) continue;
+            if (st != PL_ERR_UNSUPPORTED) return st;
+        }
+        PL_TRY(pl_raw_split_read(b->raw, b->late_refs[i], v->t.data));
+    }
+    return PL_OK;
+}
 
 static pl_status set_value_type(pl_value *v, const Onnx__TypeProto *tp) {
     if (!tp) return PL_OK;
@@ -311,8 +415,13 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
         copy.raw_data.data = NULL;
         PL_TRY(pl_onnx_tensor_from_proto(&copy, b->dir, &v->t));
         bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-        if (!external && v->t.dtype != PL_STRING && v->t.data && pl_nbytes(&v->t) == ref->len)
-            PL_TRY(pl_raw_split_read(b->raw, ref, v->t.data));
+        if (external || v->t.dtype == PL_STRING || !v->t.data || pl_nbytes(&v->t) != ref->len)
+            continue;
+        if (!b->raw->mem && ref->len >= MAP_MIN) {
+            PL_TRY(add_late(b, id, ref));
+            continue;
+        }
+        PL_TRY(pl_raw_split_read(b->raw, ref, v->t.data));
     }
     g->inputs = malloc((gp->n_input ? gp->n_input : 1) * sizeof(int));
     if (!g->inputs) return nomem();
@@ -418,6 +527,7 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp) {
         g->outputs[g->noutputs++] = id;
     }
     if (!b->parent && gp->n_output == 0) return pl_error(PL_ERR_MODEL, "the graph has no outputs");
+    if (b->nlate) PL_TRY(place_payloads(b));
     return topo_sort(g);
 }
 
@@ -469,6 +579,8 @@ static pl_status load_model(const uint8_t *bytes, size_t len, const pl_raw_split
     m->graph = b.g;
     st = import_graph(&b, mp->graph);
     map_free(&b.names);
+    free(b.late_ids);
+    free(b.late_refs);
     if (st == PL_OK && pl_model_opset(m, "") == 0 && m->graph->nnodes > 0) {
         /* no default-domain opset_import: ONNX treats that as opset 1 */
         pl_opset *o = realloc(m->opsets, (size_t)(m->nopsets + 1) * sizeof *o);
