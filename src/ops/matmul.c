@@ -286,12 +286,13 @@ static pl_status mm_pack(const pl_op_ctx *c, mm_state *st, bool is_a, bool trans
 /* One Strassen level (12.5% fewer multiply-adds) for big constant weights: PILLAR_STRASSEN=0
  * never, =1 whenever the shapes allow (even K and N), else (auto) on AVX-512 for weights
  * of at least STRASSEN_MIN_KN in both dimensions and STRASSEN_MIN_KXN elements (BERT's
- * FFN: 768 x 3072) and runs of STRASSEN_MIN_M rows or more, where it measured faster
- * (bench/strassen_bench: 3-7% on the FFN shapes, 0-3% on 768 x 768, which would not pay
- * for the 1.75x packed size), and only where K >= 2N: the down-projection (K 3072, N 768)
- * gained 5-7%, the up-projection (K 768, N 3072) 2-4%, and taking both put BERT's peak
- * RSS at 600 MB, above ONNX Runtime's 586 in one run; the down-projections alone add
- * half as much. */
+ * FFN: 768 x 3072 and 3072 x 768) and runs of STRASSEN_MIN_M rows or more, where it
+ * measured faster (bench/strassen_bench: 3-7% on the FFN shapes, 0-3% on 768 x 768,
+ * which would not pay for the 1.75x packed size). BERT-like, per-layer CPU time in one
+ * process (layer_bench --ab): the down-projections 5-7% faster, the up-projections 4%
+ * (5.82 -> 5.60 ms median). Taking the up-projections too puts BERT's peak RSS at 509 MB
+ * (ONNX Runtime 586-717): affordable since the embedding table is mapped, not read
+ * (src/onnx/import.c), before which it was 600 MB. */
 #define STRASSEN_MIN_KN 512
 #define STRASSEN_MIN_M 32
 #define STRASSEN_MIN_KXN (2.0 * 1024 * 1024)
@@ -302,7 +303,7 @@ static bool mm_strassen_wanted(int64_t M, int64_t K, int64_t N) {
     if (env && env[0] == '0') return false;
     if (env && env[0] == '1') return true;
     return pl_cpu_isa() >= PL_ISA_AVX512 && K >= STRASSEN_MIN_KN && N >= STRASSEN_MIN_KN &&
-           (double)K * (double)N >= STRASSEN_MIN_KXN && M >= STRASSEN_MIN_M && K >= 2 * N;
+           (double)K * (double)N >= STRASSEN_MIN_KXN && M >= STRASSEN_MIN_M;
 }
 
 static pl_status mm_strassen_prepare(pl_op_ctx *c, mm_state *st, const float *B, int64_t M,
