@@ -33,6 +33,7 @@ typedef struct qstate {
     pl_q8_level level;
     pl_dtype xtype;
     bool dw;    /* conv: depthwise 2-D (pl_q8_dwconv, no A panel) */
+    bool iconv; /* conv: implicit GEMM from the padded image (pl_q8_iconv_run, no A panel) */
     int32_t xz; /* x zero point as written (before the s8 flip) */
     size_t panel_bytes, asum_off;
     /* per group, the epilogue with its per-call part made at prepare for the activation
@@ -233,6 +234,16 @@ pl_status pl_qconv_prepare(pl_op_ctx *c, const pl_conv_params *p, const pl_q_io 
     for (int64_t k = 0; s->dw && k < s->groups; k++) s->dw = !s->w[k].sparse && !s->w[k].any_zw;
     if (s->dw)
         snprintf(c->kernel, sizeof c->kernel, "int8 depthwise %s", pl_q8_level_name(s->level));
+    /* a KxK layer on VNNI reads its image directly (u8 input: the s8 flip is applied in
+     * the im2col path only, so run checks the type again) */
+    s->iconv = !s->dw && c->in[io->x]->dtype == PL_U8;
+    for (int64_t k = 0; s->iconv && k < s->groups; k++)
+        s->iconv = pl_q8_iconv_ok(s->level, &s->geom, &s->w[k], 0);
+    if (s->iconv) {
+        const size_t need = pl_q8_iconv_bytes(&s->geom) + 64;
+        if (need > c->scratch_size) c->scratch_size = need;
+        snprintf(c->kernel, sizeof c->kernel, "int8 %s implicit", pl_q8_level_name(s->level));
+    }
     c->state = s;
     return PL_OK;
 }
@@ -245,7 +256,8 @@ static pl_status run_fail(const pl_op_ctx *c, pl_status st) {
 
 /* Scratch: the prepared size, or a temporary buffer when the executor gave none. */
 static pl_status scratch_of(const pl_op_ctx *c, const qstate *s, void **buf, void **tmp) {
-    const size_t need = s->asum_off + sizeof(int32_t) * (size_t)pl_q8_pp(s->P) + 64;
+    size_t need = s->asum_off + sizeof(int32_t) * (size_t)pl_q8_pp(s->P) + 64;
+    if (s->iconv && pl_q8_iconv_bytes(&s->geom) + 64 > need) need = pl_q8_iconv_bytes(&s->geom) + 64;
     *tmp = NULL;
     if (c->scratch && c->scratch_size >= need) {
         *buf = (void *)(((uintptr_t)c->scratch + 63) & ~(uintptr_t)63);
@@ -287,12 +299,16 @@ pl_status pl_qconv_run(pl_op_ctx *c, const pl_conv_params *p, bool *done) {
         for (int64_t g = 0; g < s->groups && !st; g++) {
             const uint8_t *xg = (const uint8_t *)x->data + (n * p->in_channels + g * s->geom.C) * s->in_x;
             char *yg = (char *)y->data + (size_t)((n * p->out_channels + g * s->Mg) * s->P) * es;
-            asum = s->w[g].any_zw ? (int32_t *)((char *)buf + s->asum_off) : NULL;
-            st = pl_q8_im2col(s->level, &s->geom, xg, flip, (uint8_t)za, buf, asum, c->pool);
             pl_q8_epilogue e = s->e;
             e.scale += g * s->Mg;
             if (e.bias_i32) e.bias_i32 += g * s->Mg;
             if (s->eg && za == s->za) e = s->eg[g];
+            if (s->iconv && !s8) {
+                st = pl_q8_iconv_run(&s->w[g], &s->geom, xg, (uint8_t)za, za, &e, yg, s->P, buf, c->pool);
+                continue;
+            }
+            asum = s->w[g].any_zw ? (int32_t *)((char *)buf + s->asum_off) : NULL;
+            st = pl_q8_im2col(s->level, &s->geom, xg, flip, (uint8_t)za, buf, asum, c->pool);
             if (!st) st = pl_q8_gemm(&s->w[g], buf, asum, s->P, za, &e, yg, s->P, 1, c->pool);
         }
     free(tmp);

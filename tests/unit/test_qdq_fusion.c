@@ -285,6 +285,11 @@ static void case_conv_net(bool sparse, int C) {
         CHECK(count_op(&r, "QLinearConv") == 3, "%s: %d QLinearConv", what, count_op(&r, "QLinearConv"));
         CHECK(count_op(&r, "QMaxPool") == 1 && count_op(&r, "QLinearAdd") == 1, "%s: pool/add not fused", what);
         CHECK(count_op(&r, "DequantizeLinear") == 0, "%s: a DequantizeLinear is left", what);
+        /* the first 3x3 layer (dense weights, 8 channels at 11x13) reads its image directly
+         * on VNNI (the bit-identical check above covers it against the ref level) */
+        const bool vnni = pl_cpu()->avx512_vnni && pl_cpu()->avx512bw;
+        CHECK(has_kernel(&r, "int8 vnni implicit") == (vnni && C % 4 == 0),
+              "%s: implicit-GEMM kernel %s", what, vnni && C % 4 == 0 ? "not chosen" : "chosen");
         result_free(&r);
     }
     pillar_tensor_destroy(x);

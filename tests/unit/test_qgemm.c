@@ -185,6 +185,120 @@ static void conv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int
     conv_case_f(level, C, H, W, M, KH, KW, s, pad, dil, sparse, 0, pool);
 }
 
+/* The implicit-GEMM convolution (pl_q8_iconv_run, VNNI) against the reference GEMM on
+ * an im2col matrix built here: every output type and epilogue term, zero points 0 / 128 /
+ * 255 and random, per-channel scales (some too large for the fast form), weights at the
+ * extremes with activations at 255 (the vpmaddubsw pair bound is violated: VNNI has no
+ * such bound), whole zero groups, 1..3 threads, epilogue made by the caller or not.
+ * Where pl_q8_iconv_ok refuses the geometry, checks that it does. */
+static void iconv_case(pl_q8_level level, int C, int H, int W, int M, int KH, int KW, int s, int pad,
+                       int dil, int zmode, pl_q8_out out, bool prepared, pl_threadpool *pool) {
+    cases++;
+    const int OH = (H + 2 * pad - dil * (KH - 1) - 1) / s + 1, OW = (W + 2 * pad - dil * (KW - 1) - 1) / s + 1;
+    const int K = C * KH * KW, P = OH * OW, T = KH * KW;
+    pl_q8_conv_geom g = {.ndim = 2, .C = C, .in = {H, W}, .out = {OH, OW}, .k = {KH, KW},
+                         .stride = {s, s}, .pad = {pad, pad}, .dil = {dil, dil}};
+    const bool extreme = rnd() % 3 == 0;
+    uint8_t *x = malloc((size_t)(C * H * W + 1));
+    for (int i = 0; i < C * H * W; i++) x[i] = extreme ? 255 : (uint8_t)rnd();
+    int8_t *wk = malloc((size_t)(M * K + 1)); /* k = tap * C + c */
+    for (int i = 0; i < M * K; i++) wk[i] = extreme ? (i % 2 ? -128 : 127) : (int8_t)rnd();
+    for (int i = 0; i + 4 <= M * K; i += 4)
+        if (rnd() % 4 == 0) memset(wk + i, 0, 4);
+    const int32_t za = zmode == 0 ? 0 : zmode == 1 ? 128 : zmode == 2 ? 255 : (int32_t)(rnd() % 256);
+    /* the im2col matrix a[k][p], taps outside the image at the zero point */
+    uint8_t *a = malloc((size_t)(K * P + 1));
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    const int ih = oh * s + t / KW * dil - pad, iw = ow * s + t % KW * dil - pad;
+                    a[(t * C + c) * P + oh * OW + ow] =
+                        ih < 0 || ih >= H || iw < 0 || iw >= W ? (uint8_t)za : x[(c * H + ih) * W + iw];
+                }
+    float *scale = malloc(sizeof(float) * (size_t)M), *fb = malloc(sizeof(float) * (size_t)M);
+    int32_t *bias = malloc(sizeof(int32_t) * (size_t)M);
+    for (int m = 0; m < M; m++) {
+        scale[m] = (float)(rnd() % 1000 + 1) * 1e-5f;
+        fb[m] = (float)((int)(rnd() % 2001) - 1000) * 0.01f;
+        bias[m] = (int32_t)(rnd() % 20001) - 10000;
+    }
+    if (rnd() % 4 == 0) scale[rnd() % M] = 0.3f + (float)(rnd() % 100);
+    float *res = malloc(sizeof(float) * (size_t)(M * P));
+    for (int i = 0; i < M * P; i++) res[i] = (float)((int)(rnd() % 2001) - 1000) * 0.1f;
+    pl_q8_epilogue e = {.out = out, .scale = scale, .bias_i32 = rnd() % 2 ? bias : NULL,
+                        .lo = -INFINITY, .hi = INFINITY,
+                        .zp = out == PL_Q8_OUT_U8 ? (int32_t)(rnd() % 256) : (int32_t)(rnd() % 256) - 128};
+    if (out != PL_Q8_OUT_I32) {
+        if (rnd() % 2) e.fbias = fb;
+        if (rnd() % 4 == 0) {
+            e.res = res;
+            e.rscale = 0.37f;
+        }
+        if (rnd() % 2) e.lo = rnd() % 2 ? 0.0f : -2.5f;
+        if (rnd() % 3 == 0) e.hi = 6.5f;
+    }
+    const size_t os = osize(out);
+    char *yr = malloc(os * (size_t)(M * P)), *y = malloc(os * (size_t)(M * P));
+    memset(y, 0xa5, os * (size_t)(M * P));
+    pl_q8_gemm_ref(a, P, za, wk, K, NULL, M, K, P, &e, yr, P, 1);
+    pl_q8_w pw;
+    CHECK(pl_q8_pack_w(&pw, wk, M, K, K, NULL, level, false) == PL_OK, "pack");
+    const bool ok = pl_q8_iconv_ok(level, &g, &pw, 0);
+    const bool want = level == PL_Q8_VNNI && C % 4 == 0 && OW >= 5 && T >= 2;
+    CHECK(ok == want, "iconv_ok %d for %s C=%d OW=%d taps=%d", ok, pl_q8_level_name(level), C, OW, T);
+    if (ok) {
+        CHECK(!pl_q8_iconv_ok(level, &g, &pw, 0x80), "iconv_ok takes a flipped input");
+        void *scratch = malloc(pl_q8_iconv_bytes(&g));
+        int32_t *off = malloc((sizeof(int32_t) + 1) * (size_t)pl_q8_epi_rows(M));
+        pl_q8_epilogue ex = e;
+        if (prepared) pl_q8_epi_prepare(&pw, za, &e, off, (uint8_t *)(off + pl_q8_epi_rows(M)), &ex);
+        CHECK(pl_q8_iconv_run(&pw, &g, x, (uint8_t)za, za, &ex, y, P, scratch, pool) == PL_OK,
+              "iconv_run: %s", pl_error_msg());
+        CHECK(!memcmp(y, yr, os * (size_t)(M * P)),
+              "iconv C=%d %dx%d M=%d k=%dx%d s=%d pad=%d dil=%d za=%d out=%d prepared=%d differs",
+              C, H, W, M, KH, KW, s, pad, dil, za, (int)out, prepared);
+        free(scratch);
+        free(off);
+    }
+    pl_q8_w_free(&pw);
+    free(x); free(wk); free(a); free(scale); free(fb); free(bias); free(res); free(yr); free(y);
+}
+
+static void iconv_cases(pl_q8_level level, pl_threadpool *const pools[3]) {
+    static const pl_q8_out outs[] = {PL_Q8_OUT_U8, PL_Q8_OUT_S8, PL_Q8_OUT_F32, PL_Q8_OUT_I32};
+    int n = 0;
+    /* planes 1x1 .. 9x9, 3x3 with padding 1 (stride 1 and 2) and without */
+    for (int hw = 1; hw <= 9; hw++)
+        for (int s = 1; s <= 2; s++) {
+            iconv_case(level, 8, hw, hw, 13, 3, 3, s, 1, 1, n % 4, outs[n % 4], n % 2, pools[n % 3]);
+            n++;
+            if (hw >= 3) iconv_case(level, 4, hw, hw + 2, 24, 3, 3, s, 0, 1, n % 4, outs[n % 4], n % 2, pools[n % 3]);
+            n++;
+        }
+    /* channel counts not a multiple of 4 (refused), 4 / 16 / 20 / 64 / 68 channels; row
+     * tiles of 4, 8, 12 rows and 1 row; 56x56 and 28x28 (one and two row runs per 16
+     * columns), 14x14 (P = 196: a gemv tail), 7x7 (three runs) */
+    iconv_case(level, 3, 10, 10, 12, 3, 3, 1, 1, 1, 3, PL_Q8_OUT_U8, true, pools[1]);
+    iconv_case(level, 6, 12, 9, 5, 3, 3, 2, 1, 1, 3, PL_Q8_OUT_U8, true, NULL);
+    iconv_case(level, 64, 56, 56, 64, 3, 3, 1, 1, 1, 3, PL_Q8_OUT_U8, true, pools[1]);
+    iconv_case(level, 16, 56, 56, 20, 3, 3, 2, 1, 1, 0, PL_Q8_OUT_U8, false, pools[2]);
+    iconv_case(level, 20, 28, 28, 28, 3, 3, 1, 1, 1, 1, PL_Q8_OUT_S8, true, NULL);
+    iconv_case(level, 68, 14, 14, 16, 3, 3, 1, 1, 1, 2, PL_Q8_OUT_U8, true, pools[1]);
+    iconv_case(level, 64, 14, 14, 12, 3, 3, 2, 1, 1, 3, PL_Q8_OUT_F32, true, pools[2]);
+    iconv_case(level, 128, 7, 7, 25, 3, 3, 1, 1, 1, 3, PL_Q8_OUT_U8, true, pools[1]);
+    iconv_case(level, 4, 7, 7, 1, 3, 3, 1, 1, 1, 3, PL_Q8_OUT_U8, false, NULL);
+    /* other kernels, dilation, wide rows, pads larger than the kernel's reach */
+    iconv_case(level, 8, 17, 23, 9, 5, 5, 1, 2, 1, 3, PL_Q8_OUT_U8, true, pools[2]);
+    iconv_case(level, 12, 19, 21, 14, 5, 5, 2, 2, 1, 3, PL_Q8_OUT_S8, true, pools[1]);
+    iconv_case(level, 8, 16, 16, 10, 3, 3, 1, 2, 2, 3, PL_Q8_OUT_U8, true, NULL);
+    iconv_case(level, 8, 15, 17, 11, 3, 3, 2, 2, 2, 1, PL_Q8_OUT_U8, false, pools[2]);
+    iconv_case(level, 4, 9, 70, 7, 1, 3, 1, 0, 1, 3, PL_Q8_OUT_U8, true, pools[1]);
+    iconv_case(level, 4, 9, 40, 7, 2, 2, 2, 0, 1, 3, PL_Q8_OUT_I32, true, pools[1]);
+    iconv_case(level, 8, 6, 6, 12, 3, 3, 1, 3, 1, 3, PL_Q8_OUT_U8, true, NULL);
+    iconv_case(level, 8, 5, 133, 12, 3, 3, 1, 1, 1, 3, PL_Q8_OUT_U8, true, pools[2]);
+}
+
 /* The SIMD packing helpers against their plain definitions, at every length around
  * their block sizes (16, 32, 64) and at exact row ends (reads past n would show under
  * ASan: the rows are allocated to their exact lengths). */
@@ -430,6 +544,7 @@ int main(void) {
         conv_case(level, 4, 9, 140, 6, 5, 5, 2, 2, 1, true, pools[2]);
         conv_case(level, 12, 7, 66, 9, 2, 2, 2, 0, 1, false, NULL);
         pack_helpers_case(level);
+        iconv_cases(level, pools);
         /* depthwise: 1x1 up to 112-wide planes, 3x3 / 5x5 / 7x7, stride 1 and 2, dilation */
         static const int dws[] = {1, 2, 3, 7, 14, 17, 28, 56, 112};
         for (int i = 0; i < 9; i++) {

@@ -196,6 +196,44 @@ pl_status pl_q8_gemm(const pl_q8_w *pw, const void *panel, const int32_t *asum, 
                      int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm, int64_t ldp,
                      pl_threadpool *pool);
 
+/* ---- implicit-GEMM KxK convolution (VNNI, qconv.c): no A panel ----
+ *
+ * The image is laid out once per run as its stride phases with the padding, channels
+ * interleaved by 4: [s * s phases][C / 4][Hq][Wq][4] u8 (by pl_q8_iconv_run). Tap t of
+ * output column p = (oh, ow) then sits at byte tapoff[t] + q * cstride + (oh * Wq + ow) * 4
+ * for channel quad q, so the tile loads the 4 bytes of a weight group straight from the
+ * image (masked loads, one per run of the 16 columns that stays in one output row)
+ * instead of from an im2col copy. Weights are packed as for pl_q8_im2col (k = tap * C +
+ * c). */
+#define PL_Q8_ICONV_MAXTAPS 64
+typedef struct pl_q8_iconv {
+    const uint8_t *x;  /* the built image (made by pl_q8_iconv_run) */
+    int64_t cq;        /* channel quads C / 4 */
+    int64_t cstride;   /* bytes between channel quads */
+    int64_t Wq, OW;    /* row length of a phase plane, output columns per row */
+    int ntaps;
+    int64_t tapoff[PL_Q8_ICONV_MAXTAPS]; /* bytes from x to tap t's column 0 */
+} pl_q8_iconv;
+
+/* Whether the implicit path runs geometry g at `level` with weights pw and input flip:
+ * VNNI, 2-D, C a multiple of 4, strides 1 or 2, at least 5 output columns (at most 4
+ * row runs per 16 columns), dense weights without zero points, u8 input (flip 0). */
+bool pl_q8_iconv_ok(pl_q8_level level, const pl_q8_conv_geom *g, const pl_q8_w *pw, uint8_t flip);
+/* Scratch bytes of the built image (with a 64-byte margin before and after). */
+size_t pl_q8_iconv_bytes(const pl_q8_conv_geom *g);
+/* The convolution of x ([C][H][W] u8, one image, one group) with pw, epilogue e, into
+ * out ([M][OH * OW] of e->out's type, row stride ldm), scratch of pl_q8_iconv_bytes(g);
+ * pad is the value outside the image (the zero point). Threaded. */
+pl_status pl_q8_iconv_run(const pl_q8_w *pw, const pl_q8_conv_geom *g, const uint8_t *x, uint8_t pad,
+                          int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm, void *scratch,
+                          pl_threadpool *pool);
+/* The level kernels (qgemm_avx512.c): tile mt at columns [p0, p0 + n), n <= 32, with the
+ * epilogue (e prepared, pl_q8_epi_prepare), and one column's raw sums (acc[r]). */
+void pl_q8_iconv_tile_vnni(const pl_q8_w *pw, int64_t mt, const pl_q8_iconv *ic, int64_t p0,
+                           int64_t n, int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm);
+void pl_q8_iconv_gemv_vnni(const pl_q8_w *pw, int64_t mt, const pl_q8_iconv *ic, int64_t p,
+                           int32_t *acc);
+
 /* The plain reference of the whole computation (unpacked operands): a is K x P (row
  * stride lda) u8, w is M x K s8, zw per row (NULL: 0). For tests. */
 void pl_q8_gemm_ref(const uint8_t *a, int64_t lda, int32_t za, const int8_t *w, int64_t ldw,

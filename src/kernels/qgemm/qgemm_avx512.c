@@ -240,6 +240,39 @@ epi_row_init_t(epi_row *q, const epi_tile *t, const pl_q8_w *pw, int64_t m, cons
     q->off = _mm512_setzero_si512();
 }
 
+/* The epilogue of tile rows 0 .. mrows-1 from the accumulators c<r>0 / c<r>1 (n <= 32
+ * columns; t, m0, mrows, e, out, ldm, asum, za, p0 and pw in scope), shared by the
+ * GEMM tile and the implicit-convolution tile. */
+#define EPIF2(r)                                                                                   \
+    do {                                                                                           \
+        if ((r) < mrows) {                                                                         \
+            epi16_fast(&t, (r), c##r##0, o + (r) * ldm, u8, k0);                                   \
+            if (k1) epi16_fast(&t, (r), c##r##1, o + (r) * ldm + 16, u8, k1);                      \
+        }                                                                                          \
+    } while (0)
+#define EPI2(r)                                                                                    \
+    do {                                                                                           \
+        if ((r) < mrows) {                                                                         \
+            epi_row q;                                                                             \
+            epi_row_init_t(&q, &t, pw, m0 + (r), asum, za, p0, e, out, ldm);                       \
+            epi16(&q, c##r##0, 0, k0);                                                             \
+            if (k1) epi16(&q, c##r##1, 16, k1);                                                    \
+        }                                                                                          \
+    } while (0)
+#define TILE_EPI_TAIL()                                                                            \
+    do {                                                                                           \
+        const __mmask16 k0 = mask16(n), k1 = mask16(n - 16);                                       \
+        if (t.fast) {                                                                              \
+            const bool u8 = e->out == PL_Q8_OUT_U8;                                                \
+            uint8_t *o = (uint8_t *)out + m0 * ldm + p0;                                           \
+            EPIF2(0); EPIF2(1); EPIF2(2); EPIF2(3); EPIF2(4); EPIF2(5);                            \
+            EPIF2(6); EPIF2(7); EPIF2(8); EPIF2(9); EPIF2(10); EPIF2(11);                          \
+            break;                                                                                 \
+        }                                                                                          \
+        EPI2(0); EPI2(1); EPI2(2); EPI2(3); EPI2(4); EPI2(5);                                      \
+        EPI2(6); EPI2(7); EPI2(8); EPI2(9); EPI2(10); EPI2(11);                                    \
+    } while (0)
+
 /* The dense tile with the epilogue applied straight from the accumulators (rows
  * m0 .. m0 + mrows, n <= 32 columns, contiguous output rows): no round trip of the raw
  * sums through memory and no call per row, which matters for small K. */
@@ -255,44 +288,7 @@ tile_epi_body(const pl_q8_w *pw, int64_t mt, const void *panel, int64_t Pp, int6
     TILE_LOOP()
 #undef INIT
 #define INIT(r) _mm512_setzero_si512()
-    const __mmask16 k0 = mask16(n), k1 = mask16(n - 16);
-    if (t.fast) {
-        const bool u8 = e->out == PL_Q8_OUT_U8;
-        uint8_t *o = (uint8_t *)out + m0 * ldm + p0;
-#define EPIF(r)                                                                                    \
-    do {                                                                                           \
-        if ((r) < mrows) {                                                                         \
-            epi16_fast(&t, (r), c##r##0, o + (r) * ldm, u8, k0);                                   \
-            if (k1) epi16_fast(&t, (r), c##r##1, o + (r) * ldm + 16, u8, k1);                      \
-        }                                                                                          \
-    } while (0)
-        EPIF(0); EPIF(1); EPIF(2); EPIF(3); EPIF(4); EPIF(5);
-        EPIF(6); EPIF(7); EPIF(8); EPIF(9); EPIF(10); EPIF(11);
-#undef EPIF
-        return;
-    }
-#define EPI(r)                                                                                     \
-    do {                                                                                           \
-        if ((r) < mrows) {                                                                         \
-            epi_row q;                                                                             \
-            epi_row_init_t(&q, &t, pw, m0 + (r), asum, za, p0, e, out, ldm);                       \
-            epi16(&q, c##r##0, 0, k0);                                                             \
-            if (k1) epi16(&q, c##r##1, 16, k1);                                                    \
-        }                                                                                          \
-    } while (0)
-    EPI(0);
-    EPI(1);
-    EPI(2);
-    EPI(3);
-    EPI(4);
-    EPI(5);
-    EPI(6);
-    EPI(7);
-    EPI(8);
-    EPI(9);
-    EPI(10);
-    EPI(11);
-#undef EPI
+    TILE_EPI_TAIL();
 }
 
 /* A row tile that is mostly padding (M = 64 = 5 * 12 + 4, 128 = 10 * 12 + 8) runs only
@@ -307,6 +303,138 @@ static void tile_epi_vnni(const pl_q8_w *pw, int64_t mt, const void *panel, int6
         tile_epi_body(pw, mt, panel, Pp, p0, n, asum, za, e, out, ldm, 8);
     else
         tile_epi_body(pw, mt, panel, Pp, p0, n, asum, za, e, out, ldm, MR);
+}
+
+/* ---- implicit-GEMM convolution tiles (see pl_q8_iconv in qgemm.h) ---- */
+
+/* The loads of 16 output columns from p (nv of them real): run s covers the lanes k[s]
+ * (columns in one output row), lane i of it at d[s] + 4 * i bytes past a quad's base. */
+typedef struct iruns {
+    int64_t d[4];
+    __mmask16 k[4];
+    int ns;
+} iruns;
+
+static void iconv_runs(const pl_q8_iconv *ic, int64_t p, int64_t nv, iruns *r) {
+    r->ns = 0;
+    for (int s = 0; s < 4; s++) {
+        r->d[s] = 0;
+        r->k[s] = 0;
+    }
+    for (int64_t i = 0; i < nv && r->ns < 4;) {
+        const int64_t oh = (p + i) / ic->OW, ow = (p + i) % ic->OW;
+        const int64_t run = ic->OW - ow < nv - i ? ic->OW - ow : nv - i;
+        r->d[r->ns] = (oh * ic->Wq + ow - i) * 4;
+        r->k[r->ns] = (__mmask16)(((1u << run) - 1u) << i);
+        r->ns++;
+        i += run;
+    }
+}
+
+/* 16 columns' 4 bytes of one group: NS masked loads (runs past r->ns have empty masks). */
+static inline __attribute__((always_inline)) __m512i iload(const uint8_t *a, const int64_t *d,
+                                                           const __mmask16 *k, const int NS) {
+    __m512i v = _mm512_maskz_loadu_epi32(k[0], a + d[0]);
+    if (NS > 1) v = _mm512_mask_loadu_epi32(v, k[1], a + d[1]);
+    if (NS > 2) v = _mm512_mask_loadu_epi32(v, k[2], a + d[2]);
+    if (NS > 3) v = _mm512_mask_loadu_epi32(v, k[3], a + d[3]);
+    return v;
+}
+
+/* The 12 x 32 (NV = 2) or 12 x 16 (NV = 1) tile over taps and channel quads, epilogue
+ * from the registers as tile_epi_body. */
+static inline __attribute__((always_inline)) void
+iconv_body(const pl_q8_w *pw, int64_t mt, const pl_q8_iconv *ic, const iruns *r0, const iruns *r1,
+           int64_t p0, int64_t n, int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm,
+           const int RR, const int NV, const int NS) {
+    const int64_t m0 = mt * MR, mrows = pw->M - m0 < MR ? pw->M - m0 : MR;
+    const int32_t *asum = NULL;
+    epi_tile t;
+    epi_tile_init(&t, m0, e);
+    const int64_t d0[4] = {r0->d[0], r0->d[1], r0->d[2], r0->d[3]};
+    const int64_t d1[4] = {r1->d[0], r1->d[1], r1->d[2], r1->d[3]};
+    const __mmask16 k0s[4] = {r0->k[0], r0->k[1], r0->k[2], r0->k[3]};
+    const __mmask16 k1s[4] = {r1->k[0], r1->k[1], r1->k[2], r1->k[3]};
+    const int64_t G = pw->Kp / 4, cq = ic->cq, cs = ic->cstride;
+    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;
+#define IDECL(r) __m512i c##r##0 = _mm512_set1_epi32(t.off[r]), c##r##1 = c##r##0
+    IDECL(0); IDECL(1); IDECL(2); IDECL(3); IDECL(4); IDECL(5);
+    IDECL(6); IDECL(7); IDECL(8); IDECL(9); IDECL(10); IDECL(11);
+#undef IDECL
+    for (int tp = 0; tp < ic->ntaps; tp++) {
+        const uint8_t *at = ic->x + ic->tapoff[tp];
+        const int8_t *wt = w + tp * cq * MR * 4;
+        for (int64_t q = 0; q < cq; q++) {
+            const uint8_t *aq = at + q * cs;
+            const __m512i a0 = iload(aq, d0, k0s, NS);
+            const __m512i a1 = NV > 1 ? iload(aq, d1, k1s, NS) : a0;
+            const int8_t *wg = wt + q * MR * 4;
+#define IROW(r)                                                                                    \
+    if ((r) < RR) {                                                                                \
+        const __m512i b = bcast4(wg + 4 * (r));                                                    \
+        DPBUSD(c##r##0, a0, b);                                                                    \
+        if (NV > 1) DPBUSD(c##r##1, a1, b);                                                        \
+    }
+            IROW(0); IROW(1); IROW(2); IROW(3); IROW(4); IROW(5);
+            IROW(6); IROW(7); IROW(8); IROW(9); IROW(10); IROW(11);
+#undef IROW
+        }
+    }
+    TILE_EPI_TAIL();
+}
+
+#define ICONV_NS(RR, NV)                                                                           \
+    do {                                                                                           \
+        if (ns <= 1) iconv_body(pw, mt, ic, &r0, &r1, p0, n, za, e, out, ldm, RR, NV, 1);          \
+        else if (ns == 2) iconv_body(pw, mt, ic, &r0, &r1, p0, n, za, e, out, ldm, RR, NV, 2);     \
+        else if (ns == 3) iconv_body(pw, mt, ic, &r0, &r1, p0, n, za, e, out, ldm, RR, NV, 3);     \
+        else iconv_body(pw, mt, ic, &r0, &r1, p0, n, za, e, out, ldm, RR, NV, 4);                  \
+    } while (0)
+#define ICONV_NV(RR)                                                                               \
+    do {                                                                                           \
+        if (n <= 16) ICONV_NS(RR, 1);                                                              \
+        else ICONV_NS(RR, 2);                                                                      \
+    } while (0)
+
+void pl_q8_iconv_tile_vnni(const pl_q8_w *pw, int64_t mt, const pl_q8_iconv *ic, int64_t p0,
+                           int64_t n, int32_t za, const pl_q8_epilogue *e, void *out, int64_t ldm) {
+    iruns r0, r1;
+    iconv_runs(ic, p0, n < 16 ? n : 16, &r0);
+    iconv_runs(ic, p0 + 16, n > 32 ? 16 : n > 16 ? n - 16 : 0, &r1);
+    const int ns = r0.ns > r1.ns ? r0.ns : r1.ns;
+    const int64_t mrows = pw->M - mt * MR;
+    if (mrows <= 4)
+        ICONV_NV(4);
+    else if (mrows <= 8)
+        ICONV_NV(8);
+    else
+        ICONV_NV(MR);
+}
+#undef ICONV_NV
+#undef ICONV_NS
+
+/* The raw sums of tile mt's rows at the one column p: the column's 4 bytes of a group
+ * broadcast against the tile's 12 weight lanes, two accumulators for the latency. */
+void pl_q8_iconv_gemv_vnni(const pl_q8_w *pw, int64_t mt, const pl_q8_iconv *ic, int64_t p,
+                           int32_t *acc) {
+    const int64_t G = pw->Kp / 4, cq = ic->cq, cs = ic->cstride;
+    const int8_t *w = (const int8_t *)pw->data + mt * G * MR * 4;
+    const int64_t off = ((p / ic->OW) * ic->Wq + p % ic->OW) * 4;
+    const __mmask16 k = (__mmask16)((1u << MR) - 1);
+    __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512();
+    for (int tp = 0; tp < ic->ntaps; tp++) {
+        const uint8_t *at = ic->x + ic->tapoff[tp] + off;
+        const int8_t *wt = w + tp * cq * MR * 4;
+        int64_t q = 0;
+        for (; q + 2 <= cq; q += 2) {
+            DPBUSD(c0, bcast4((const int8_t *)(at + q * cs)), _mm512_maskz_loadu_epi32(k, wt + q * MR * 4));
+            DPBUSD(c1, bcast4((const int8_t *)(at + (q + 1) * cs)),
+                   _mm512_maskz_loadu_epi32(k, wt + (q + 1) * MR * 4));
+        }
+        if (q < cq)
+            DPBUSD(c0, bcast4((const int8_t *)(at + q * cs)), _mm512_maskz_loadu_epi32(k, wt + q * MR * 4));
+    }
+    _mm512_mask_storeu_epi32(acc, k, _mm512_add_epi32(c0, c1));
 }
 
 /* The dense tile for a narrow chunk (n <= 16 columns): one accumulator per row, half the
