@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/qgemm/qgemm.h"
+#include "kernels/qgemm/qsplit.h"
 
 pl_q8_level pl_q8_level_now(void) {
     pl_isa isa = pl_cpu_isa();
@@ -149,6 +150,7 @@ pl_status pl_q8_pack_w(pl_q8_w *pw, const int8_t *w, int64_t M, int64_t K, int64
             if (!pw->idx || !pw->vals) goto oom;
         }
     }
+    pl_q8_avx2_classify(pw);
     return PL_OK;
 oom:
     pl_q8_w_free(pw);

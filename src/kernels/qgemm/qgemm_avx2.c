@@ -6,14 +6,18 @@
  * need; single columns, as in a batch-1 matrix product, use a 6-row gemv). Sparse rows:
  * vpmaddubsw (u8 x s8, 8 columns x 4 k per ymm) then vpmaddwd with ones, on weight
  * groups that pl_q8_pack_w proved (or split so) that no int16 pair sum can saturate --
- * half the panel bytes and no fold. Also the AVX2 max-pooling row pass. */
+ * half the panel bytes and no fold; groups whose pairs fit only in another pairing of
+ * their four k have their activation bytes reordered by vpshufb instead of a split
+ * (qsplit.h). Also the AVX2 max-pooling row pass. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
 #include "kernels/qgemm/qgemm.h"
+#include "kernels/qgemm/qsplit.h"
 
 #define MR 6
+
 
 static inline __m256i bcast4w(const int16_t *p) {
     int64_t v;
@@ -200,33 +204,68 @@ static void tile_epi_avx2(const pl_q8_w *pw, int64_t mt, const void *panel, int6
         epi_avx2(pw, m0 + r, acc + r * 32, asum, za, p0, n, e, out, ldm, 1);
 }
 
-/* The inner loop of a sparse row over 8 * NV columns (NV 1..8): c0..c7 (named variables,
+/* The inner loops of a sparse row over 8 * NV columns (NV 1..8): c0..c7 (named variables,
  * so ACC keeps them in registers; c_i holds columns 8i..8i+7) += the row's entries
- * q0..q1 times the panel rows they select; a is the panel (u8) at the columns.
- * vpmaddubsw is exact here: pl_q8_pack_w split every group whose pair sums could
- * saturate. 64 columns per pass load 256 contiguous bytes per entry and halve the
- * per-entry index and broadcast work; a narrow last pass (P = 49: 64 + 17, 196:
- * 192 + 4) computes only the vectors that hold columns. */
-#define SROW_MAC(i)                                                                                \
+ * q0..q1 times the panel rows they select; a is the panel (u8) at the columns. A row
+ * holds its one-entry groups first, then the permuted ones (qsplit.h), whose activation
+ * quads are reordered (vpshufb, the control picked by the entry's marker) so that their
+ * pairs fit vpmaddubsw's int16 bound: two loops, so that a row's passes cost one extra
+ * loop exit. 64 columns per pass load 256 contiguous bytes per entry and halve the
+ * per-entry index and broadcast work; a narrow last pass (P = 49: 64 + 17, 196: 192 + 4)
+ * computes only the vectors that hold columns. */
+#define SROW_V(MAC, NV)                                                                            \
+    do {                                                                                           \
+        MAC(0);                                                                                    \
+        if ((NV) > 1) MAC(1);                                                                      \
+        if ((NV) > 2) MAC(2);                                                                      \
+        if ((NV) > 3) MAC(3);                                                                      \
+        if ((NV) > 4) MAC(4);                                                                      \
+        if ((NV) > 5) MAC(5);                                                                      \
+        if ((NV) > 6) MAC(6);                                                                      \
+        if ((NV) > 7) MAC(7);                                                                      \
+    } while (0)
+#define MAC_PLAIN(i)                                                                               \
     do {                                                                                           \
         __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_loadu_si256(ag + (i)), b), ones); \
         ACC(c##i, t);                                                                              \
     } while (0)
+#define MAC_PERM(i)                                                                                \
+    do {                                                                                           \
+        const __m256i x = _mm256_shuffle_epi8(_mm256_loadu_si256(ag + (i)), perm);               \
+        __m256i t = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), ones);                          \
+        ACC(c##i, t);                                                                              \
+    } while (0)
+#define SROW_W(q) _mm256_set1_epi32(w4(v + (q) * 4)) /* entry q's 4 weights in every dword */
+#define SROW_AG(a, q) ((const __m256i *)(const void *)((a) + (int64_t)idx[q] * Pp * 4))
 #define SROW_MACS(a, NV)                                                                           \
-    for (int64_t q = q0; q < q1; q++) {                                                            \
-        const __m256i *ag = (const __m256i *)(const void *)((a) + (int64_t)idx[q] * Pp * 4);      \
-        int32_t wq;                                                                                \
-        memcpy(&wq, v + q * 4, 4);                                                                 \
-        const __m256i b = _mm256_set1_epi32(wq);                                                   \
-        SROW_MAC(0);                                                                               \
-        if ((NV) > 1) SROW_MAC(1);                                                                 \
-        if ((NV) > 2) SROW_MAC(2);                                                                 \
-        if ((NV) > 3) SROW_MAC(3);                                                                 \
-        if ((NV) > 4) SROW_MAC(4);                                                                 \
-        if ((NV) > 5) SROW_MAC(5);                                                                 \
-        if ((NV) > 6) SROW_MAC(6);                                                                 \
-        if ((NV) > 7) SROW_MAC(7);                                                                 \
-    }
+    do {                                                                                           \
+        int64_t q = q0;                                                                            \
+        for (; q < q1 && (q + 1 == q1 || idx[q + 1] >= 0); q++) {                                  \
+            const __m256i *ag = SROW_AG(a, q), b = SROW_W(q);                                      \
+            SROW_V(MAC_PLAIN, NV);                                                                 \
+        }                                                                                          \
+        for (; q < q1; q += 2) {                                                                   \
+            const __m256i *ag = SROW_AG(a, q), b = SROW_W(q);                                      \
+            const __m256i perm = _mm256_load_si256(perm_ctl + (idx[q + 1] == PL_Q8_CLS_P0312));    \
+            SROW_V(MAC_PERM, NV);                                                                  \
+        }                                                                                          \
+    } while (0)
+
+static inline int32_t w4(const int8_t *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+
+/* vpshufb controls reading each activation quad as (a0, a2, a1, a3) (P0213) and
+ * (a0, a3, a1, a2) (P0312) */
+static const union {
+    uint8_t b[2][32];
+    __m256i v[2];
+} perm_ctls = {.b = {{0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15,
+                      0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15},
+                     {0, 3, 1, 2, 4, 7, 5, 6, 8, 11, 9, 10, 12, 15, 13, 14,
+                      0, 3, 1, 2, 4, 7, 5, 6, 8, 11, 9, 10, 12, 15, 13, 14}}};
 
 static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t Pp, int64_t p0, int nb,
                       int32_t *acc) {
@@ -234,6 +273,7 @@ static void srow_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64_t P
     const int8_t *v = pw->vals;
     const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
     const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i *perm_ctl = perm_ctls.v;
     for (int sb = 0; sb < nb; sb += 2) {
         const uint8_t *a = (const uint8_t *)panel + (p0 + sb * 32) * 4;
         const __m256i z = _mm256_setzero_si256();
@@ -319,6 +359,7 @@ static void srow_epi_avx2(const pl_q8_w *pw, int64_t m, const void *panel, int64
     const int32_t *idx = pw->idx;
     const int8_t *v = pw->vals;
     const int64_t q0 = pw->ptr[m], q1 = pw->ptr[m + 1];
+    const __m256i *perm_ctl = perm_ctls.v;
     uint8_t *o = (uint8_t *)out + m * ldm + p0;
     for (int sb = 0; sb < nb && 32 * sb < n; sb += 2) {
         const uint8_t *a = (const uint8_t *)panel + (p0 + sb * 32) * 4;
