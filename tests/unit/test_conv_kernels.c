@@ -15,10 +15,11 @@
 #include "core/threadpool.h"
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/conv/conv_plan.h" /* direct_k: which plans took the direct small-K mode */
 #include "kernels/pool/pool.h"
 #include "kernels/pool/pool_fast.h"
 
-static int failures, cases;
+static int failures, cases, direct_plans;
 #define CHECK(cond, ...)                                                                    \
     do {                                                                                    \
         if (!(cond)) {                                                                      \
@@ -133,6 +134,7 @@ static void run_conv_case(const ccase *c, int ai, bool with_res, bool with_bias,
             CHECK(st == PL_OK, "%s: create %s failed: %s", desc, pl_conv_algo_name(a),
                   pl_error_msg());
             if (st) continue;
+            if (f->direct_k) direct_plans++;
             for (int64_t i = 0; i < ny; i++) y[i] = NAN;
             size_t ss = pl_conv_fast_scratch_size(f);
             void *scratch = ss ? aligned_alloc(64, (ss + 63) & ~(size_t)63) : NULL;
@@ -314,6 +316,46 @@ static void test_convs(int nrandom, pl_threadpool *const pools[4]) {
     }
 }
 
+/* The direct small-K mode (conv_igemm.c: KxK with K = C KH KW <= 160, 1x1 with K <= 32,
+ * 4+ tasks per thread): strips of 1-4 vectors around 16-pixel widths (16, 20, 64, 65, 112 = 64 + 48,
+ * 113, 150 = 64 + 48 + 38), channel blocks of 6 that do not divide (1, 5, 7, 13, 32),
+ * K at the limit (160) and above it (161: implicit GEMM), strides 1 (raw rows, no copy)
+ * and 2, batch 2, every activation, residuals. On levels with the kernel each case
+ * must take the mode on every pool it has the rows for. */
+static void test_direct(pl_threadpool *const pools[4]) {
+    static const ccase dc[] = {
+        /* ndim N C M G H W KH KW SH SW PT PL PB PR DH DW */
+        {2, 1, 3, 32, 1, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {2, 1, 3, 7, 1, 24, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 1, 1, 5, 1, 22, 66, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1},
+        {2, 1, 2, 13, 1, 22, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 2, 3, 6, 1, 44, 224, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {2, 1, 3, 1, 1, 21, 113, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1},
+        {2, 1, 2, 9, 1, 20, 150, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 1, 3, 20, 1, 50, 50, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1},
+        {2, 1, 10, 12, 1, 23, 30, 4, 4, 1, 1, 0, 1, 2, 1, 1, 1},
+        {2, 1, 3, 11, 1, 30, 40, 3, 3, 1, 2, 1, 0, 1, 2, 2, 1},
+        /* 1x1 with K <= 32: flat planes (64-pixel strips, a partial last one), stride 2 */
+        {2, 1, 16, 96, 1, 40, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+        {2, 1, 32, 7, 1, 30, 31, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+        {2, 2, 24, 13, 1, 50, 50, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1},
+    };
+    const bool has = cf_kernels_for(pl_cpu_isa())->direct_run != NULL;
+    for (int i = 0; i < (int)(sizeof dc / sizeof dc[0]); i++) {
+        const int before = direct_plans;
+        run_conv_case(&dc[i], i % NACTS, i % 2 == 0, i % 3 != 2, pools, 4);
+        CHECK(!has || direct_plans > before, "direct case %d: no plan took the direct mode", i);
+    }
+    /* one above the limits (K = 161; 1x1 with K = 33): never direct */
+    const ccase over[] = {{2, 1, 7, 9, 1, 24, 24, 23, 1, 1, 1, 11, 0, 11, 0, 1, 1},
+                          {2, 1, 33, 8, 1, 40, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1}};
+    for (int i = 0; i < 2; i++) {
+        const int before = direct_plans;
+        run_conv_case(&over[i], 1 + i, true, true, pools, 4);
+        CHECK(direct_plans == before, "case over %d took the direct mode", i);
+    }
+}
+
 /* Outputs larger than L3 (all images together) are stored with non-temporal stores
  * (64-byte aligned, whole 32-float tile rows; the rest with plain stores): whole and
  * partial tiles, residual and clamps, one image per thread and whole-image splits. */
@@ -453,6 +495,7 @@ int main(int argc, char **argv) {
         int before = failures;
         test_convs(nrandom, pools);
         test_streamed(pools);
+        test_direct(pools);
         test_pools(nrandom, pool);
         printf("%s: %s\n", isa_names[isa], failures == before ? "ok" : "FAILED");
     }

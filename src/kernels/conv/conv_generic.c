@@ -225,6 +225,31 @@ static void wino_out_c16(const float *m, int64_t ld, const cf_wseg *seg, int nse
     cf_wino_out_c(NR, m, ld, seg, nseg, bias, res, y, OW, lo, hi);
 }
 
+/* Direct small-K convolution (conv_isa.h, cf_direct_run): the plain-C twin of the AVX-512
+ * kernel, over blocks of NR pixels so the sums stay in registers. */
+static void direct_run_c(const float *x, const int64_t *koff, int64_t K, const float *w,
+                         int64_t ldw, int64_t M, const float *bias, const float *res,
+                         int64_t ldy, int64_t n, float lo, float hi, float *y) {
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        const int nj = n - j0 < NR ? (int)(n - j0) : NR;
+        for (int64_t m = 0; m < M; m++) {
+            float acc[NR] = {0};
+            for (int64_t k = 0; k < K; k++) {
+                const float wk = w[k * ldw + m], *xk = x + koff[k] + j0;
+                for (int j = 0; j < nj; j++) acc[j] += wk * xk[j];
+            }
+            float *yr = y + m * ldy + j0;
+            const float *rr = res ? res + m * ldy + j0 : NULL;
+            for (int j = 0; j < nj; j++) {
+                float v = acc[j] + (bias ? bias[m] : 0.0f);
+                if (rr) v += rr[j];
+                v = v < lo ? lo : v; /* NaN passes, as in the micro-kernels */
+                yr[j] = v > hi ? hi : v;
+            }
+        }
+    }
+}
+
 static void deint_c(const float *src, int64_t n, int s, float *const *dst) {
     for (int r = 0; r < s; r++) {
         float *d = dst[r];
@@ -247,6 +272,7 @@ static const cf_kernels generic = {
     .wino_out = wino_out_c16,
     .max_plane = max_plane_c,
     .avg_plane = avg_plane_c,
+    .direct_run = direct_run_c,
 };
 
 const cf_kernels *cf_kernels_generic(void) { return &generic; }

@@ -156,6 +156,56 @@ static pl_status igemm_t_setup(pl_conv_fast *f, const float *w, int64_t kcmax) {
     return PL_OK;
 }
 
+/* Direct small-K mode (cf_kernels.direct_run): with a short K, packing B slivers and
+ * storing every 14x32 tile cost as much as the multiplies, so the kernel reads the
+ * prepared rows in place with the pixels in the vector lanes (4 channels x 4 vectors a
+ * strip). Measured 1 thread, CPU time, alternating with PILLAR_CONV_DIRECT=0
+ * (conv_bench --ab): the stems (K = 27 MobileNetV2, 147 ResNet-50) 0.256 vs 0.297 ms and
+ * 2.24-2.32 vs 2.44 ms; MobileNetV2's 1x1 layers with K <= 32 7-23% faster (96<-16
+ * 112x112 0.41 vs 0.45 ms); 1x1 layers with K = 96-160 ran 3-24% slower, so 1x1 stays
+ * implicit GEMM above K = 32. Tasks are output rows (64-pixel strips of a plane whose
+ * rows follow each other in the grid), at least 4 per thread. PILLAR_CONV_DIRECT=0 at
+ * planning turns the mode off (A/B). */
+#define DK_MAX_K 160
+#define DK_MAX_K_1X1 32
+static bool direct_k_applies(const pl_conv_fast *f) {
+    const char *env = getenv("PILLAR_CONV_DIRECT");
+    if (env && env[0] == '0') return false;
+    const int64_t taps = f->g.KH * f->g.KW;
+    const bool flat = f->ldg == f->g.OW;
+    const int64_t units = flat ? (f->Np + 63) / 64 : f->g.OH;
+    /* 1x1 with an output beyond 2 MiB (MobileNetV2's 96<-16 112x112, 4.8 MB) ran 18% slower
+     * in the model at 2 threads (layer_bench --ab): its 96 strided output streams */
+    const bool big_1x1 = taps == 1 && (double)f->g.M * (double)f->Np * 4.0 > 2.0 * 1048576.0;
+    return f->k->direct_run && f->g.G == 1 && f->force_t != 1 && !big_1x1 &&
+           f->K <= (taps > 1 ? DK_MAX_K : DK_MAX_K_1X1) && units >= 4 * (int64_t)f->nthreads;
+}
+
+/* Weights as [K][ldk] (k = tap, channel as in koff), zero-padded; tasks over output rows
+ * (or pixel ranges of a plane whose rows follow each other in the grid). */
+static pl_status direct_k_setup(pl_conv_fast *f, const float *w) {
+    const cf_geom *g = &f->g;
+    f->direct_k = true;
+    f->ldk = g->M + CF_DIRECT_PAD;
+    float *tmp = malloc(sizeof(float) * (size_t)(g->M * f->K));
+    if (!tmp || !(f->A = cf_alloc(sizeof(float) * (size_t)(f->K * f->ldk)))) {
+        free(tmp);
+        return pl_error(PL_ERR_NOMEM, "out of memory packing convolution weights");
+    }
+    reorder_weights(g, w, 0, tmp);
+    for (int64_t k = 0; k < f->K; k++)
+        for (int64_t m = 0; m < f->ldk; m++) f->A[k * f->ldk + m] = m < g->M ? tmp[m * f->K + k] : 0.0f;
+    free(tmp);
+    /* about 4 tasks per thread; runs of whole 64-pixel strips when the plane is flat */
+    const bool flat = f->ldg == g->OW;
+    const int64_t units = flat ? (f->Np + 63) / 64 : g->OH;
+    int64_t tasks = f->nthreads > 1 ? 4 * (int64_t)f->nthreads : 1;
+    if (tasks > units) tasks = units;
+    f->tm = (int)(tasks < 1 ? 1 : tasks);
+    f->tn = 1;
+    return PL_OK;
+}
+
 pl_status cf_igemm_create(pl_conv_fast *f, const float *w) {
     const cf_geom *g = &f->g;
     const cf_kernels *k = f->k;
@@ -179,6 +229,8 @@ pl_status cf_igemm_create(pl_conv_fast *f, const float *w) {
             int64_t t = ky * g->KW + kx, base = cf_tap_offset(g, pp, ky, kx, phase_stride);
             for (int64_t c = 0; c < g->Cg; c++) f->koff[t * g->Cg + c] = base + c * cstride;
         }
+
+    if (direct_k_applies(f)) return direct_k_setup(f, w);
 
     const int64_t l1 = (int64_t)(pl_cpu()->l1d ? pl_cpu()->l1d : 32768);
     const int64_t l2 = (int64_t)(pl_cpu()->l2 ? pl_cpu()->l2 : 1 << 20);
@@ -464,8 +516,45 @@ static void ig_mul_t_task(void *ctx, int task, int thread) {
     ig_t_block(j, 0, s0, s1, v0, v1, NULL, j->pk, j->ws + (size_t)thread * j->ws_stride, NULL, NULL);
 }
 
+/* Direct small-K mode: task t's share of the output rows (or 64-pixel strips). */
+static void dk_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const ig_job *j = ctx;
+    const pl_conv_fast *f = j->f;
+    const cf_geom *g = &f->g;
+    const int64_t OHW = g->OH * g->OW;
+    const bool flat = f->ldg == g->OW;
+    const int64_t units = flat ? (f->Np + 63) / 64 : g->OH;
+    const int64_t u0 = units * task / f->tm, u1 = units * (task + 1) / f->tm;
+    const float lo = f->clamp ? f->lo : -INFINITY, hi = f->clamp ? f->hi : INFINITY;
+    for (int64_t u = u0; u < u1;) {
+        /* a flat plane: the task's pixels in one call; else one output row per call */
+        int64_t p0, n, src;
+        if (flat) {
+            p0 = u * 64;
+            n = (u1 * 64 < f->Np ? u1 * 64 : f->Np) - p0;
+            src = p0;
+            u = u1;
+        } else {
+            p0 = u * g->OW;
+            n = g->OW;
+            src = u * f->ldg;
+            u++;
+        }
+        f->k->direct_run(j->xin + src, f->koff, f->K, f->A, f->ldk, g->M, f->bias,
+                         j->res ? j->res + p0 : NULL, OHW, n, lo, hi, j->y + p0);
+        if (!f->clamp) cf_epilogue(f, j->y + p0, OHW, g->M, n, NULL, NULL, 0);
+    }
+}
+
 void cf_igemm_image(const pl_conv_fast *f, const float *xin, const float *res, float *y,
                     float *ws, pl_threadpool *pool) {
+    if (f->direct_k) {
+        ig_job j = {f, xin, res, y, ws, 0, NULL};
+        if (f->tm == 1) dk_task(&j, 0, 0);
+        else pl_threadpool_run(pool, dk_task, &j, f->tm);
+        return;
+    }
     const size_t ws_stride = ((f->ws_floats * sizeof(float) + 63) & ~(size_t)63) / sizeof(float);
     ig_job j = {f, xin, res, y, ws, ws_stride, NULL};
     if (f->t_shared) {

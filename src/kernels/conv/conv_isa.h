@@ -119,6 +119,17 @@ void cf_wino_out_c(int vl, const float *m, int64_t ld, const cf_wseg *seg, int n
 void cf_wino_store_tile(const float o[16], const cf_wseg *s, int l, float bias, const float *res, float *y,
                         int64_t OW, float lo, float hi);
 
+/* A convolution with few input taps (K = Cg * KH * KW small: MobileNetV2's stem, short-K
+ * 1x1 layers) computed directly, pixels in the vector lanes and a few output channels
+ * broadcast from the weights: n consecutive output pixels of one run (an output row, or a
+ * whole plane when rows follow each other in the prepared grid) for M channels:
+ *   y[m*ldy + j] = clamp(bias[m] + res[m*ldy + j] + sum_k w[k*ldw + m] * x[koff[k] + j], lo, hi)
+ * (bias, res may be NULL). w is zero-padded to ldw >= M + CF_DIRECT_PAD. */
+#define CF_DIRECT_PAD 8
+typedef void (*cf_direct_run)(const float *x, const int64_t *koff, int64_t K, const float *w,
+                              int64_t ldw, int64_t M, const float *bias, const float *res,
+                              int64_t ldy, int64_t n, float lo, float hi, float *y);
+
 /* Splits n groups of s consecutive floats (s = 2 or 4): dst[r][j] = src[j*s + r]. */
 typedef void (*cf_deint)(const float *src, int64_t n, int s, float *const *dst);
 
@@ -137,6 +148,7 @@ typedef struct cf_kernels {
     cf_max_plane max_plane;
     cf_avg_plane avg_plane;
     cf_max3s2_plane max3s2; /* NULL: pooling goes through max_plane */
+    cf_direct_run direct_run; /* NULL: no direct small-K mode */
 } cf_kernels;
 
 /* NULL when the file was built without its ISA. */

@@ -91,6 +91,9 @@ struct pl_conv_fast {
                             * channels NR-wide columns (ncs per group); small planes */
     int ncs;
     int force_t;           /* tests: -1 choose, 0 / 1 force the orientation */
+    bool direct_k;         /* few taps (K small): cf_kernels.direct_run over output rows,
+                            * weights in A as [K][ldk] (conv_igemm.c) */
+    int64_t ldk;
     bool direct_b;         /* 1x1 on the raw input with few row slivers: the micro-kernel
                             * reads B in place (row k at k * H*W) instead of a packed copy */
     int64_t nc;            /* columns per block */
