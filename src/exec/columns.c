@@ -184,16 +184,9 @@ static bool fill_node(pl_session *s, int st, col_node *nd) {
     nd->whole_rate = sparse ? RATE_SPARSE : wino ? RATE_BAND : RATE_DENSE;
     nd->wbytes = sparse ? nnz * 6.0 : params * 4.0;
     /* the sparse convolution runs its plane in column tiles whose input rows fit half
-     * an L2 (conv_sparse.c): layer by layer a 128x128 plane of 512 channels goes in
-     * calls of 256 pixels, as small as a 2-row band's */
-    nd->call_px = INT64_MAX;
-    if (sparse) {
-        const double l2 = (double)(pl_cpu()->l2 ? pl_cpu()->l2 : 1u << 20);
-        const double per_px = (double)(nd->C / p->group) * 4.0 * (double)(p->stride[0] * p->stride[1]);
-        const double halo = (double)(nd->C / p->group) * 4.0 * (double)((p->kernel[0] - 1) * p->dilation[0] * nd->W);
-        const double px = (l2 / 2 - halo) / per_px;
-        nd->call_px = px < 64 ? 64 : (int64_t)px;
-    }
+     * an L2: layer by layer a 128x128 plane of 512 channels goes in calls of 256
+     * pixels, as small as a 2-row band's. The layer plan's own tile (conv_sparse.c) */
+    nd->call_px = nd->ci.call_px > 0 ? nd->ci.call_px : INT64_MAX;
     nd->sp1_ok = nd->ci.algo == PL_CONV_ALGO_SPARSE && nd->ci.act_direct && p->kernel[0] == 1 && p->kernel[1] == 1 &&
                  p->stride[0] == 1 && p->stride[1] == 1 && !p->pad_begin[0] && !p->pad_begin[1] &&
                  p->out_size[0] == p->in_size[0] && p->out_size[1] == p->in_size[1] && p->group == 1;

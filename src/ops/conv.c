@@ -590,6 +590,7 @@ bool pl_conv_band_info_of(const pl_node *n, pl_tensor **in, const void *state,
     if (bt && !bt->data) info->w = NULL; /* released: the band cannot be planned */
     info->algo = pl_conv_fast_algo(s->fast);
     info->act_direct = pl_conv_fast_act_epilogue(s->fast, &info->epi);
+    info->call_px = pl_conv_fast_sparse_call_px(s->fast);
     info->epi.row_bias = NULL; /* the layer plan's copy: gone with the plan */
     return true;
 }

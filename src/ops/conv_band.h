@@ -17,6 +17,8 @@ typedef struct pl_conv_band_info {
     pl_conv_algo algo;  /* the algorithm of the layer's own plan */
     bool act_direct;    /* its activation fuses into a sparse/sgemm epilogue: */
     pl_sgemm_epilogue epi; /* that epilogue's activation (no bias, residual) */
+    int64_t call_px;    /* output pixels of one kernel call of a SPARSE layer plan (its
+                         * column tile), 0 for other algorithms */
 } pl_conv_band_info;
 
 /* True when node n (a Conv step with inputs `in`, prepared state `state`) is a float32

@@ -15,6 +15,7 @@
 #include "core/cpu.h"
 #include "exec/columns.h"
 #include "exec/session.h"
+#include "kernels/conv/conv_fast.h"
 #include "graph/ir.h"
 #include "pillar.h"
 #include "graph_build.h"
@@ -333,11 +334,52 @@ static void api(void) {
     pillar_model_destroy((pillar_model *)pm);
 }
 
+/* The planner costs a sparse layer's calls at the layer plan's own column tile
+ * (pl_conv_fast_sparse_call_px): a 1x1 of C channels reads C floats per pixel, so a
+ * tile within half an L2 is at most l2 / 8 / C pixels (at least 64); a small plane is
+ * one call; dense plans report 0. */
+static void call_px(void) {
+    const int64_t cases_hw[][3] = {{512, 128, 128}, {64, 8, 8}, {256, 56, 56}, {3, 17, 19}};
+    const double l2 = (double)(pl_cpu()->l2 ? pl_cpu()->l2 : 1u << 20);
+    for (int k = 0; k < 4; k++) {
+        const int64_t C = cases_hw[k][0], H = cases_hw[k][1], W = cases_hw[k][2], M = 32;
+        pl_conv_params p = {.ndim = 2, .batch = 1, .in_channels = C, .out_channels = M, .group = 1,
+                            .in_size = {H, W}, .out_size = {H, W}, .kernel = {1, 1}, .stride = {1, 1},
+                            .pad_begin = {0, 0}, .dilation = {1, 1}};
+        float *w = calloc((size_t)(M * C), sizeof *w);
+        if (!w) { CHECK(0, "out of memory"); return; }
+        for (int64_t i = 0; i < M * C; i += 10) w[i] = frand(); /* 90% zeros */
+        pl_conv_act act = {0};
+        for (int sparse = 0; sparse < 2; sparse++) {
+            pl_conv_fast *f = NULL;
+            const pl_status st = pl_conv_fast_create(&p, w, NULL, &act, sparse ? PL_CONV_ALGO_SPARSE : PL_CONV_ALGO_AUTO_DENSE, 1, &f);
+            CHECK(st == PL_OK, "create %lldx%lldx%lld sparse %d: status %d", (long long)C, (long long)H, (long long)W, sparse, (int)st);
+            if (st != PL_OK) continue;
+            const int64_t px = pl_conv_fast_sparse_call_px(f);
+            if (!sparse) {
+                CHECK(px == 0, "dense plan %lld: call_px %lld, want 0", (long long)C, (long long)px);
+            } else {
+                const double cap = l2 / 2 / 4 / (double)C;
+                const int64_t want_max = cap >= (double)(H * W) ? H * W : (int64_t)(cap < 64 ? 64 : cap);
+                CHECK(px > 0 && px <= H * W && px <= want_max, "C %lld %lldx%lld: call_px %lld, want 1..%lld",
+                      (long long)C, (long long)H, (long long)W, (long long)px, (long long)want_max);
+                if (cap >= (double)(H * W))
+                    CHECK(px == H * W, "C %lld %lldx%lld: one call of the plane, got %lld", (long long)C,
+                          (long long)H, (long long)W, (long long)px);
+            }
+            pl_conv_fast_destroy(f);
+        }
+        free(w);
+    }
+    CHECK(pl_conv_fast_sparse_call_px(NULL) == 0, "NULL plan");
+}
+
 int main(void) {
     api();
     const pl_isa best = pl_cpu()->best;
     for (int isa = 0; isa <= (int)best; isa++) {
         pl_cpu_force_isa(isa);
+        call_px();
         ir_chains();
         /* the sparse kernel everywhere: pruned 1x1 layers take the direct path (no
          * copies, channel strides) */

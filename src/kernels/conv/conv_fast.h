@@ -70,6 +70,9 @@ pl_status pl_conv_fast_create(const pl_conv_params *p, const float *w, const flo
 pl_conv_algo pl_conv_fast_algo(const pl_conv_fast *f);
 size_t pl_conv_fast_scratch_size(const pl_conv_fast *f);
 
+/* Output pixels of one kernel call of a SPARSE plan (its column tile), 0 for others. */
+int64_t pl_conv_fast_sparse_call_px(const pl_conv_fast *f);
+
 /* The plan's bias and activation as an sgemm / sparse epilogue (row_bias = the plan's
  * copy of the bias, valid while the plan lives; no residual); false when the activation
  * cannot be fused into one (the plan applies it in a separate pass). */

@@ -433,6 +433,15 @@ double cf_sparse_cost(const cf_geom *g, int64_t nnz, pl_isa isa) {
     return cyc / 3.6e9;
 }
 
+/* Output pixels one kernel call of a SPARSE plan covers: its column tile of the
+ * prepared grid, in output columns (the grid rows may be padded). 0 for other plans.
+ * The column planner (src/exec/columns.c) costs the layer's calls with it. */
+int64_t pl_conv_fast_sparse_call_px(const pl_conv_fast *f) {
+    if (!f || f->algo != PL_CONV_ALGO_SPARSE || !f->sw || f->ldg <= 0 || f->sp_tile <= 0) return 0;
+    const int64_t px = f->sp_tile * f->g.OW / f->ldg;
+    return px > 0 ? px : 1;
+}
+
 double cf_dense_cost(const cf_geom *g, pl_conv_algo algo, pl_isa isa) {
     const double fma_vecs = (double)g->M * (double)g->Cg * (double)(g->KH * g->KW) *
                             (double)(g->OH * g->OW) / vec_len(isa);
