@@ -3,6 +3,8 @@
  * The protobuf structs only borrow the IR's memory; what this file allocates is kept
  * in an arena list and freed once the bytes are written. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,34 +199,43 @@ static Onnx__GraphProto *graph_proto(allocs *a, const pl_graph *g) {
     return gp;
 }
 
+/* Writes len bytes to an open file; closes it. */
+static pl_status write_all(FILE *f, const char *path, const uint8_t *buf, size_t len) {
+    pl_status st = PL_OK;
+    if (fwrite(buf, 1, len, f) != len) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && st == PL_OK) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return st;
+}
+
 /* Writes the file beside its target and renames it into place, so the target is
  * replaced whole or not at all, and a model loaded from it that maps its weights
- * (Gather tables, see import.c) keeps reading the old file's pages. */
+ * (Gather tables, see import.c) keeps reading the old file's pages. A target that
+ * exists and is not a regular file (/dev/stdout, a pipe) is written directly. The
+ * temporary file is created with mode 0666 less the umask, like fopen's. */
 static pl_status write_replacing(const char *path, const uint8_t *buf, size_t len) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp) return pl_error(PL_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        pl_status st = pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
-        return st;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        FILE *f = fopen(path, "wb");
+        if (!f) return pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+        return write_all(f, path, buf, len);
     }
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* mkstemp makes 0600; give the file the usual mode */
+    static atomic_uint counter;
+    const size_t n = strlen(path) + 48;
+    char *tmp = malloc(n);
+    if (!tmp) return pl_error(PL_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, n, "%s.tmp-%ld-%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
     pl_status st = PL_OK;
-    FILE *f = fdopen(fd, "wb");
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
         st = pl_error(PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        close(fd);
+        if (fd >= 0) close(fd);
     } else {
-        if (fwrite(buf, 1, len, f) != len) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        if (fclose(f) != 0 && st == PL_OK) st = pl_error(PL_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        st = write_all(f, path, buf, len);
+        if (st == PL_OK && rename(tmp, path) != 0)
+            st = pl_error(PL_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
     }
-    if (st == PL_OK && rename(tmp, path) != 0) st = pl_error(PL_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
-    if (st != PL_OK) unlink(tmp);
+    if (st != PL_OK && fd >= 0) unlink(tmp);
     free(tmp);
     return st;
 }

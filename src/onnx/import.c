@@ -77,8 +77,10 @@ typedef struct builder {
     const pl_raw_split *raw; /* payloads left out of the unpacked main graph, or NULL */
     /* main-graph initializers whose payload is placed once the nodes are known (mapped
      * or read: place_payloads) */
-    int *late_ids;
-    const pl_raw_ref **late_refs;
+    struct late_payload {
+        int id;
+        const pl_raw_ref *ref;
+    } *late;
     size_t nlate;
 } builder;
 
@@ -112,13 +114,10 @@ static pl_status import_graph(builder *b, const Onnx__GraphProto *gp);
 #define MAP_MIN ((uint64_t)1 << 20)
 
 static pl_status add_late(builder *b, int id, const pl_raw_ref *ref) {
-    int *ids = realloc(b->late_ids, (b->nlate + 1) * sizeof *ids);
-    if (ids) b->late_ids = ids;
-    const pl_raw_ref **refs = realloc(b->late_refs, (b->nlate + 1) * sizeof *refs);
-    if (refs) b->late_refs = refs;
-    if (!ids || !refs) return nomem();
-    b->late_ids[b->nlate] = id;
-    b->late_refs[b->nlate++] = ref;
+    struct late_payload *l = realloc(b->late, (b->nlate + 1) * sizeof *l);
+    if (!l) return nomem();
+    b->late = l;
+    b->late[b->nlate++] = (struct late_payload){id, ref};
     return PL_OK;
 }
 
@@ -188,13 +187,14 @@ static pl_status place_payloads(builder *b) {
     const char *env = getenv("PILLAR_MMAP");
     bool may_map = !(env && env[0] == '0');
     for (size_t i = 0; i < b->nlate; i++) {
-        pl_value *v = &b->g->values[b->late_ids[i]];
-        if (may_map && gather_only(b->g, b->late_ids[i])) {
-            pl_status st = map_payload(b->raw, b->late_refs[i], v);
+        const struct late_payload *l = &b->late[i];
+        pl_value *v = &b->g->values[l->id];
+        if (may_map && gather_only(b->g, l->id)) {
+            pl_status st = map_payload(b->raw, l->ref, v);
             if (st == PL_OK) continue;
             if (st != PL_ERR_UNSUPPORTED) return st;
         }
-        PL_TRY(pl_raw_split_read(b->raw, b->late_refs[i], v->t.data));
+        PL_TRY(pl_raw_split_read(b->raw, l->ref, v->t.data));
     }
     return PL_OK;
 }
@@ -579,8 +579,7 @@ static pl_status load_model(const uint8_t *bytes, size_t len, const pl_raw_split
     m->graph = b.g;
     st = import_graph(&b, mp->graph);
     map_free(&b.names);
-    free(b.late_ids);
-    free(b.late_refs);
+    free(b.late);
     if (st == PL_OK && pl_model_opset(m, "") == 0 && m->graph->nnodes > 0) {
         /* no default-domain opset_import: ONNX treats that as opset 1 */
         pl_opset *o = realloc(m->opsets, (size_t)(m->nopsets + 1) * sizeof *o);

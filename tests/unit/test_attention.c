@@ -22,6 +22,8 @@
 
 static float frand(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
+#include "pass_check.h"
+
 static void tb_input(pl_model *m, const char *name, int ndim, const int64_t *dims) {
     pl_graph *g = m->graph;
     int v = tb_val(m, name);
@@ -48,76 +50,6 @@ static void tb_scalar(pl_model *m, const char *name, float v) {
     pl_tensor_set_shape(&val->t, PL_F32, 0, NULL);
     pl_tensor_alloc(&val->t);
     ((float *)val->t.data)[0] = v;
-}
-
-typedef struct feed {
-    int n;
-    const char *names[8];
-    pillar_tensor *t[8];
-} feed;
-
-static void feed_add(feed *f, const char *name, int ndim, const int64_t *dims, float amp) {
-    pillar_tensor *x;
-    pillar_tensor_create(PILLAR_FLOAT32, (size_t)ndim, dims, NULL, &x);
-    float *d = pillar_tensor_data(x);
-    for (int64_t i = 0; i < pillar_tensor_numel(x); i++) d[i] = frand() * amp;
-    f->names[f->n] = name;
-    f->t[f->n++] = x;
-}
-
-static void feed_free(feed *f) {
-    for (int i = 0; i < f->n; i++) pillar_tensor_destroy(f->t[i]);
-    f->n = 0;
-}
-
-/* Runs m without the passes on the reference kernels (one thread) and with them on
- * `isa` (`threads` threads); checks the outputs agree within tol (relative to the
- * largest value) and returns the fused session's step count (-1 on failure). */
-static int run_both(const char *what, pl_model *m, feed *f, int isa, int threads, double tol) {
-    pillar_session *s[2] = {NULL, NULL};
-    pillar_tensor *out[2][4] = {{NULL}};
-    int steps = -1;
-    size_t nout = (size_t)m->graph->noutputs;
-    for (int opt = 0; opt < 2; opt++) {
-        if (opt)
-            unsetenv("PILLAR_OPT");
-        else
-            setenv("PILLAR_OPT", "0", 1);
-        pl_cpu_force_isa(opt ? isa : PL_ISA_REF);
-        pillar_options *o;
-        pillar_options_create(&o);
-        pillar_options_set_threads(o, opt ? threads : 1);
-        pillar_status st = pillar_session_create(m, o, &s[opt]);
-        pillar_options_destroy(o);
-        CHECK(st == PILLAR_OK, "%s: session (opt %d): %s", what, opt, pillar_last_error());
-        if (st != PILLAR_OK) goto done;
-        st = pillar_session_run(s[opt], (size_t)f->n, f->names, (const pillar_tensor *const *)f->t,
-                                nout, NULL, out[opt]);
-        CHECK(st == PILLAR_OK, "%s: run (opt %d): %s", what, opt, pillar_last_error());
-        if (st != PILLAR_OK) goto done;
-        if (opt) steps = (int)pillar_session_node_count(s[opt]);
-    }
-    for (size_t k = 0; k < nout; k++) {
-        const pillar_tensor *a = out[0][k], *b = out[1][k];
-        CHECK(pl_tensor_same_shape(a, b), "%s: output %zu shapes differ", what, k);
-        if (!pl_tensor_same_shape(a, b)) continue;
-        const float *x = pillar_tensor_data(a), *y = pillar_tensor_data(b);
-        double mx = 0, diff = 0;
-        for (int64_t i = 0; i < pl_numel(a); i++) {
-            if (fabs(x[i]) > mx) mx = fabs(x[i]);
-            if (!(fabs(x[i] - y[i]) <= diff)) diff = fabs(x[i] - y[i]);
-        }
-        CHECK(diff <= tol * (1 + mx), "%s (%s, %d threads): output %zu differs by %g (scale %g)",
-              what, pl_isa_name((pl_isa)isa), threads, k, diff, mx);
-    }
-done:
-    for (int opt = 0; opt < 2; opt++) {
-        for (size_t k = 0; k < nout; k++) pillar_tensor_destroy(out[opt][k]);
-        pillar_session_destroy(s[opt]);
-    }
-    unsetenv("PILLAR_OPT");
-    pl_cpu_force_isa(-1);
-    return steps;
 }
 
 /* How the test graph deviates from the exported pattern. */
@@ -182,18 +114,18 @@ static void check_case(int64_t B, int64_t S, int64_t H, int64_t D, int var, bool
         extra = 1;
     }
     feed f = {0};
-    feed_add(&f, "q", 3, d3, 2.0f);
-    feed_add(&f, "k", 3, d3, 2.0f);
-    feed_add(&f, "v", 3, d3, 1.0f);
+    feed_add(&f, "q", PL_F32, 3, d3, 2.0);
+    feed_add(&f, "k", PL_F32, 3, d3, 2.0);
+    feed_add(&f, "v", PL_F32, 3, d3, 1.0);
     if (!(var & V_NO_MASK)) {
-        feed_add(&f, "mask", 4, dm, 1.0f);
+        feed_add(&f, "mask", PL_F32, 4, dm, 1.0);
         /* masked positions, as BERT's (1 - m) * -10000 */
         float *md = pillar_tensor_data(f.t[f.n - 1]);
         for (int64_t i = 0; i < pillar_tensor_numel(f.t[f.n - 1]); i += 3) md[i] = -10000.0f;
     }
     for (int isa = 0; isa <= (int)pl_cpu()->best; isa++)
         for (int threads = 1; threads <= 2; threads++) {
-            int steps = run_both(what, m, &f, isa, threads, 2e-5);
+            int steps = run_both(what, m, &f, isa, threads, NULL, 2e-5);
             if (fused)
                 CHECK(steps == 1 + extra, "%s: %d steps with the passes, expected %d (fused)", what,
                       steps, 1 + extra);

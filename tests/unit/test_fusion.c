@@ -75,82 +75,13 @@ static void tb_scalar(pl_model *m, const char *name, float v) {
 
 /* ------------------------------------------------------------------ running */
 
-typedef struct feed {
-    int n;
-    const char *names[8];
-    pillar_tensor *t[8];
-} feed;
-
-static void feed_add(feed *f, const char *name, pl_dtype t, int ndim, const int64_t *dims) {
-    pillar_tensor *x;
-    pillar_tensor_create(t, (size_t)ndim, dims, NULL, &x);
-    for (int64_t i = 0; i < pillar_tensor_numel(x); i++) pl_set_f64(x, i, frand() * 3);
-    f->names[f->n] = name;
-    f->t[f->n++] = x;
-}
-
-static void feed_free(feed *f) {
-    for (int i = 0; i < f->n; i++) pillar_tensor_destroy(f->t[i]);
-    f->n = 0;
-}
-
-/* Runs m with and without the passes; returns the fused session's step count (or -1)
- * and checks the outputs agree within tol (relative to each output's largest value). */
-static int run_both(const char *what, pl_model *m, feed *f, int *ref_steps, double tol, int isa) {
-    pillar_session *s[2] = {NULL, NULL};
-    pillar_tensor *out[2][8] = {{NULL}};
-    int steps = -1;
-    size_t nout = (size_t)m->graph->noutputs;
-    for (int opt = 0; opt < 2; opt++) {
-        if (opt)
-            unsetenv("PILLAR_OPT");
-        else
-            setenv("PILLAR_OPT", "0", 1);
-        pl_cpu_force_isa(opt ? isa : PL_ISA_REF);
-        pillar_options *o;
-        pillar_options_create(&o);
-        pillar_options_set_threads(o, opt ? 2 : 1);
-        pillar_status st = pillar_session_create(m, o, &s[opt]);
-        pillar_options_destroy(o);
-        CHECK(st == PILLAR_OK, "%s: session (opt %d): %s", what, opt, pillar_last_error());
-        if (st != PILLAR_OK) goto done;
-        st = pillar_session_run(s[opt], (size_t)f->n, f->names, (const pillar_tensor *const *)f->t,
-                                nout, NULL, out[opt]);
-        CHECK(st == PILLAR_OK, "%s: run (opt %d): %s", what, opt, pillar_last_error());
-        if (st != PILLAR_OK) goto done;
-        if (opt)
-            steps = (int)pillar_session_node_count(s[opt]);
-        else if (ref_steps)
-            *ref_steps = (int)pillar_session_node_count(s[opt]);
-    }
-    for (size_t k = 0; k < nout; k++) {
-        const pillar_tensor *a = out[0][k], *b = out[1][k];
-        CHECK(pl_tensor_same_shape(a, b), "%s: output %zu shapes differ", what, k);
-        if (!pl_tensor_same_shape(a, b)) continue;
-        double mx = 0, diff = 0;
-        for (int64_t i = 0; i < pl_numel(a); i++) {
-            double x = pl_get_f64(a, i), y = pl_get_f64(b, i);
-            if (fabs(x) > mx) mx = fabs(x);
-            if (!(fabs(x - y) <= diff)) diff = fabs(x - y);
-        }
-        CHECK(diff <= tol * (1 + mx), "%s (%s): output %zu differs by %g (scale %g)", what,
-              pl_isa_name((pl_isa)isa), k, diff, mx);
-    }
-done:
-    for (int opt = 0; opt < 2; opt++) {
-        for (size_t k = 0; k < nout; k++) pillar_tensor_destroy(out[opt][k]);
-        pillar_session_destroy(s[opt]);
-    }
-    unsetenv("PILLAR_OPT");
-    pl_cpu_force_isa(-1);
-    return steps;
-}
+#include "pass_check.h"
 
 /* Checks on every ISA that the fused graph has `want` steps (and the unfused `ref`). */
 static void expect(const char *what, pl_model *m, feed *f, int want, int ref, double tol) {
     cases++;
     for (int isa = 0; isa <= (int)pl_cpu()->best; isa++) {
-        int r = -1, s = run_both(what, m, f, &r, tol, isa);
+        int r = -1, s = run_both(what, m, f, isa, 2, &r, tol);
         CHECK(s == want, "%s: %d steps with the passes, expected %d", what, s, want);
         CHECK(r == ref, "%s: %d steps without the passes, expected %d", what, r, ref);
     }
@@ -171,7 +102,7 @@ static void case_linear_relu(void) {
     tb_node(m, "Relu", "a", "y");
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 3, (int64_t[]){2, 3, 8});
+    feed_add(&f, "x", PL_F32, 3, (int64_t[]){2, 3, 8}, 3);
     expect("matmul+bias+relu", m, &f, 1, 3, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -196,7 +127,7 @@ static void case_gemm(void) {
     tb_attr_f(m, l, "alpha", 0.0f);
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 2, d4x8);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
     expect("gemm+bias+sigmoid, gemm(C)+leakyrelu(0)", m, &f, 2, 5, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -220,8 +151,8 @@ static void case_residual_moves(void) {
     tb_attr_f(m, hs, "alpha", 0.3f);
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 2, d4x8);
-    feed_add(&f, "r0", PL_F32, 2, d4x16);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
+    feed_add(&f, "r0", PL_F32, 2, d4x16, 3);
     expect("residual computed later, tanh, hardsigmoid", m, &f, 3, 6, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -238,8 +169,8 @@ static void case_no_fusion(void) {
     tb_node(m, "Add", "mm,r", "y");
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 2, d4x8);
-    feed_add(&f, "r", PL_F32, 2, (int64_t[]){4, 1});
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
+    feed_add(&f, "r", PL_F32, 2, (int64_t[]){4, 1}, 3);
     expect("broadcast residual", m, &f, 2, 2, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -261,7 +192,7 @@ static void case_no_fusion(void) {
     tb_output(m, "y2");
     tb_output(m, "y3");
     tb_output(m, "y4");
-    feed_add(&f, "x", PL_F32, 2, d4x8);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
     expect("outputs and second readers", m, &f, 7, 7, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -281,9 +212,9 @@ static void case_no_fusion(void) {
     tb_node(m, "Add", "md,bd", "yd");
     tb_output(m, "y");
     tb_output(m, "yd");
-    feed_add(&f, "x", PL_F32, 2, d4x8);
-    feed_add(&f, "lo", PL_F32, 0, NULL);
-    feed_add(&f, "xd", PL_F64, 2, d4x8);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
+    feed_add(&f, "lo", PL_F32, 0, NULL, 3);
+    feed_add(&f, "xd", PL_F64, 2, d4x8, 3);
     expect("computed clip bound, float64", m, &f, 4, 4, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -321,7 +252,7 @@ static void case_layernorm(bool affine) {
     }
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 3, dx);
+    feed_add(&f, "x", PL_F32, 3, dx, 3);
     /* Constant is folded in both; 8 ops + Mul/Add or Relu */
     expect(affine ? "layernorm" : "layernorm (no affine)", m, &f, affine ? 1 : 2, affine ? 9 : 8,
            1e-5);
@@ -366,7 +297,7 @@ static void case_gelu(bool tanh_form) {
     }
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 2, d4x8);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
     expect(tanh_form ? "gelu (tanh)" : "gelu (erf)", m, &f, 1, before, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -391,7 +322,7 @@ static void case_gelu_prefix(void) {
     tb_node(m, "Mul", "t5,two", "y");
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 2, d4x8);
+    feed_add(&f, "x", PL_F32, 2, d4x8, 3);
     expect("gelu then a scale", m, &f, 2, 7, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -421,10 +352,10 @@ static void case_attention(void) {
     tb_node(m, "Clip", "z,lo,hi", "y");
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "q", PL_F32, 4, dq);
-    feed_add(&f, "k", PL_F32, 4, dk);
-    feed_add(&f, "v", PL_F32, 4, dq);
-    feed_add(&f, "mask0", PL_F32, 4, (int64_t[]){1, 1, 1, 10});
+    feed_add(&f, "q", PL_F32, 4, dq, 3);
+    feed_add(&f, "k", PL_F32, 4, dk, 3);
+    feed_add(&f, "v", PL_F32, 4, dq, 3);
+    feed_add(&f, "mask0", PL_F32, 4, (int64_t[]){1, 1, 1, 10}, 3);
     expect("attention scale, mask, residual, clip", m, &f, 5, 9, 1e-5);
     feed_free(&f);
     pl_model_free(m);
@@ -449,7 +380,7 @@ static void case_conv(void) {
     tb_node(m, "Clip", "c2,lo,hi", "y");
     tb_output(m, "y");
     feed f = {0};
-    feed_add(&f, "x", PL_F32, 4, dx);
+    feed_add(&f, "x", PL_F32, 4, dx, 3);
     expect("conv residual relu, conv clip", m, &f, 2, 5, 1e-4);
     feed_free(&f);
     pl_model_free(m);
@@ -470,8 +401,8 @@ static void case_symbolic(void) {
         tb_output(m, "y");
         for (int batch = 3; batch <= 5; batch += 2) {
             feed f = {0};
-            feed_add(&f, "x", PL_F32, 2, (int64_t[]){batch, 8});
-            feed_add(&f, "r", PL_F32, 2, (int64_t[]){batch, 16});
+            feed_add(&f, "x", PL_F32, 2, (int64_t[]){batch, 8}, 3);
+            feed_add(&f, "r", PL_F32, 2, (int64_t[]){batch, 16}, 3);
             expect(same ? "symbolic batch" : "two symbols", m, &f, same ? 1 : 2, 3, 1e-5);
             feed_free(&f);
         }
@@ -508,8 +439,8 @@ static void case_attrs_other_types(void) {
         pillar_status st = pillar_session_create(m, NULL, &s);
         CHECK(st == PILLAR_OK, "attrs %s: %s", pl_dtype_name(T), pillar_last_error());
         feed f = {0};
-        feed_add(&f, "x", T, 2, d4x8);
-        feed_add(&f, "r", T, 2, d4x16);
+        feed_add(&f, "x", T, 2, d4x8, 3);
+        feed_add(&f, "r", T, 2, d4x16, 3);
         pillar_tensor *out[2] = {NULL, NULL};
         if (st == PILLAR_OK) {
             st = pillar_session_run(s, 2, f.names, (const pillar_tensor *const *)f.t, 2, NULL, out);
@@ -580,8 +511,8 @@ static void case_einsum(void) {
             tb_attr_s(m, n, "equation", eqs[e].eq);
             tb_output(m, "y");
             feed f = {0};
-            feed_add(&f, "a", T, eqs[e].na, eqs[e].da);
-            feed_add(&f, "b", T, eqs[e].nb, eqs[e].db);
+            feed_add(&f, "a", T, eqs[e].na, eqs[e].da, 3);
+            feed_add(&f, "b", T, eqs[e].nb, eqs[e].db, 3);
             for (int64_t i = 0; i < pillar_tensor_numel(f.t[0]); i++) pl_set_f64(f.t[0], i, av[i]);
             for (int64_t i = 0; i < pillar_tensor_numel(f.t[1]); i++) pl_set_f64(f.t[1], i, bv[i]);
             pillar_options *o;

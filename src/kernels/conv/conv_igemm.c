@@ -168,17 +168,21 @@ static pl_status igemm_t_setup(pl_conv_fast *f, const float *w, int64_t kcmax) {
  * planning turns the mode off (A/B). */
 #define DK_MAX_K 160
 #define DK_MAX_K_1X1 32
+
+/* The mode's work units: 64-pixel strips when the plane's rows follow each other in the
+ * prepared grid (flat), else output rows. */
+static bool dk_flat(const pl_conv_fast *f) { return f->ldg == f->g.OW; }
+static int64_t dk_units(const pl_conv_fast *f) { return dk_flat(f) ? (f->Np + 63) / 64 : f->g.OH; }
+
 static bool direct_k_applies(const pl_conv_fast *f) {
     const char *env = getenv("PILLAR_CONV_DIRECT");
     if (env && env[0] == '0') return false;
     const int64_t taps = f->g.KH * f->g.KW;
-    const bool flat = f->ldg == f->g.OW;
-    const int64_t units = flat ? (f->Np + 63) / 64 : f->g.OH;
     /* 1x1 with an output beyond 2 MiB (MobileNetV2's 96<-16 112x112, 4.8 MB) ran 18% slower
      * in the model at 2 threads (layer_bench --ab): its 96 strided output streams */
     const bool big_1x1 = taps == 1 && (double)f->g.M * (double)f->Np * 4.0 > 2.0 * 1048576.0;
     return f->k->direct_run && f->g.G == 1 && f->force_t != 1 && !big_1x1 &&
-           f->K <= (taps > 1 ? DK_MAX_K : DK_MAX_K_1X1) && units >= 4 * (int64_t)f->nthreads;
+           f->K <= (taps > 1 ? DK_MAX_K : DK_MAX_K_1X1) && dk_units(f) >= 4 * (int64_t)f->nthreads;
 }
 
 /* Weights as [K][ldk] (k = tap, channel as in koff), zero-padded; tasks over output rows
@@ -197,8 +201,7 @@ static pl_status direct_k_setup(pl_conv_fast *f, const float *w) {
         for (int64_t m = 0; m < f->ldk; m++) f->A[k * f->ldk + m] = m < g->M ? tmp[m * f->K + k] : 0.0f;
     free(tmp);
     /* about 4 tasks per thread; runs of whole 64-pixel strips when the plane is flat */
-    const bool flat = f->ldg == g->OW;
-    const int64_t units = flat ? (f->Np + 63) / 64 : g->OH;
+    const int64_t units = dk_units(f);
     int64_t tasks = f->nthreads > 1 ? 4 * (int64_t)f->nthreads : 1;
     if (tasks > units) tasks = units;
     f->tm = (int)(tasks < 1 ? 1 : tasks);
@@ -523,8 +526,8 @@ static void dk_task(void *ctx, int task, int thread) {
     const pl_conv_fast *f = j->f;
     const cf_geom *g = &f->g;
     const int64_t OHW = g->OH * g->OW;
-    const bool flat = f->ldg == g->OW;
-    const int64_t units = flat ? (f->Np + 63) / 64 : g->OH;
+    const bool flat = dk_flat(f);
+    const int64_t units = dk_units(f);
     const int64_t u0 = units * task / f->tm, u1 = units * (task + 1) / f->tm;
     const float lo = f->clamp ? f->lo : -INFINITY, hi = f->clamp ? f->hi : INFINITY;
     for (int64_t u = u0; u < u1;) {

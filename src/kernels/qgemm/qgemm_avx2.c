@@ -18,7 +18,6 @@
 
 #define MR 6
 
-
 static inline __m256i bcast4w(const int16_t *p) {
     int64_t v;
     memcpy(&v, p, 8);
