@@ -23,22 +23,49 @@ enum { SPLIT = -3 };
 
 static int iabs(int v) { return v < 0 ? -v : v; }
 
+/* Whether a weight pair is exact under vpmaddubsw with u8 activations: the extreme sums
+ * 255 * (its positive weights) and -255 * (its negative weights' magnitudes) fit int16. */
+static bool fits(int a, int b) {
+    const int hi = 255 * ((a > 0 ? a : 0) + (b > 0 ? b : 0)), lo = 255 * ((a < 0 ? a : 0) + (b < 0 ? b : 0));
+    return hi <= 32767 && lo >= -32768;
+}
+
 /* The class qsplit.h gives a group (0: plain). */
 static int class_of(const int8_t w[4]) {
-    const int a[4] = {iabs(w[0]), iabs(w[1]), iabs(w[2]), iabs(w[3])};
-    if (a[0] + a[1] <= 128 && a[2] + a[3] <= 128) return 0;
-    if (a[0] + a[2] <= 128 && a[1] + a[3] <= 128) return PL_Q8_CLS_P0213;
-    if (a[0] + a[3] <= 128 && a[1] + a[2] <= 128) return PL_Q8_CLS_P0312;
+    if (fits(w[0], w[1]) && fits(w[2], w[3])) return 0;
+    if (fits(w[0], w[2]) && fits(w[1], w[3])) return PL_Q8_CLS_P0213;
+    if (fits(w[0], w[3]) && fits(w[1], w[2])) return PL_Q8_CLS_P0312;
     return SPLIT;
 }
 
 static int8_t sgn(int8_t v) { return rnd() % 2 ? v : (int8_t)(v == -128 ? 127 : -v); }
 
+/* A pair of one sign (s = +-1) whose magnitudes sum to t (t <= 254), at random. */
+static void same_sign(int s, int t, int8_t *a, int8_t *b) {
+    const int lo = t > 127 ? t - 127 : 0, hi = t < 127 ? t : 127;
+    const int x = lo + (int)(rnd() % (unsigned)(hi - lo + 1));
+    const int y = t - x; /* -128 only when s < 0 */
+    *a = (int8_t)(s * (x == 128 && s > 0 ? 127 : x));
+    *b = (int8_t)(s * (y == 128 && s > 0 ? 127 : y));
+}
+
 /* A group of kind `want` (0 plain, -1..-3 as qsplit.h, 1: a random group); at the bound
- * (pair sums 128 and 129) half the time. */
+ * (pair sums 128 and 129) half the time. Kind 2: pairs at the sign-aware bound only --
+ * one sign summing to 128 or 129, or opposite signs of the largest magnitudes (-128 with
+ * 127, exact although |w0| + |w1| = 255). */
 static void make_group(int want, int8_t q[4]) {
     for (;;) {
         switch (want) {
+        case 2:
+            for (int h = 0; h < 2; h++) {
+                const int s = rnd() % 2 ? 1 : -1;
+                if (rnd() % 3 == 0) {
+                    q[2 * h] = (int8_t)(s > 0 ? 127 : -128), q[2 * h + 1] = (int8_t)(s > 0 ? -128 : 127);
+                } else {
+                    same_sign(s, 128 + (int)(rnd() % 2), &q[2 * h], &q[2 * h + 1]);
+                }
+            }
+            break;
         case 0: { /* pairs at or below 128 */
             int s = rnd() % 2 ? 128 : (int)(rnd() % 129);
             int x = (int)(rnd() % (unsigned)(s + 1));
@@ -64,23 +91,24 @@ static void make_group(int want, int8_t q[4]) {
             for (int t = 0; t < 4; t++) q[t] = (int8_t)rnd();
             if (rnd() % 3 == 0) q[rnd() % 4] = 0;
         }
-        if (want == 1 || class_of(q) == want) return;
+        if (want == 1 || want == 2 || class_of(q) == want) return;
     }
 }
 
-/* Weights M x K: row kinds (r % 7): 0 plain only, 1 P0213 only, 2 P0312 only, 3 split
- * only, 4 empty, 5 every group non-zero and mixed, 6 a random mix with zero groups. */
+/* Weights M x K: row kinds (r % 8): 0 plain only, 1 P0213 only, 2 P0312 only, 3 split
+ * only, 4 empty, 5 every group non-zero and mixed, 6 a random mix with zero groups, 7
+ * pairs at the sign-aware bound (make_group's kind 2). */
 static void make_weights(int8_t *w, int M, int K, int density) {
     memset(w, 0, (size_t)M * (size_t)K);
     const int G = (K + 3) / 4;
     static const int kinds[4] = {0, PL_Q8_CLS_P0213, PL_Q8_CLS_P0312, SPLIT};
     for (int m = 0; m < M; m++) {
-        const int kind = (m + density) % 7;
+        const int kind = (m + density) % 8;
         if (kind == 4) continue;
         for (int g = 0; g < G; g++) {
             if (kind != 5 && (int)(rnd() % 100) >= density) continue;
             int8_t q[4];
-            make_group(kind < 4 ? kinds[kind] : kind == 5 ? kinds[rnd() % 4] : 1, q);
+            make_group(kind < 4 ? kinds[kind] : kind == 5 ? kinds[rnd() % 4] : kind == 7 ? 2 : 1, q);
             for (int t = 0; t < 4 && 4 * g + t < K; t++) w[m * K + 4 * g + t] = q[t];
         }
     }

@@ -91,14 +91,15 @@ static void gemm_case(pl_q8_level level, int M, int K, int P, int sparsity, bool
         int64_t groups = 0, splits = 0;
         for (int m = 0; m < M; m++)
             for (int g = 0; g < (K + 3) / 4; g++) {
-                int s0 = 0, s1 = 0;
+                /* per pair: the sums of its positive and of its negative weights */
+                int pos[2] = {0, 0}, neg[2] = {0, 0};
                 bool nz = false;
                 for (int k = 4 * g; k < 4 * g + 4 && k < K; k++) {
                     nz |= w[m * K + k] != 0;
-                    *(k % 4 < 2 ? &s0 : &s1) += abs(w[m * K + k]);
+                    *(w[m * K + k] > 0 ? &pos[k % 4 / 2] : &neg[k % 4 / 2]) += abs(w[m * K + k]);
                 }
                 groups += nz;
-                splits += nz && (s0 > 128 || s1 > 128);
+                splits += nz && (pos[0] > 128 || pos[1] > 128 || neg[0] > 128 || neg[1] > 128);
             }
         CHECK(pw.nnz_groups == groups && pw.nent == groups + (level == PL_Q8_AVX2 ? splits : 0),
               "%s sparse entries %lld of %lld groups (%lld to split)", pl_q8_level_name(level),

@@ -30,12 +30,13 @@ static const pl_q8_impl *impl_of(pl_q8_level l) {
 static size_t w_elem_size(pl_q8_level l, bool sparse) { return l == PL_Q8_AVX2 && !sparse ? 2 : 1; }
 
 /* The AVX2 sparse rows multiply with vpmaddubsw (u8 x s8, adjacent products summed into a
- * saturating int16): with activations in [0, 255] a weight pair (w0, w1) cannot saturate
- * when |w0| + |w1| <= 128 (255 * 128 = 32640 <= 32767). A group with a pair above that is
- * split exactly into (w0, 0, w2, 0) + (0, w1, 0, w3): every pair then holds one product,
- * at most 255 * 128 in magnitude. Returns whether group w[0..3] needs the split. */
+ * saturating int16): with activations in [0, 255] a weight pair cannot saturate when its
+ * positive weights and its negative weights' magnitudes each sum to at most 128
+ * (pl_q8_pair_fits: 255 * 128 = 32640). A group with a pair past that is split exactly
+ * into (w0, 0, w2, 0) + (0, w1, 0, w3): every pair then holds one product, at most
+ * 255 * 128 in magnitude. Returns whether group w[0..3] needs the split. */
 static bool avx2_split(const int8_t w[4]) {
-    return abs(w[0]) + abs(w[1]) > 128 || abs(w[2]) + abs(w[3]) > 128;
+    return !pl_q8_pair_fits(w[0], w[1]) || !pl_q8_pair_fits(w[2], w[3]);
 }
 
 double pl_q8_group_sparsity(const int8_t *w, int64_t M, int64_t K, int64_t ldw,

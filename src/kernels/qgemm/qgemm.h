@@ -116,8 +116,9 @@ typedef struct pl_q8_w {
     bool any_zw;     /* some zw != 0: the kernel needs column sums of a */
     /* sparse: row m's entries are idx[ptr[m] .. ptr[m+1]) (group numbers g, the 4 s8
      * weights of entry j at vals[4 * j]); one entry per non-zero group, except on AVX2,
-     * where a group with a weight pair |w0| + |w1| > 128 (which vpmaddubsw could
-     * saturate) is two entries of the same g, (w0, 0, w2, 0) and (0, w1, 0, w3) */
+     * where a group with a weight pair that vpmaddubsw could saturate (same sign and
+     * |w0| + |w1| > 128, qsplit.h) is two entries of the same g, (w0, 0, w2, 0) and
+     * (0, w1, 0, w3), or one permuted entry and a marker (qsplit.h) */
     int64_t *ptr;
     int32_t *idx;
     void *vals;

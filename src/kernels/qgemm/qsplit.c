@@ -5,14 +5,12 @@
 
 #include "kernels/qgemm/qsplit.h"
 
-static int iabs(int v) { return v < 0 ? -v : v; }
-
 /* Whether pairs (w[i], w[j]) and the other two are both within the vpmaddubsw bound. */
 static bool pairs_fit(const int8_t w[4], int i, int j) {
-    int rest = 0;
+    int o[2], n = 0;
     for (int t = 0; t < 4; t++)
-        if (t != i && t != j) rest += iabs(w[t]);
-    return iabs(w[i]) + iabs(w[j]) <= 128 && rest <= 128;
+        if (t != i && t != j) o[n++] = w[t];
+    return pl_q8_pair_fits(w[i], w[j]) && pl_q8_pair_fits(o[0], o[1]);
 }
 
 /* A group's class (0: plain) and its entry weights: out[0..3], and out[4..7] for the
