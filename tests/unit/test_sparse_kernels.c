@@ -84,6 +84,9 @@ static void mm_case(int64_t M, int64_t K, int64_t n, double zf, bool use_koff, b
     CHECK(pl_sparse_nnz(sw) == nz, "nnz %lld, expected %lld", (long long)pl_sparse_nnz(sw), (long long)nz);
     /* half the koff runs with the offsets precomputed */
     if (use_koff && rnd() % 2) CHECK(pl_sparse_bind_koff(sw, koff) == PL_OK, "bind: %s", pl_error_msg());
+    /* half the runs in the chunked order (pl_sparse_set_chunks), chunks of 1 .. K + 2 columns */
+    if (rnd() % 2)
+        CHECK(pl_sparse_set_chunks(sw, 1 + (int64_t)(rnd() % (uint32_t)(K + 2))) == PL_OK, "chunks: %s", pl_error_msg());
     /* half the runs with the AVX-512 kernel's 16-vector column blocks (KxK convolutions) */
     sw->wide = rnd() % 2;
     const int64_t m0 = M > 3 ? (int64_t)(rnd() % 2) : 0, m1 = M > 3 ? M - (int64_t)(rnd() % 2) : M;
@@ -398,6 +401,10 @@ static void test_conv(bool quick, pl_threadpool *const pools[3]) {
          * column tiles of 256-column blocks, below) */
         {2, 1, 96, 16, 1, 28, 28, 3, 2, 1},  {2, 2, 8, 12, 2, 27, 28, 3, 2, 1},
         {2, 1, 40, 12, 1, 56, 56, 3, 2, 1},  {2, 2, 40, 8, 2, 9, 13, 5, 1, 2},
+        /* stride 2 with many input channels (several 48 KB chunks of 4 phase planes) on
+         * 28-, 15-, 14- and 7-wide planes */
+        {2, 1, 160, 24, 1, 28, 28, 3, 2, 1}, {2, 1, 120, 16, 1, 15, 15, 3, 2, 1},
+        {2, 1, 200, 16, 1, 14, 14, 3, 2, 1}, {2, 1, 64, 16, 1, 7, 7, 3, 2, 1},
         /* rows padded to 64 (56- to 62-wide outputs: 58- to 64-wide planes): one column
          * tile, and several tiles of whole 256-column blocks */
         {2, 1, 16, 12, 1, 56, 56, 3, 1, 1},  {2, 1, 64, 8, 1, 60, 60, 3, 1, 1},

@@ -117,7 +117,7 @@ static sp_form sp_form_of(const cf_geom *g, const cf_prep *pp, pl_isa isa) {
 
 /* Packs every group's weights in the form chosen (sp_form_of), in channel chunks whose
  * runs a 256-column block reads fill ~24 KB of L1 (16-96 KB measured alike within the
- * noise), and sizes the per-thread scratch (rows x one block). Falls back from the
+ * noise; 48 KB for stride 2, below), and sizes the per-thread scratch (rows x one block). Falls back from the
  * shifted-tap form to the chunk form, and from that to the plain kernel, where an offset
  * does not suit it (PL_ERR_UNSUPPORTED): the layer still runs. */
 static pl_status sp_pack_forms(pl_conv_fast *f, sp_form form, int64_t rows) {
@@ -130,7 +130,14 @@ static pl_status sp_pack_forms(pl_conv_fast *f, sp_form form, int64_t rows) {
     const int64_t nb = f->sp_tile < 256 ? f->sp_tile : 256;
     const int64_t span = tap_span(so, taps, nb);
     free(so);
-    int64_t cc = 24576 / (span * 4);
+    /* stride 2 in the shifted-tap form: a channel's 4 phase planes make its runs ~3.4x
+     * those of stride 1, so 24 KB held ~5 channels and ~4.5 nonzeros per row and chunk,
+     * too few to pay for the row's partial-sum load/store and shifts; 48 KB measured
+     * 13-23% faster on ResNet-50's 56->28 and 28->14 layers at 90% (1 thread CPU and a
+     * simulated 2-thread pool), 64-192 KB no better; stride 1 and the chunk form
+     * (14->7) were no better or slower with more */
+    const int64_t budget = form == SP_SHIFT && g->SH == 2 ? 49152 : 24576;
+    int64_t cc = budget / (span * 4);
     if (cc < 1) cc = 1;
     for (; form != SP_PLAIN; form = form == SP_SHIFT ? SP_CHUNK : SP_PLAIN) {
         pl_status st = PL_OK;

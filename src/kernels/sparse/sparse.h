@@ -75,8 +75,24 @@ void pl_sparse_mm_ref(const pl_sparse_w *w, int64_t m0, int64_t m1, const float 
 /* Precomputes the B offset of every nonzero for runs that pass this very koff array
  * (same pointer, contents unchanged while w lives): saves the kernel a dependent load
  * per nonzero. koff[k] must fit in 31 bits, else PL_ERR_UNSUPPORTED (runs still work,
- * through koff). Runs with another koff or none are unaffected. */
+ * through koff). Runs with another koff or none are unaffected. At AVX-512, a matrix that
+ * is not `wide` (set wide before binding) whose koff[1] - koff[0] is 1..256 (a 1x1
+ * convolution on planes of at most 256 floats: 14x14, 7x7) also gets the chunked order
+ * (pl_sparse_set_chunks, 256 columns; PILLAR_SP_KC=0 turns it off, another value sets
+ * the width). */
 pl_status pl_sparse_bind_koff(pl_sparse_w *w, const int64_t *koff);
+
+/* Splits every row's nonzeros at multiples of kc input rows (k in [c*kc, (c+1)*kc): chunk
+ * c), for the AVX-512 kernel's blocked order: columns in blocks of 64, and for each block
+ * the rows of the call chunk by chunk, the partial sums kept in Y between chunks, so that
+ * a chunk's 64-column slab of B and the rows' partial sums stay in L1/L2 while the rows
+ * run over it (the plain order streams each nonzero's B row from L2). Keeps a
+ * chunk-major copy of the nonzeros (8 bytes each). Applies to runs with the koff bound
+ * when it was called (pl_sparse_bind_koff first), else to runs with koff NULL; Y must
+ * not overlap B or the residual (as always).
+ * The sum over k keeps its order (partial sums are stored and reloaded exactly), so
+ * results do not change. kc <= 0 turns it off. PL_ERR_ARGUMENT (NULL w), PL_ERR_NOMEM. */
+pl_status pl_sparse_set_chunks(pl_sparse_w *w, int64_t kc);
 
 /* Estimated seconds for pl_sparse_mm over the whole matrix with n columns, one thread,
  * at the kernel level of w (a cost model from bench measurements: per nonzero-vector
@@ -155,6 +171,14 @@ struct pl_sparse_w {
     const int64_t *bound_koff; /* pl_sparse_bind_koff: off[p] = bound_koff[idx[p]] */
     int32_t *off;
     pl_sparse_shift *shift; /* the shifted-tap form, when the convolution made one (owned) */
+    /* pl_sparse_set_chunks: chunk width and count (0: plain order); the nonzeros again,
+     * chunk-major (chunk c of row m is [cptr[c*M + m], cptr[c*M + m + 1]) of cval/coff),
+     * coff holding B offsets (bound_koff's, when coff_bound) or column indices */
+    int64_t kc, nch;
+    int64_t *cptr;
+    float *cval;
+    int32_t *coff;
+    bool coff_bound;
     bool wide; /* AVX-512 column blocks of up to 16 vectors, not 8 (set by conv_sparse.c
                 * for KxK convolutions, where it measured 3-4% faster) */
 };

@@ -17,25 +17,13 @@ typedef struct epi_regs {
     float lo, hi;
 } epi_regs;
 
-/* One row m (relative to the first: the epilogue's index), columns [j0, j0 + 16(V-1) + tail bits): V vectors, the last one masked.
- * KOFF: B rows through koff (else k * ldb). */
-static ALWAYS_INLINE void row_block(const int V, const bool KOFF, const float *val,
-                                    const int32_t *idx, int64_t np, const float *B,
-                                    const int64_t *koff, int64_t ldb, __mmask16 tail,
-                                    float *y, const pl_sgemm_epilogue *epi, const epi_regs *er,
-                                    int64_t m, int64_t j0) {
-    __m512 acc[VMAX];
-#pragma GCC unroll 16
-    for (int i = 0; i < V; i++) acc[i] = _mm512_setzero_ps();
-    const float *Bj = B + j0;
-    for (int64_t p = 0; p < np; p++) {
-        const float *b = Bj + (KOFF ? koff[idx[p]] : (int64_t)idx[p] * ldb);
-        const __m512 v = _mm512_set1_ps(val[p]);
-#pragma GCC unroll 16
-        for (int i = 0; i < V - 1; i++) acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(b + 16 * i), acc[i]);
-        acc[V - 1] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, b + 16 * (V - 1)), acc[V - 1]);
-    }
-    if (er->any) {
+/* The epilogue of one row segment of V vectors (the last one masked by tail), in
+ * registers: row/column bias, residual, ReLU/Clip, then the store; other activations run
+ * on the stored segment. epi_on false: store only (a partial sum). */
+static ALWAYS_INLINE void finish_row(const int V, __m512 *acc, float *y, __mmask16 tail, bool epi_on,
+                                     const pl_sgemm_epilogue *epi, const epi_regs *er, int64_t m,
+                                     int64_t j0) {
+    if (epi_on && er->any) {
         if (epi->row_bias) {
             const __m512 rb = _mm512_set1_ps(epi->row_bias[m]);
 #pragma GCC unroll 16
@@ -62,7 +50,7 @@ static ALWAYS_INLINE void row_block(const int V, const bool KOFF, const float *v
 #pragma GCC unroll 16
     for (int i = 0; i < V - 1; i++) _mm512_storeu_ps(y + 16 * i, acc[i]);
     _mm512_mask_storeu_ps(y + 16 * (V - 1), tail, acc[V - 1]);
-    if (er->post) {
+    if (epi_on && er->post) {
         pl_sgemm_epilogue e = {0};
         e.act = epi->act;
         e.act_alpha = epi->act_alpha;
@@ -70,6 +58,27 @@ static ALWAYS_INLINE void row_block(const int V, const bool KOFF, const float *v
         e.act_max = epi->act_max;
         pl_sgemm_apply_epilogue(y, 0, 1, 16 * (V - 1) + __builtin_popcount(tail), &e);
     }
+}
+
+/* One row m (relative to the first: the epilogue's index), columns [j0, j0 + 16(V-1) + tail bits): V vectors, the last one masked.
+ * KOFF: B rows through koff (else k * ldb). */
+static ALWAYS_INLINE void row_block(const int V, const bool KOFF, const float *val,
+                                    const int32_t *idx, int64_t np, const float *B,
+                                    const int64_t *koff, int64_t ldb, __mmask16 tail,
+                                    float *y, const pl_sgemm_epilogue *epi, const epi_regs *er,
+                                    int64_t m, int64_t j0) {
+    __m512 acc[VMAX];
+#pragma GCC unroll 16
+    for (int i = 0; i < V; i++) acc[i] = _mm512_setzero_ps();
+    const float *Bj = B + j0;
+    for (int64_t p = 0; p < np; p++) {
+        const float *b = Bj + (KOFF ? koff[idx[p]] : (int64_t)idx[p] * ldb);
+        const __m512 v = _mm512_set1_ps(val[p]);
+#pragma GCC unroll 16
+        for (int i = 0; i < V - 1; i++) acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(b + 16 * i), acc[i]);
+        acc[V - 1] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, b + 16 * (V - 1)), acc[V - 1]);
+    }
+    finish_row(V, acc, y, tail, true, epi, er, m, j0);
 }
 
 #define ROW_ANY_BODY(KOFF, VM)                                                                       \
@@ -113,6 +122,70 @@ ROW_FN(row_ldb, false, 8)
 ROW_FN(row_koff_wide, true, 16)
 ROW_FN(row_ldb_wide, false, 16)
 
+/* The blocked order (pl_sparse_set_chunks): one row's chunk [p0, p1) over V <= 4 vectors
+ * of a 64-column block: acc = (first chunk ? 0 : Y) + its nonzeros; after the last chunk
+ * the epilogue in registers (row_block's), then the store. Rows with no nonzeros in a
+ * middle chunk are skipped by the caller. */
+static ALWAYS_INLINE void chunk_row(const int V, const bool OFF, const float *val, const int32_t *idx,
+                                    int64_t p0, int64_t p1, const float *B, int64_t ldb, float *y,
+                                    __mmask16 tail, bool first, bool last, const pl_sgemm_epilogue *epi,
+                                    const epi_regs *er, int64_t m, int64_t j0) {
+    __m512 acc[4];
+    if (first) {
+#pragma GCC unroll 4
+        for (int i = 0; i < V; i++) acc[i] = _mm512_setzero_ps();
+    } else {
+#pragma GCC unroll 4
+        for (int i = 0; i < V - 1; i++) acc[i] = _mm512_loadu_ps(y + 16 * i);
+        acc[V - 1] = _mm512_maskz_loadu_ps(tail, y + 16 * (V - 1));
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        const float *b = B + (OFF ? (int64_t)idx[p] : (int64_t)idx[p] * ldb);
+        const __m512 v = _mm512_set1_ps(val[p]);
+#pragma GCC unroll 4
+        for (int i = 0; i < V - 1; i++) acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(b + 16 * i), acc[i]);
+        acc[V - 1] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(tail, b + 16 * (V - 1)), acc[V - 1]);
+    }
+    finish_row(V, acc, y, tail, last, epi, er, m, j0);
+}
+
+/* Rows [m0, m1) of one column block [j0, j0 + 16 V), chunk by chunk (Y and the epilogue
+ * relative to m0). */
+static ALWAYS_INLINE void chunk_block(const int V, const bool OFF, const pl_sparse_w *w, int64_t m0,
+                                      int64_t m1, const float *B, int64_t ldb, float *Y, int64_t ldy,
+                                      __mmask16 tail, const pl_sgemm_epilogue *epi, const epi_regs *er,
+                                      int64_t j0) {
+    const int64_t M = w->M, nch = w->nch;
+    for (int64_t c = 0; c < nch; c++) {
+        const bool first = c == 0, last = c == nch - 1;
+        const int64_t *cp = w->cptr + c * M;
+        for (int64_t m = m0; m < m1; m++) {
+            const int64_t p0 = cp[m], p1 = cp[m + 1];
+            if (!first && !last && p0 == p1) continue;
+            chunk_row(V, OFF, w->cval, w->coff, p0, p1, B + j0, ldb, Y + (m - m0) * ldy + j0, tail, first, last,
+                      epi, er, m - m0, j0);
+        }
+    }
+}
+
+#define CHUNK_FN(NAME, OFF)                                                                        \
+    static void NAME(const pl_sparse_w *w, int64_t m0, int64_t m1, const float *B, int64_t ldb,   \
+                     int64_t n, float *Y, int64_t ldy, const pl_sgemm_epilogue *epi,               \
+                     const epi_regs *er) {                                                         \
+        for (int64_t j0 = 0; j0 < n; j0 += 64) {                                                   \
+            const int64_t r = n - j0 < 64 ? n - j0 : 64;                                           \
+            const __mmask16 t = (__mmask16)(r % 16 ? (1u << (r % 16)) - 1u : 0xffffu);             \
+            switch ((r + 15) / 16) {                                                               \
+            case 1: chunk_block(1, OFF, w, m0, m1, B, ldb, Y, ldy, t, epi, er, j0); break;         \
+            case 2: chunk_block(2, OFF, w, m0, m1, B, ldb, Y, ldy, t, epi, er, j0); break;         \
+            case 3: chunk_block(3, OFF, w, m0, m1, B, ldb, Y, ldy, t, epi, er, j0); break;         \
+            default: chunk_block(4, OFF, w, m0, m1, B, ldb, Y, ldy, t, epi, er, j0); break;        \
+            }                                                                                      \
+        }                                                                                          \
+    }
+CHUNK_FN(chunks_off, true)
+CHUNK_FN(chunks_ldb, false)
+
 static void spmm_avx512(const pl_sparse_w *w, int64_t m0, int64_t m1, const float *B,
                         const int64_t *koff, int64_t ldb, int64_t n, float *Y, int64_t ldy,
                         const pl_sgemm_epilogue *epi) {
@@ -123,6 +196,11 @@ static void spmm_avx512(const pl_sparse_w *w, int64_t m0, int64_t m1, const floa
     if (epi->act == PL_SGEMM_ACT_RELU) er.clamp = true, er.lo = 0.0f;
     else if (epi->act == PL_SGEMM_ACT_CLIP) er.clamp = true, er.lo = epi->act_min, er.hi = epi->act_max;
     else if (epi->act != PL_SGEMM_ACT_NONE) er.post = true;
+    if (w->cptr && (w->coff_bound ? koff && koff == w->bound_koff : !koff)) {
+        if (koff) chunks_off(w, m0, m1, B, 1, n, Y, ldy, epi, &er);
+        else chunks_ldb(w, m0, m1, B, ldb, n, Y, ldy, epi, &er);
+        return;
+    }
     for (int64_t m = m0; m < m1; m++) {
         const int64_t p0 = w->row_ptr[m], np = w->row_ptr[m + 1] - p0;
         float *y = Y + (m - m0) * ldy;
