@@ -845,8 +845,12 @@ pl_status pl_columns_advance(pl_session *s, bool all, int *decided) {
          * taken: ResNet-50 90%'s 56x56 bottlenecks ran 1.42 / 1.10 / 1.10x of layers
          * (one thread, CPU), MobileNetV2 90%'s 112x112 chain 1.4x; pruned ones at the
          * margin of pruned chains with an image per thread (the same chains' estimates
-         * are pessimistic there: 1-5% slower estimated) */
-        const bool in_l3 = !best->tier && !best->whole && best->mem_layers <= 0 && best->N < mc->threads && !big;
+         * are pessimistic there: 1-5% slower estimated). Pruned chains go by their
+         * estimate (session 9, MobileNetV2 90% b1, 2 threads, CPU median of 8 rounds
+         * alternating, load 5-7: AUTO with its chains 1-3 as columns 5.05 ms, with the
+         * rule 5.36, COLUMNS 4.92, layers 5.95; an earlier set of 6: 4.89 / 5.39 / 4.91
+         * / 5.51) */
+        const bool in_l3 = dense && !best->tier && !best->whole && best->mem_layers <= 0 && best->N < mc->threads && !big;
         best->used = req == PILLAR_SCHEDULE_COLUMNS ||
                      (req == PILLAR_SCHEDULE_AUTO && !in_l3 && best->t_cols < margin * best->t_layers);
         if (!best->used)
