@@ -25,6 +25,7 @@ static pl_cpu_info g_info;
 static pl_isa g_env_isa; /* best, or lowered by PILLAR_ISA */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static atomic_int g_forced = -1;
+static size_t g_detected_l3; /* what detect_caches found, for pl_cpu_force_l3(0) */
 
 #if PL_X86
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
@@ -184,6 +185,7 @@ static void init_once(void) {
     if (ci->best == PL_ISA_AVX2 && ci->avx512f && ci->avx512bw && ci->avx512vl && ci->avx512dq)
         ci->best = PL_ISA_AVX512;
     detect_caches(ci);
+    g_detected_l3 = ci->l3;
     detect_cores(ci);
     g_env_isa = ci->best;
     const char *env = getenv("PILLAR_ISA");
@@ -233,6 +235,12 @@ pl_isa pl_cpu_force_isa(int isa) {
         atomic_store(&g_forced, isa);
     }
     return pl_cpu_isa();
+}
+
+size_t pl_cpu_force_l3(size_t bytes) {
+    pl_cpu();
+    g_info.l3 = bytes ? bytes : g_detected_l3;
+    return g_info.l3;
 }
 
 int pl_cpu_default_threads(void) {

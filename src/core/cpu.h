@@ -50,6 +50,12 @@ int pl_isa_parse(const char *s);
  * Returns the level now in force. */
 pl_isa pl_cpu_force_isa(int isa);
 
+/* For tests: makes pl_cpu()->l3 read `bytes` (0: the detected size again), so size rules
+ * tied to L3 (streamed conv outputs, the columns planner) can be exercised with small
+ * tensors on machines with a large L3. Not thread-safe: call it while no kernel is
+ * planning. Returns the size now in force. */
+size_t pl_cpu_force_l3(size_t bytes);
+
 /* Default number of threads: the physical cores this process may run on (>= 1). */
 int pl_cpu_default_threads(void);
 
